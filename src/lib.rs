@@ -1,0 +1,61 @@
+//! A single-threaded, callback-based networking reactor over mio, in the
+//! style of Python's Twisted.
+//!
+//! A [`Reactor`] owns every socket and timer. A [`Factory`] builds a
+//! [`Protocol`] for each connection; the reactor calls its `connection_made`,
+//! `data_received` and `connection_lost`, handing it a [`Transport`] to write
+//! through. Callbacks never block, and from any of them a program can write
+//! to other connections, schedule timers, listen, connect, or stop.
+//!
+//! # Example: an echo server and a client talking to it
+//!
+//! ```
+//! use std::time::Duration;
+//! use reactor::{Protocol, Reactor, Reason, Transport};
+//!
+//! /// Sends back whatever arrives.
+//! struct Echo;
+//! impl Protocol for Echo {
+//!     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+//!         transport.write(data);
+//!     }
+//! }
+//!
+//! /// Says hello, checks the echo, then hangs up.
+//! struct Hello;
+//! impl Protocol for Hello {
+//!     fn connection_made(&mut self, transport: &mut dyn Transport) {
+//!         transport.write(b"hello");
+//!     }
+//!     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+//!         assert_eq!(data, b"hello");
+//!         transport.lose_connection();
+//!     }
+//!     fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+//!         assert!(reason.is_clean());
+//!         transport.reactor().unwrap().stop();
+//!     }
+//! }
+//!
+//! let mut reactor = Reactor::new()?;
+//! let server = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), || Echo)?;
+//! reactor.connect_tcp(server.local_addr(), || Hello, Duration::from_secs(5));
+//! reactor.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod buffer;
+mod protocol;
+mod reactor;
+mod reason;
+mod tcp;
+pub mod testing;
+mod timer;
+mod transport;
+
+pub use crate::protocol::{ClientFactory, Factory, Protocol, SharedFactory};
+pub use crate::reactor::{Reactor, ReactorHandle};
+pub use crate::reason::Reason;
+pub use crate::tcp::{ListenOptions, ListenerHandle};
+pub use crate::timer::TimerId;
+pub use crate::transport::{ConnectionId, Transport};

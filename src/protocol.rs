@@ -1,0 +1,163 @@
+//! The callbacks a connection's owner implements, and the factories that build them.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use crate::reactor::Reactor;
+use crate::reason::Reason;
+use crate::transport::Transport;
+
+/// The per-connection callbacks, as in Twisted's `IProtocol`.
+///
+/// For each connection the reactor calls `connection_made` once, then
+/// `data_received` for every chunk read, then `connection_lost` exactly once,
+/// after which the protocol is dropped. Every callback is handed the
+/// connection's [`Transport`], through which it writes, closes, schedules
+/// timers and reaches the [`Reactor`].
+///
+/// Callbacks run on the reactor thread and must not block.
+pub trait Protocol: 'static {
+    /// The connection is established; `transport` is ready for writing.
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        let _ = transport;
+    }
+
+    /// Bytes arrived. TCP keeps no message boundaries: `data` is whatever one
+    /// read returned, and is only valid during the call.
+    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]);
+
+    /// The connection is gone. Called exactly once per made connection.
+    /// Writes to `transport` are ignored now, but it still reaches the
+    /// reactor (to tell other connections, say).
+    fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+        let _ = (transport, reason);
+    }
+
+    /// A timer scheduled with [`Transport::call_later`] fired; `tag` is the
+    /// value given when it was scheduled. Twisted's `callLater(d, self.method)`.
+    /// Never called after `connection_lost`.
+    fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
+        let _ = (transport, tag);
+    }
+}
+
+/// Builds a [`Protocol`] for each accepted (or connected) socket, as Twisted's `Factory`.
+///
+/// A closure returning a protocol is a factory: `|| Echo`. State that every
+/// protocol should reach (a chat room's members) lives in the factory, which
+/// hands each protocol a shared handle to it (`Rc<RefCell<…>>`).
+pub trait Factory: 'static {
+    /// Builds the protocol for a new connection from `peer`.
+    fn build_protocol(&mut self, peer: SocketAddr) -> Box<dyn Protocol>;
+
+    /// Called before the first connection is built: when it starts listening,
+    /// or when a client factory starts connecting.
+    fn start_factory(&mut self) {}
+
+    /// Called when the factory's listener stops (for a [`SharedFactory`],
+    /// its last listener).
+    fn stop_factory(&mut self) {}
+}
+
+impl<F, P> Factory for F
+where
+    F: FnMut() -> P + 'static,
+    P: Protocol,
+{
+    fn build_protocol(&mut self, _peer: SocketAddr) -> Box<dyn Protocol> {
+        Box::new(self())
+    }
+}
+
+/// A factory for outgoing connections, as Twisted's `ClientFactory`.
+///
+/// The hooks get the reactor so that, as in the Twisted examples, losing the
+/// only connection can stop it.
+pub trait ClientFactory: Factory {
+    /// The connection attempt has begun.
+    fn started_connecting(&mut self, reactor: &mut Reactor) {
+        let _ = reactor;
+    }
+
+    /// The attempt failed: refused, unreachable ([`Reason::Error`]) or
+    /// [`Reason::TimedOut`]. No protocol was built.
+    fn client_connection_failed(&mut self, reactor: &mut Reactor, reason: &Reason) {
+        let _ = (reactor, reason);
+    }
+
+    /// A connection made from this factory ended, after its protocol's
+    /// `connection_lost`.
+    fn client_connection_lost(&mut self, reactor: &mut Reactor, reason: &Reason) {
+        let _ = (reactor, reason);
+    }
+}
+
+impl<F, P> ClientFactory for F
+where
+    F: FnMut() -> P + 'static,
+    P: Protocol,
+{
+}
+
+/// One factory serving several listeners: `start_factory` runs when the first
+/// of them starts and `stop_factory` when the last one stops (Twisted's
+/// `doStart`/`doStop` counting). Clone it to hand it to another listener.
+pub struct SharedFactory<F> {
+    inner: Rc<SharedInner<F>>,
+}
+
+struct SharedInner<F> {
+    listeners: std::cell::Cell<usize>,
+    factory: RefCell<F>,
+}
+
+impl<F: Factory> SharedFactory<F> {
+    /// Wraps `factory` for sharing.
+    pub fn new(factory: F) -> Self {
+        SharedFactory {
+            inner: Rc::new(SharedInner {
+                listeners: std::cell::Cell::new(0),
+                factory: RefCell::new(factory),
+            }),
+        }
+    }
+
+    /// Runs `f` with the wrapped factory, to read or change its state.
+    pub fn with<R>(&self, f: impl FnOnce(&mut F) -> R) -> R {
+        f(&mut self.inner.factory.borrow_mut())
+    }
+}
+
+impl<F> Clone for SharedFactory<F> {
+    fn clone(&self) -> Self {
+        SharedFactory {
+            inner: Rc::clone(&self.inner),
+        }
+    }
+}
+
+impl<F: Factory> Factory for SharedFactory<F> {
+    fn build_protocol(&mut self, peer: SocketAddr) -> Box<dyn Protocol> {
+        self.inner.factory.borrow_mut().build_protocol(peer)
+    }
+
+    fn start_factory(&mut self) {
+        let n = self.inner.listeners.get();
+        self.inner.listeners.set(n + 1);
+        if n == 0 {
+            self.inner.factory.borrow_mut().start_factory();
+        }
+    }
+
+    fn stop_factory(&mut self) {
+        let n = self.inner.listeners.get();
+        if n == 0 {
+            return;
+        }
+        self.inner.listeners.set(n - 1);
+        if n == 1 {
+            self.inner.factory.borrow_mut().stop_factory();
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Why a connection ended, or why a connection attempt failed.
+
+use std::fmt;
+use std::io;
+
+/// Why a connection was lost or could not be made.
+///
+/// Mirrors Twisted's `ConnectionDone` / `ConnectionLost` distinction:
+/// [`Reason::is_clean`] is true only for an orderly close by either side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The peer closed its side of the connection (we read end-of-file).
+    PeerClosed,
+    /// We closed it with `lose_connection`, after every buffered byte was written.
+    LocalClosed,
+    /// We closed it with `abort_connection`: buffered bytes were dropped and
+    /// the peer got a reset.
+    Aborted,
+    /// The reactor stopped while the connection was still open.
+    ReactorStopped,
+    /// A connection attempt did not complete within its timeout.
+    TimedOut,
+    /// An I/O error: a reset, a broken pipe, a refused or unreachable connect.
+    Error {
+        /// The error's kind, e.g. `ConnectionReset` or `ConnectionRefused`.
+        kind: io::ErrorKind,
+        /// The operating system's error number, when there was one.
+        os_code: Option<i32>,
+    },
+}
+
+impl Reason {
+    /// True for an orderly close: the peer's FIN or our own `lose_connection`.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Reason::PeerClosed | Reason::LocalClosed)
+    }
+
+    /// The I/O error kind, for [`Reason::Error`] (and `TimedOut` for [`Reason::TimedOut`]).
+    pub fn error_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Reason::Error { kind, .. } => Some(*kind),
+            Reason::TimedOut => Some(io::ErrorKind::TimedOut),
+            _ => None,
+        }
+    }
+}
+
+impl From<&io::Error> for Reason {
+    fn from(e: &io::Error) -> Self {
+        Reason::Error {
+            kind: e.kind(),
+            os_code: e.raw_os_error(),
+        }
+    }
+}
+
+impl From<io::Error> for Reason {
+    fn from(e: io::Error) -> Self {
+        Reason::from(&e)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::PeerClosed => f.write_str("connection closed cleanly by the peer"),
+            Reason::LocalClosed => f.write_str("connection closed cleanly by us"),
+            Reason::Aborted => f.write_str("connection aborted by us"),
+            Reason::ReactorStopped => f.write_str("connection lost: the reactor stopped"),
+            Reason::TimedOut => f.write_str("connection attempt timed out"),
+            Reason::Error {
+                kind,
+                os_code: Some(code),
+            } => {
+                let os = io::Error::from_raw_os_error(*code);
+                write!(f, "{kind}: {os}")
+            }
+            Reason::Error {
+                kind,
+                os_code: None,
+            } => write!(f, "{kind}"),
+        }
+    }
+}

@@ -1,0 +1,836 @@
+//! TCP: listening, connecting, and each connection's read and write paths.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::Interest;
+use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::buffer::WriteBuffer;
+use crate::protocol::{ClientFactory, Factory, Protocol};
+use crate::reactor::{
+    interest, Reactor, Readiness, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT,
+    MAX_READS_PER_EVENT,
+};
+use crate::reason::Reason;
+use crate::timer::TimerId;
+use crate::transport::{ConnectionId, Transport};
+
+/// How long a listener waits before accepting again after `accept` failed
+/// for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Most chunks one vectored write hands the kernel; the rest are buffered.
+const MAX_IOVECS: usize = 16;
+
+/// The id [`Reactor::connect_tcp`] returns when the attempt failed before a
+/// socket existed; it never names a live connection.
+const DEAD_ID: ConnectionId = ConnectionId {
+    key: u32::MAX,
+    generation: 0,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnState {
+    /// A non-blocking connect is under way; no protocol yet.
+    Connecting,
+    Open,
+    /// `lose_connection` was called: not reading, flushing, then closing.
+    Closing,
+    /// A close is queued and will be applied after the current callback.
+    Closed,
+}
+
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// `None` only while one of its own callbacks runs (it is taken out so the
+    /// callback can have `&mut Reactor`), and before a client connection is made.
+    pub(crate) protocol: Option<Box<dyn Protocol>>,
+    pub(crate) client_factory: Option<Box<dyn ClientFactory>>,
+    pub(crate) connect_timer: Option<TimerId>,
+    pub(crate) out: WriteBuffer,
+    pub(crate) state: ConnState,
+    /// WRITABLE interest is registered (exactly while `out` is non-empty).
+    pub(crate) want_write: bool,
+    /// `connection_made` was called, so `connection_lost` is owed.
+    pub(crate) made: bool,
+}
+
+pub(crate) struct Listener {
+    socket: TcpListener,
+    factory: Box<dyn Factory>,
+    addr: SocketAddr,
+    backing_off: bool,
+}
+
+/// Socket settings for [`Reactor::listen_tcp_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOptions {
+    /// Pending connections the kernel queues before `accept` (default 1024).
+    pub backlog: i32,
+    /// SO_REUSEADDR, so a restarted server can bind while old connections
+    /// linger in TIME_WAIT (default on).
+    pub reuse_address: bool,
+    /// For IPv6 addresses: accept IPv6 only (`Some(true)`), IPv4 too
+    /// (`Some(false)`), or the system default (`None`).
+    pub only_v6: Option<bool>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 1024,
+            reuse_address: true,
+            only_v6: None,
+        }
+    }
+}
+
+/// A listening socket: where it is bound, and how to stop it.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerHandle {
+    id: SlotId,
+    addr: SocketAddr,
+}
+
+impl ListenerHandle {
+    /// The bound address, with the real port when port 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops listening (see [`Reactor::stop_listening`]).
+    pub fn stop(&self, reactor: &mut Reactor) -> bool {
+        reactor.stop_listening(self)
+    }
+}
+
+/// The reactor's [`Transport`]: a view of one connection while its protocol
+/// runs. Every call goes straight to the reactor.
+pub(crate) struct ConnTransport<'r> {
+    reactor: &'r mut Reactor,
+    id: ConnectionId,
+    peer: SocketAddr,
+}
+
+impl Transport for ConnTransport<'_> {
+    fn write(&mut self, data: &[u8]) {
+        self.reactor.write_to(self.id, data);
+    }
+
+    fn write_vectored(&mut self, chunks: &[&[u8]]) {
+        self.reactor.write_vectored_to(self.id, chunks);
+    }
+
+    fn lose_connection(&mut self) {
+        self.reactor.lose_connection(self.id);
+    }
+
+    fn abort_connection(&mut self) {
+        self.reactor.abort_connection(self.id);
+    }
+
+    fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self.reactor.conn(self.id) {
+            Some(conn) => conn.stream.local_addr(),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        self.reactor.set_nodelay(self.id, nodelay)
+    }
+
+    fn buffered(&self) -> usize {
+        self.reactor.buffered(self.id)
+    }
+
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
+        self.reactor
+            .schedule(delay, TimerAction::Protocol { conn: self.id, tag })
+    }
+
+    fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.reactor.cancel(timer)
+    }
+
+    fn reactor(&mut self) -> Option<&mut Reactor> {
+        Some(self.reactor)
+    }
+}
+
+impl Reactor {
+    /// Listens on `addr` (port 0 picks a free port) with default
+    /// [`ListenOptions`], building a protocol from `factory` for every
+    /// accepted connection. Calls the factory's `start_factory` first.
+    pub fn listen_tcp(
+        &mut self,
+        addr: SocketAddr,
+        factory: impl Factory,
+    ) -> io::Result<ListenerHandle> {
+        self.listen_tcp_with(addr, factory, ListenOptions::default())
+    }
+
+    /// [`listen_tcp`](Reactor::listen_tcp) with explicit socket options.
+    pub fn listen_tcp_with(
+        &mut self,
+        addr: SocketAddr,
+        factory: impl Factory,
+        options: ListenOptions,
+    ) -> io::Result<ListenerHandle> {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if options.reuse_address {
+            socket.set_reuse_address(true)?;
+        }
+        if let (SocketAddr::V6(_), Some(only)) = (addr, options.only_v6) {
+            socket.set_only_v6(only)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(options.backlog)?;
+        let mut socket = TcpListener::from_std(socket.into());
+        let local = socket.local_addr()?;
+
+        let generation = self.next_generation();
+        let entry = self.slots.vacant_entry();
+        let id = SlotId {
+            key: key_u32(entry.key())?,
+            generation,
+        };
+        self.poll
+            .registry()
+            .register(&mut socket, id.token(), Interest::READABLE)?;
+        let mut factory: Box<dyn Factory> = Box::new(factory);
+        factory.start_factory();
+        entry.insert(Slot {
+            generation,
+            source: Source::Listener(Listener {
+                socket,
+                factory,
+                addr: local,
+                backing_off: false,
+            }),
+        });
+        debug!("listening on {local}");
+        Ok(ListenerHandle { id, addr: local })
+    }
+
+    /// Stops accepting on a listener and calls its factory's `stop_factory`.
+    /// Connections it accepted stay open. Returns false if it had stopped already.
+    pub fn stop_listening(&mut self, listener: &ListenerHandle) -> bool {
+        self.remove_listener(listener.id)
+    }
+
+    pub(crate) fn remove_listener(&mut self, id: SlotId) -> bool {
+        if !matches!(self.slot_mut(id), Some(Source::Listener(_))) {
+            return false;
+        }
+        if let Source::Listener(mut listener) = self.slots.remove(id.key as usize).source {
+            debug!("stopped listening on {}", listener.addr);
+            listener.factory.stop_factory();
+        }
+        true
+    }
+
+    /// Connects to `addr` without blocking. The factory's `started_connecting`
+    /// runs now; then either its protocol's `connection_made`, or
+    /// `client_connection_failed` with a reason saying refused, unreachable
+    /// or [`Reason::TimedOut`] (after `timeout`). Never calls back before
+    /// returning.
+    ///
+    /// The returned id names the connection once made; `lose_connection` on
+    /// it before then cancels the attempt.
+    pub fn connect_tcp(
+        &mut self,
+        addr: SocketAddr,
+        factory: impl ClientFactory,
+        timeout: Duration,
+    ) -> ConnectionId {
+        let mut factory: Box<dyn ClientFactory> = Box::new(factory);
+        factory.start_factory();
+        factory.started_connecting(self);
+        let stream = TcpStream::connect(addr).and_then(|mut stream| {
+            let generation = self.next_generation();
+            let id = SlotId {
+                key: key_u32(self.slots.vacant_key())?,
+                generation,
+            };
+            self.poll.registry().register(
+                &mut stream,
+                id.token(),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok((stream, id))
+        });
+        match stream {
+            Ok((stream, id)) => {
+                let conn = ConnectionId::from(id);
+                let timer = self.schedule(timeout, TimerAction::ConnectTimeout(conn));
+                let key = self.slots.insert(Slot {
+                    generation: id.generation,
+                    source: Source::Conn(Conn {
+                        stream,
+                        peer: addr,
+                        protocol: None,
+                        client_factory: Some(factory),
+                        connect_timer: Some(timer),
+                        out: WriteBuffer::default(),
+                        state: ConnState::Connecting,
+                        want_write: true,
+                        made: false,
+                    }),
+                });
+                debug_assert_eq!(key, id.key as usize, "vacant_key names the next insert");
+                conn
+            }
+            Err(e) => {
+                debug!("connect to {addr} failed at once: {e}");
+                let reason = Reason::from(e);
+                self.call_later(Duration::ZERO, move |reactor| {
+                    factory.client_connection_failed(reactor, &reason);
+                    factory.stop_factory();
+                });
+                DEAD_ID
+            }
+        }
+    }
+
+    /// Writes `data` to connection `id` (see [`Transport::write`]).
+    pub fn write_to(&mut self, id: ConnectionId, data: &[u8]) {
+        self.write_vectored_to(id, &[data]);
+    }
+
+    /// Writes several chunks to connection `id`, in order.
+    pub fn write_vectored_to(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
+        let Some((conn, registry)) = self.conn_and_registry(id) else {
+            debug!("write to closed connection {id} ignored");
+            return;
+        };
+        if conn.state == ConnState::Closed {
+            debug!("write to closed connection {id} ignored");
+            return;
+        }
+        let mut written = 0;
+        if conn.out.is_empty() && conn.state != ConnState::Connecting {
+            match write_direct(&conn.stream, chunks) {
+                Ok(n) => written = n,
+                Err(e) => {
+                    debug!("write to {id} failed: {e}");
+                    self.queue_close(id, Reason::from(e));
+                    return;
+                }
+            }
+        }
+        for chunk in chunks {
+            if written >= chunk.len() {
+                written -= chunk.len();
+            } else {
+                conn.out.push(&chunk[written..]);
+                written = 0;
+            }
+        }
+        if !conn.out.is_empty() && !conn.want_write {
+            if let Err(e) =
+                registry.reregister(&mut conn.stream, SlotId::from(id).token(), interest(true))
+            {
+                self.queue_close(id, Reason::from(e));
+                return;
+            }
+            conn.want_write = true;
+        }
+    }
+
+    /// Closes connection `id` once its buffer is flushed (see
+    /// [`Transport::lose_connection`]). Cancels a connection attempt still under way.
+    pub fn lose_connection(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        match conn.state {
+            ConnState::Open if conn.out.is_empty() => self.queue_close(id, Reason::LocalClosed),
+            ConnState::Open => conn.state = ConnState::Closing,
+            ConnState::Connecting => self.queue_close(id, Reason::Aborted),
+            ConnState::Closing | ConnState::Closed => {}
+        }
+    }
+
+    /// Closes connection `id` at once, dropping its buffer and resetting the peer.
+    pub fn abort_connection(&mut self, id: ConnectionId) {
+        self.queue_close(id, Reason::Aborted);
+    }
+
+    /// Sets TCP_NODELAY on connection `id`.
+    pub fn set_nodelay(&mut self, id: ConnectionId, nodelay: bool) -> io::Result<()> {
+        match self.conn(id) {
+            Some(conn) => conn.stream.set_nodelay(nodelay),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Bytes buffered for connection `id` (0 for a closed one).
+    pub fn buffered(&self, id: ConnectionId) -> usize {
+        self.conn(id).map_or(0, |c| c.out.len())
+    }
+
+    /// Whether `id` names a connection that is open (made, and not closed or closing).
+    pub fn is_connected(&self, id: ConnectionId) -> bool {
+        self.conn(id).is_some_and(|c| c.state == ConnState::Open)
+    }
+
+    /// The peer address of connection `id`, while it exists.
+    pub fn peer_addr(&self, id: ConnectionId) -> Option<SocketAddr> {
+        self.conn(id).map(|c| c.peer)
+    }
+
+    /// Number of connections, including attempts under way.
+    pub fn connection_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|(_, s)| matches!(s.source, Source::Conn(_)))
+            .count()
+    }
+
+    pub(crate) fn conn(&self, id: ConnectionId) -> Option<&Conn> {
+        match self.slots.get(id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Conn(conn),
+            }) if *generation == id.generation => Some(conn),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self, id: ConnectionId) -> Option<&mut Conn> {
+        match self.slot_mut(id.into()) {
+            Some(Source::Conn(conn)) => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// The connection and the registry, borrowed together.
+    fn conn_and_registry(&mut self, id: ConnectionId) -> Option<(&mut Conn, &mio::Registry)> {
+        match self.slots.get_mut(id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Conn(conn),
+            }) if *generation == id.generation => Some((conn, self.poll.registry())),
+            _ => None,
+        }
+    }
+
+    /// Marks `id` closed and queues its `connection_lost`; the first reason wins.
+    pub(crate) fn queue_close(&mut self, id: ConnectionId, reason: Reason) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state == ConnState::Closed {
+            return;
+        }
+        conn.state = ConnState::Closed;
+        conn.out.clear();
+        self.closes.push((id, reason));
+    }
+
+    /// Applies the closes queued by the callbacks that just ran.
+    pub(crate) fn apply_closes(&mut self) {
+        let mut i = 0;
+        // connection_lost may queue further closes; they are applied in this pass.
+        while i < self.closes.len() {
+            let (id, reason) = self.closes[i].clone();
+            i += 1;
+            self.finish_close(id, reason);
+        }
+        self.closes.clear();
+    }
+
+    fn finish_close(&mut self, id: ConnectionId, reason: Reason) {
+        if self.conn(id).is_none() {
+            return;
+        }
+        let Source::Conn(conn) = self.slots.remove(id.key as usize).source else {
+            return;
+        };
+        let Conn {
+            stream,
+            peer,
+            protocol,
+            client_factory,
+            connect_timer,
+            made,
+            ..
+        } = conn;
+        match reason {
+            Reason::Aborted => {
+                let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            }
+            Reason::LocalClosed => {
+                let _ = stream.shutdown(Shutdown::Write);
+            }
+            _ => {}
+        }
+        // Closing the descriptor also removes it from epoll: no deregister call needed.
+        drop(stream);
+        if let Some(timer) = connect_timer {
+            self.cancel(timer);
+        }
+        debug!("connection {id} to {peer} closed: {reason}");
+        if made {
+            if let Some(mut protocol) = protocol {
+                let mut transport = ConnTransport {
+                    reactor: self,
+                    id,
+                    peer,
+                };
+                protocol.connection_lost(&mut transport, &reason);
+            }
+            if let Some(mut factory) = client_factory {
+                factory.client_connection_lost(self, &reason);
+                factory.stop_factory();
+            }
+        } else if let Some(mut factory) = client_factory {
+            factory.client_connection_failed(self, &reason);
+            factory.stop_factory();
+        }
+    }
+
+    /// Runs `f` with connection `id`'s protocol taken out of its slot, so `f`
+    /// may use the whole reactor. Returns false if there is no such protocol
+    /// (closed, not yet made, or already inside one of its callbacks).
+    pub(crate) fn with_protocol(
+        &mut self,
+        id: ConnectionId,
+        f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
+    ) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        let Some(mut protocol) = conn.protocol.take() else {
+            return false;
+        };
+        let peer = conn.peer;
+        f(
+            &mut *protocol,
+            &mut ConnTransport {
+                reactor: self,
+                id,
+                peer,
+            },
+        );
+        // Closes are applied only after callbacks return, so the slot is still ours.
+        if let Some(conn) = self.conn_mut(id) {
+            conn.protocol = Some(protocol);
+        }
+        true
+    }
+
+    pub(crate) fn protocol_timer(&mut self, id: ConnectionId, tag: u64) {
+        self.with_protocol(id, |p, t| p.timer_fired(t, tag));
+    }
+
+    pub(crate) fn conn_ready(&mut self, id: ConnectionId, readiness: Readiness) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state == ConnState::Connecting {
+            if readiness.writable || readiness.error || readiness.must_drain {
+                self.finish_connect(id, readiness);
+            }
+            return;
+        }
+        if readiness.writable && !conn.out.is_empty() {
+            self.flush(id);
+        }
+        if readiness.readable || readiness.must_drain {
+            self.read(id, readiness.must_drain);
+        }
+        if readiness.error {
+            if let Some(conn) = self.conn(id) {
+                if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
+                    self.queue_close(id, Reason::from(e));
+                }
+            }
+        }
+    }
+
+    /// Reads until the socket is drained or the fairness cap is hit.
+    ///
+    /// Edge-triggered: a read shorter than the buffer emptied the socket at
+    /// that moment and new data raises a new edge, so it counts as drained,
+    /// unless the event carried FIN or an error (`must_drain`), which a
+    /// further read must pick up.
+    fn read(&mut self, id: ConnectionId, must_drain: bool) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let mut reads = 0;
+        loop {
+            let Some(conn) = self.conn_mut(id) else {
+                break;
+            };
+            if conn.state != ConnState::Open {
+                break;
+            }
+            match (&conn.stream).read(&mut buf) {
+                Ok(0) => {
+                    self.queue_close(id, Reason::PeerClosed);
+                    break;
+                }
+                Ok(n) => {
+                    let data = &buf[..n];
+                    self.with_protocol(id, |p, t| p.data_received(t, data));
+                    reads += 1;
+                    if n < buf.len() && !must_drain {
+                        break;
+                    }
+                    if reads >= MAX_READS_PER_EVENT {
+                        self.again.push(id.into());
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("read from {id} failed: {e}");
+                    self.queue_close(id, Reason::from(e));
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    fn flush(&mut self, id: ConnectionId) {
+        let Some((conn, registry)) = self.conn_and_registry(id) else {
+            return;
+        };
+        match conn.out.flush_into(&conn.stream) {
+            Ok(false) => {}
+            Ok(true) => {
+                if conn.want_write {
+                    conn.want_write = false;
+                    if let Err(e) = registry.reregister(
+                        &mut conn.stream,
+                        SlotId::from(id).token(),
+                        interest(false),
+                    ) {
+                        self.queue_close(id, Reason::from(e));
+                        return;
+                    }
+                }
+                if conn.state == ConnState::Closing {
+                    self.queue_close(id, Reason::LocalClosed);
+                }
+            }
+            Err(e) => {
+                debug!("write to {id} failed: {e}");
+                self.queue_close(id, Reason::from(e));
+            }
+        }
+    }
+
+    fn finish_connect(&mut self, id: ConnectionId, readiness: Readiness) {
+        let Some((conn, registry)) = self.conn_and_registry(id) else {
+            return;
+        };
+        let outcome = match conn.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match conn.stream.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    if !(readiness.error || readiness.must_drain) {
+                        return; // spurious wake-up: still connecting
+                    }
+                    Err(io::Error::from(io::ErrorKind::ConnectionRefused))
+                }
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = outcome {
+            debug!("connect to {} failed: {e}", conn.peer);
+            self.queue_close(id, Reason::from(e));
+            return;
+        }
+        conn.state = ConnState::Open;
+        conn.made = true;
+        let timer = conn.connect_timer.take();
+        let peer = conn.peer;
+        // A client connection always carries the factory it was made from.
+        let factory = conn
+            .client_factory
+            .as_mut()
+            .expect("client connection has a factory");
+        conn.protocol = Some(factory.build_protocol(peer));
+        let pending_writes = !conn.out.is_empty();
+        if !pending_writes {
+            conn.want_write = false;
+            if let Err(e) =
+                registry.reregister(&mut conn.stream, SlotId::from(id).token(), interest(false))
+            {
+                self.queue_close(id, Reason::from(e));
+                return;
+            }
+        }
+        if let Some(timer) = timer {
+            self.cancel(timer);
+        }
+        debug!("connected {id} to {peer}");
+        self.with_protocol(id, |p, t| p.connection_made(t));
+        if pending_writes {
+            self.flush(id);
+        }
+        if readiness.readable || readiness.must_drain {
+            self.read(id, readiness.must_drain);
+        }
+    }
+
+    pub(crate) fn connect_timed_out(&mut self, id: ConnectionId) {
+        if self
+            .conn(id)
+            .is_some_and(|c| c.state == ConnState::Connecting)
+        {
+            if let Some(conn) = self.conn_mut(id) {
+                conn.connect_timer = None;
+            }
+            self.queue_close(id, Reason::TimedOut);
+        }
+    }
+
+    pub(crate) fn accept_ready(&mut self, id: SlotId) {
+        for _ in 0..MAX_ACCEPTS_PER_EVENT {
+            let Some(Source::Listener(listener)) = self.slot_mut(id) else {
+                return;
+            };
+            match listener.socket.accept() {
+                Ok((stream, peer)) => {
+                    if listener.backing_off {
+                        listener.backing_off = false;
+                        warn!("accepting on {} again", listener.addr);
+                    }
+                    let protocol = listener.factory.build_protocol(peer);
+                    self.add_connection(stream, peer, protocol);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Errors that concern only the connection being accepted.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    debug!("accept on {} skipped a connection: {e}", listener.addr);
+                }
+                Err(e) => {
+                    // Out of descriptors or memory: the pending connection stays
+                    // in the backlog. Polling again would spin, so wait a little.
+                    if !listener.backing_off {
+                        listener.backing_off = true;
+                        warn!(
+                            "accept on {} failed: {e}; retrying every {} ms",
+                            listener.addr,
+                            ACCEPT_RETRY.as_millis()
+                        );
+                    }
+                    self.schedule(ACCEPT_RETRY, TimerAction::RetryAccept(id));
+                    return;
+                }
+            }
+        }
+        self.again.push(id);
+    }
+
+    fn add_connection(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        protocol: Box<dyn Protocol>,
+    ) {
+        let generation = self.next_generation();
+        let entry = self.slots.vacant_entry();
+        let Ok(key) = key_u32(entry.key()) else {
+            warn!("connection from {peer} dropped: too many connections");
+            return;
+        };
+        let id = ConnectionId { key, generation };
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut stream, SlotId::from(id).token(), Interest::READABLE)
+        {
+            warn!("connection from {peer} dropped: cannot register it: {e}");
+            return;
+        }
+        entry.insert(Slot {
+            generation,
+            source: Source::Conn(Conn {
+                stream,
+                peer,
+                protocol: Some(protocol),
+                client_factory: None,
+                connect_timer: None,
+                out: WriteBuffer::default(),
+                state: ConnState::Open,
+                want_write: false,
+                made: true,
+            }),
+        });
+        debug!("accepted {id} from {peer}");
+        self.with_protocol(id, |p, t| p.connection_made(t));
+    }
+
+    /// Flushes what the socket takes now and queues the close that `stop` owes.
+    pub(crate) fn close_on_stop(&mut self, id: ConnectionId) {
+        if let Some(conn) = self.conn_mut(id) {
+            if !conn.out.is_empty() {
+                let _ = conn.out.flush_into(&conn.stream);
+            }
+        }
+        self.queue_close(id, Reason::ReactorStopped);
+    }
+}
+
+/// One write of `chunks` straight to the socket. Returns how many bytes the
+/// kernel took (0 if it would block).
+fn write_direct(stream: &TcpStream, chunks: &[&[u8]]) -> io::Result<usize> {
+    let mut stream = stream;
+    loop {
+        let result = match chunks {
+            [] => return Ok(0),
+            [one] => stream.write(one),
+            many => {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = many.len().min(MAX_IOVECS);
+                for (slice, chunk) in slices.iter_mut().zip(many) {
+                    *slice = IoSlice::new(chunk);
+                }
+                stream.write_vectored(&slices[..n])
+            }
+        };
+        match result {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn key_u32(key: usize) -> io::Result<u32> {
+    u32::try_from(key).map_err(|_| io::Error::other("too many sources in one reactor"))
+}

@@ -1,0 +1,232 @@
+//! Running protocols without sockets or real time, as Twisted's
+//! `proto_helpers.StringTransport` and `task.Clock`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use reactor::testing::StringTransport;
+//! use reactor::{Protocol, Transport};
+//!
+//! /// Closes the connection after 10 quiet seconds.
+//! struct Idle;
+//! impl Protocol for Idle {
+//!     fn connection_made(&mut self, t: &mut dyn Transport) {
+//!         t.call_later(Duration::from_secs(10), 0);
+//!     }
+//!     fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+//!         t.write(data);
+//!     }
+//!     fn timer_fired(&mut self, t: &mut dyn Transport, _tag: u64) {
+//!         t.lose_connection();
+//!     }
+//! }
+//!
+//! let mut t = StringTransport::new();
+//! let mut p = Idle;
+//! p.connection_made(&mut t);
+//! p.data_received(&mut t, b"ping");
+//! assert_eq!(t.take(), b"ping");
+//! t.advance(Duration::from_secs(9), &mut p);
+//! assert!(!t.is_disconnecting());
+//! t.advance(Duration::from_secs(1), &mut p);
+//! assert!(t.is_disconnecting());
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::protocol::Protocol;
+use crate::reactor::Reactor;
+use crate::timer::{TimerHeap, TimerId};
+use crate::transport::{ConnectionId, Transport};
+
+/// A manual clock: time moves only when [`advance`](Clock::advance) says so.
+pub struct Clock {
+    base: Instant,
+    elapsed: Duration,
+    timers: TimerHeap<u64>,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            base: Instant::now(),
+            elapsed: Duration::ZERO,
+            timers: TimerHeap::new(),
+        }
+    }
+}
+
+impl Clock {
+    /// A clock at time zero with nothing scheduled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Time passed since the clock was made.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// Schedules `tag` to come due `delay` from now.
+    pub fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
+        self.timers.insert(self.base + self.elapsed + delay, tag)
+    }
+
+    /// Cancels a pending timer; returns whether it was pending.
+    pub fn cancel(&mut self, id: TimerId) -> bool {
+        self.timers.cancel(id).is_some()
+    }
+
+    /// Timers still pending.
+    pub fn pending(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Moves time forward by `by` and returns the tags that came due, in
+    /// deadline order (equal deadlines in scheduling order).
+    pub fn advance(&mut self, by: Duration) -> Vec<u64> {
+        self.elapsed += by;
+        let now = self.base + self.elapsed;
+        let before = self.timers.next_seq();
+        std::iter::from_fn(|| self.timers.pop_due(now, before).map(|(_, tag)| tag)).collect()
+    }
+}
+
+/// An in-memory [`Transport`] that records what its protocol wrote and
+/// whether it asked to close. Timers go to a manual [`Clock`].
+pub struct StringTransport {
+    written: Vec<u8>,
+    disconnecting: bool,
+    aborted: bool,
+    nodelay: bool,
+    peer: SocketAddr,
+    local: SocketAddr,
+    id: ConnectionId,
+    clock: Clock,
+}
+
+impl Default for StringTransport {
+    fn default() -> Self {
+        StringTransport::with_addrs(
+            SocketAddr::from(([127, 0, 0, 1], 40000)),
+            SocketAddr::from(([127, 0, 0, 1], 8000)),
+        )
+    }
+}
+
+impl StringTransport {
+    /// A transport from 127.0.0.1:40000 to 127.0.0.1:8000.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A transport with the given peer and local addresses.
+    pub fn with_addrs(peer: SocketAddr, local: SocketAddr) -> Self {
+        StringTransport {
+            written: Vec::new(),
+            disconnecting: false,
+            aborted: false,
+            nodelay: false,
+            peer,
+            local,
+            id: ConnectionId::from_parts(0, 1),
+            clock: Clock::new(),
+        }
+    }
+
+    /// Everything written so far.
+    pub fn value(&self) -> &[u8] {
+        &self.written
+    }
+
+    /// Everything written since the last `take`, removing it.
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.written)
+    }
+
+    /// Whether the protocol called `lose_connection` or `abort_connection`.
+    pub fn is_disconnecting(&self) -> bool {
+        self.disconnecting
+    }
+
+    /// Whether the protocol called `abort_connection`.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted
+    }
+
+    /// Whether the protocol turned Nagle's algorithm off.
+    pub fn nodelay(&self) -> bool {
+        self.nodelay
+    }
+
+    /// The clock the protocol's timers run on.
+    pub fn clock(&mut self) -> &mut Clock {
+        &mut self.clock
+    }
+
+    /// Advances the clock and calls `protocol.timer_fired` for each timer
+    /// that came due, in order. Timers those calls schedule wait for the next
+    /// advance.
+    pub fn advance(&mut self, by: Duration, protocol: &mut dyn Protocol) {
+        for tag in self.clock.advance(by) {
+            protocol.timer_fired(self, tag);
+        }
+    }
+}
+
+impl Transport for StringTransport {
+    fn write(&mut self, data: &[u8]) {
+        if !self.aborted {
+            self.written.extend_from_slice(data);
+        }
+    }
+
+    fn write_vectored(&mut self, chunks: &[&[u8]]) {
+        for chunk in chunks {
+            self.write(chunk);
+        }
+    }
+
+    fn lose_connection(&mut self) {
+        self.disconnecting = true;
+    }
+
+    fn abort_connection(&mut self) {
+        self.disconnecting = true;
+        self.aborted = true;
+    }
+
+    fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+
+    fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        self.nodelay = nodelay;
+        Ok(())
+    }
+
+    fn buffered(&self) -> usize {
+        0
+    }
+
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
+        self.clock.call_later(delay, tag)
+    }
+
+    fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.clock.cancel(timer)
+    }
+
+    fn reactor(&mut self) -> Option<&mut Reactor> {
+        None
+    }
+}

@@ -1,0 +1,97 @@
+//! What a protocol writes through: Twisted's `ITransport`.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::reactor::Reactor;
+use crate::timer::TimerId;
+
+/// Names one connection for as long as it lives.
+///
+/// It is the connection's slot in the reactor plus a generation, so an id kept
+/// after its connection closed never reaches the connection that reuses the
+/// slot: writing to it is a logged no-op.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId {
+    pub(crate) key: u32,
+    pub(crate) generation: u32,
+}
+
+impl ConnectionId {
+    /// An id made from its two parts; for transports other than the
+    /// reactor's (tests, the threaded server).
+    pub fn from_parts(key: u32, generation: u32) -> Self {
+        ConnectionId { key, generation }
+    }
+
+    /// The slot part of the id.
+    pub fn key(self) -> u32 {
+        self.key
+    }
+}
+
+impl fmt::Debug for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.key, self.generation)
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// One connection's end, as seen from its protocol.
+///
+/// The reactor's implementation never blocks: `write` sends what the socket
+/// takes at once and buffers the rest. Other implementations (an in-memory
+/// [`StringTransport`](crate::testing::StringTransport), later a blocking
+/// thread-per-connection one) let the same protocol run elsewhere.
+pub trait Transport {
+    /// Queues `data` for sending. Never blocks and never fails loudly: after
+    /// the connection is closed it is a no-op logged at debug level, and an
+    /// I/O error closes the connection with that error as the reason.
+    fn write(&mut self, data: &[u8]);
+
+    /// Writes several chunks in order, as one vectored write where possible.
+    fn write_vectored(&mut self, chunks: &[&[u8]]);
+
+    /// Closes the connection once every buffered byte has been written.
+    /// Reading stops at once; `connection_lost` follows with
+    /// [`Reason::LocalClosed`](crate::Reason::LocalClosed).
+    fn lose_connection(&mut self);
+
+    /// Closes now: buffered bytes are dropped and the peer gets a reset.
+    fn abort_connection(&mut self);
+
+    /// The remote address.
+    fn peer_addr(&self) -> SocketAddr;
+
+    /// The local address.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// This connection's id, to be written to from other callbacks.
+    fn id(&self) -> ConnectionId;
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()>;
+
+    /// Bytes accepted by `write` but not yet handed to the kernel.
+    fn buffered(&self) -> usize;
+
+    /// Schedules [`Protocol::timer_fired`](crate::Protocol::timer_fired) with
+    /// `tag` on this connection's protocol after `delay`. The timer is dropped
+    /// silently if the connection is gone by then.
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId;
+
+    /// Cancels a timer; returns whether it was still pending.
+    fn cancel_timer(&mut self, timer: TimerId) -> bool;
+
+    /// The reactor running this connection, to write to other connections,
+    /// listen, connect or stop. `None` where there is no reactor (an
+    /// in-memory test transport).
+    fn reactor(&mut self) -> Option<&mut Reactor>;
+}
