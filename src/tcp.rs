@@ -577,10 +577,7 @@ impl Reactor {
     fn read(&mut self, id: ConnectionId, must_drain: bool) {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut reads = 0;
-        loop {
-            let Some(conn) = self.conn_mut(id) else {
-                break;
-            };
+        while let Some(conn) = self.conn_mut(id) {
             if conn.state != ConnState::Open {
                 break;
             }
