@@ -1,0 +1,545 @@
+//! The reactor's TCP behaviour over real loopback sockets: callback order,
+//! close reasons, buffering, connects, scale and faults.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::sync::mpsc::{channel, Sender};
+use std::time::Duration;
+
+use common::*;
+use reactor::{ClientFactory, Factory, Protocol, Reactor, Reason, Transport};
+
+#[test]
+fn server_callbacks_run_in_order_and_connection_lost_once() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let tx = tx.clone();
+        Ok(r.listen_tcp(localhost(), move || Recorder {
+            tx: tx.clone(),
+            echo: true,
+        })?
+        .local_addr())
+    });
+    let mut c = client(server.addr);
+    assert_eq!(next(&rx), "made");
+    assert_eq!(roundtrip(&mut c, b"abc"), b"abc");
+    assert_eq!(next(&rx), "data:abc");
+    drop(c);
+    assert_eq!(next(&rx), "lost:PeerClosed");
+    assert_quiet(&rx);
+}
+
+/// Records a client connection's whole life, factory hooks included.
+struct ClientRecorder {
+    tx: Sender<String>,
+    send: &'static [u8],
+}
+
+impl Factory for ClientRecorder {
+    fn build_protocol(&mut self, _peer: SocketAddr) -> Box<dyn Protocol> {
+        let _ = self.tx.send("build".into());
+        Box::new(SendThenClose {
+            tx: self.tx.clone(),
+            send: self.send,
+        })
+    }
+    fn start_factory(&mut self) {
+        let _ = self.tx.send("start_factory".into());
+    }
+    fn stop_factory(&mut self) {
+        let _ = self.tx.send("stop_factory".into());
+    }
+}
+
+impl ClientFactory for ClientRecorder {
+    fn started_connecting(&mut self, _r: &mut Reactor) {
+        let _ = self.tx.send("started_connecting".into());
+    }
+    fn client_connection_failed(&mut self, _r: &mut Reactor, reason: &Reason) {
+        let _ = self.tx.send(format!("failed:{reason:?}"));
+    }
+    fn client_connection_lost(&mut self, _r: &mut Reactor, reason: &Reason) {
+        let _ = self.tx.send(format!("client_lost:{reason:?}"));
+    }
+}
+
+/// Sends its message on connect, closes once it is echoed back.
+struct SendThenClose {
+    tx: Sender<String>,
+    send: &'static [u8],
+}
+
+impl Protocol for SendThenClose {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        let _ = self.tx.send("made".into());
+        t.write(self.send);
+    }
+    fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+        let _ = self
+            .tx
+            .send(format!("data:{}", String::from_utf8_lossy(data)));
+        t.lose_connection();
+    }
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.tx.send(format!("lost:{reason:?}"));
+    }
+}
+
+#[test]
+fn client_callbacks_run_in_order_and_factory_hooks_pair_up() {
+    let listener = StdListener::bind(localhost()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = channel();
+    let reactor = ReactorThread::start(move |r| {
+        r.connect_tcp(addr, ClientRecorder { tx, send: b"ping" }, WAIT);
+        Ok(addr)
+    });
+    let (mut peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(read_n(&mut peer, 4), b"ping");
+    peer.write_all(b"pong").unwrap();
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "client closed cleanly after the reply");
+    for expected in [
+        "start_factory",
+        "started_connecting",
+        "build",
+        "made",
+        "data:pong",
+        "lost:LocalClosed",
+        "client_lost:LocalClosed",
+        "stop_factory",
+    ] {
+        assert_eq!(next(&rx), expected);
+    }
+    assert_quiet(&rx);
+    drop(reactor);
+}
+
+#[test]
+fn reasons_tell_clean_closes_from_resets() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let tx = tx.clone();
+        Ok(r.listen_tcp(localhost(), move || Recorder {
+            tx: tx.clone(),
+            echo: true,
+        })?
+        .local_addr())
+    });
+
+    let mut c = client(server.addr);
+    assert_eq!(next(&rx), "made");
+    assert_eq!(roundtrip(&mut c, b"x"), b"x");
+    assert_eq!(next(&rx), "data:x");
+    reset(c);
+    let lost = next(&rx);
+    assert_eq!(
+        lost,
+        "lost:Error { kind: ConnectionReset, os_code: Some(104) }"
+    );
+
+    let c = client(server.addr);
+    assert_eq!(next(&rx), "made");
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(next(&rx), "lost:PeerClosed");
+    assert!(Reason::PeerClosed.is_clean() && Reason::LocalClosed.is_clean());
+    assert!(!Reason::Aborted.is_clean());
+    let reset_reason = Reason::Error {
+        kind: ErrorKind::ConnectionReset,
+        os_code: Some(104),
+    };
+    assert!(!reset_reason.is_clean());
+    assert_eq!(
+        reset_reason.to_string(),
+        "connection reset: Connection reset by peer (os error 104)"
+    );
+}
+
+/// On connect: writes `len` bytes, reports how many were left buffered, then
+/// closes the way `abort` says.
+struct Blast {
+    len: usize,
+    abort: bool,
+    tx: Sender<String>,
+}
+
+impl Protocol for Blast {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        t.write(&pattern(self.len, 7));
+        let _ = self.tx.send(format!("buffered>0:{}", t.buffered() > 0));
+        if self.abort {
+            t.abort_connection();
+        } else {
+            t.lose_connection();
+        }
+    }
+    fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.tx.send(format!("lost:{reason:?}"));
+    }
+}
+
+const SIXTEEN_MIB: usize = 16 << 20;
+
+#[test]
+fn lose_connection_flushes_every_buffered_byte_before_the_fin() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let tx = tx.clone();
+        let f = move || Blast {
+            len: SIXTEEN_MIB,
+            abort: false,
+            tx: tx.clone(),
+        };
+        Ok(r.listen_tcp(localhost(), f)?.local_addr())
+    });
+    let mut c = client(server.addr);
+    assert_eq!(
+        next(&rx),
+        "buffered>0:true",
+        "the test must exercise the buffer"
+    );
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), SIXTEEN_MIB);
+    assert!(got == pattern(SIXTEEN_MIB, 7), "bytes differ");
+    assert_eq!(next(&rx), "lost:LocalClosed");
+}
+
+#[test]
+fn abort_connection_discards_the_buffer_and_resets() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let tx = tx.clone();
+        let f = move || Blast {
+            len: SIXTEEN_MIB,
+            abort: true,
+            tx: tx.clone(),
+        };
+        Ok(r.listen_tcp(localhost(), f)?.local_addr())
+    });
+    let mut c = client(server.addr);
+    assert_eq!(next(&rx), "buffered>0:true");
+    assert_eq!(next(&rx), "lost:Aborted");
+    let mut got = Vec::new();
+    let err = c
+        .read_to_end(&mut got)
+        .expect_err("an aborted connection ends in a reset");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    assert!(
+        got.len() < SIXTEEN_MIB,
+        "abort must not deliver the buffered bytes"
+    );
+}
+
+#[test]
+fn refused_connect_reaches_client_connection_failed() {
+    let addr = StdListener::bind(localhost())
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // The listener is dropped: nothing listens on `addr` now.
+    let (tx, rx) = channel();
+    let _r = ReactorThread::start(move |r| {
+        r.connect_tcp(addr, ClientRecorder { tx, send: b"" }, WAIT);
+        Ok(addr)
+    });
+    assert_eq!(next(&rx), "start_factory");
+    assert_eq!(next(&rx), "started_connecting");
+    assert_eq!(
+        next(&rx),
+        "failed:Error { kind: ConnectionRefused, os_code: Some(111) }"
+    );
+    assert_eq!(next(&rx), "stop_factory");
+    assert_quiet(&rx);
+}
+
+#[test]
+fn connect_to_a_full_backlog_times_out() {
+    // A listener with backlog 0 that never accepts: once its queue holds one
+    // connection the kernel drops further SYNs, so a connect hangs.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&localhost().into()).unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    let mut saw_timeout = false;
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::TimedOut, "unexpected filler error {e}");
+                saw_timeout = true;
+                break;
+            }
+        }
+    }
+    assert!(saw_timeout, "could not fill the backlog");
+    let (tx, rx) = channel();
+    let _r = ReactorThread::start(move |r| {
+        r.connect_tcp(
+            addr,
+            ClientRecorder { tx, send: b"" },
+            Duration::from_millis(300),
+        );
+        Ok(addr)
+    });
+    assert_eq!(next(&rx), "start_factory");
+    assert_eq!(next(&rx), "started_connecting");
+    assert_eq!(next(&rx), "failed:TimedOut");
+    assert_eq!(next(&rx), "stop_factory");
+    drop(socket);
+}
+
+#[test]
+fn stop_from_a_callback_ends_run_and_loses_every_connection() {
+    struct StopOnData {
+        tx: Sender<String>,
+    }
+    impl Protocol for StopOnData {
+        fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+            if data == b"stop" {
+                t.reactor().expect("on the reactor").stop();
+            }
+        }
+        fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+            let _ = self.tx.send(format!("lost:{reason:?}"));
+        }
+    }
+    let (tx, rx) = channel();
+    let (addr_tx, addr_rx) = channel();
+    let thread = std::thread::spawn(move || {
+        let mut r = Reactor::new().unwrap();
+        let l = r
+            .listen_tcp(localhost(), move || StopOnData { tx: tx.clone() })
+            .unwrap();
+        addr_tx.send(l.local_addr()).unwrap();
+        r.run().unwrap();
+        (r.connection_count(), r.pending_timers())
+    });
+    let addr = addr_rx.recv_timeout(WAIT).unwrap();
+    let _idle = client(addr);
+    let mut stopper = client(addr);
+    stopper.write_all(b"stop").unwrap();
+    assert_eq!(
+        thread.join().unwrap(),
+        (0, 0),
+        "run() returned with everything closed"
+    );
+    assert_eq!(next(&rx), "lost:ReactorStopped");
+    assert_eq!(next(&rx), "lost:ReactorStopped");
+    assert_quiet(&rx);
+    let mut rest = Vec::new();
+    assert_eq!(
+        stopper.read_to_end(&mut rest).unwrap(),
+        0,
+        "a clean close after the stop"
+    );
+}
+
+#[test]
+fn a_thousand_concurrent_connections_are_served_at_once() {
+    let server = ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || Echo)?.local_addr()));
+    let mut clients: Vec<TcpStream> = (0..1000).map(|_| client(server.addr)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(format!("message {i:04}").as_bytes()).unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(read_n(c, 12), format!("message {i:04}").as_bytes());
+    }
+    assert_eq!(server.call(|r| r.connection_count()), 1000);
+    drop(clients);
+}
+
+#[test]
+fn sixty_four_mib_in_random_chunks_echo_back_identical() {
+    const LEN: usize = 64 << 20;
+    let server = ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || Echo)?.local_addr()));
+    let data = pattern(LEN, 42);
+    let mut c = client(server.addr);
+    let mut writer = c.try_clone().unwrap();
+    let to_send = data.clone();
+    let sender = std::thread::spawn(move || {
+        let sizes = pattern(LEN / 1000, 3);
+        let (mut at, mut i) = (0, 0);
+        while at < LEN {
+            // Chunks of 1 byte to ~128 KiB.
+            let n = ((sizes[i % sizes.len()] as usize) << (sizes[(i + 1) % sizes.len()] % 10)) + 1;
+            let end = (at + n).min(LEN);
+            writer.write_all(&to_send[at..end]).unwrap();
+            at = end;
+            i += 2;
+        }
+    });
+    let mut got = vec![0; LEN];
+    c.read_exact(&mut got).unwrap();
+    sender.join().unwrap();
+    assert!(got == data, "echoed bytes differ");
+}
+
+#[test]
+fn a_peer_reset_mid_write_closes_only_that_connection() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let tx = tx.clone();
+        let f = move || Blaster { tx: tx.clone() };
+        Ok(r.listen_tcp(localhost(), f)?.local_addr())
+    });
+    /// Writes 8 MiB on `blast`, echoes anything else.
+    struct Blaster {
+        tx: Sender<String>,
+    }
+    impl Protocol for Blaster {
+        fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+            if data == b"blast" {
+                t.write(&pattern(8 << 20, 1));
+                let _ = self
+                    .tx
+                    .send(format!("blasting, buffered>0:{}", t.buffered() > 0));
+            } else {
+                t.write(data);
+            }
+        }
+        fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+            let _ = self.tx.send(format!(
+                "lost:{}",
+                reason
+                    .error_kind()
+                    .map_or("clean".into(), |k| format!("{k:?}"))
+            ));
+        }
+    }
+    let mut bystander = client(server.addr);
+    let mut victim = client(server.addr);
+    assert_eq!(roundtrip(&mut bystander, b"before"), b"before");
+    victim.write_all(b"blast").unwrap();
+    assert_eq!(next(&rx), "blasting, buffered>0:true");
+    read_n(&mut victim, 1000);
+    reset(victim);
+    assert_eq!(next(&rx), "lost:ConnectionReset");
+    assert_eq!(roundtrip(&mut bystander, b"after"), b"after");
+    let fresh = roundtrip(&mut client(server.addr), b"fresh");
+    assert_eq!(fresh, b"fresh");
+}
+
+#[test]
+fn writes_from_one_connection_reach_another_by_id() {
+    // The first connection registers its id; each later one forwards what
+    // it receives to the first, through the reactor.
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    struct Relay {
+        first: Rc<RefCell<Option<reactor::ConnectionId>>>,
+    }
+    impl Protocol for Relay {
+        fn connection_made(&mut self, t: &mut dyn Transport) {
+            self.first.borrow_mut().get_or_insert(t.id());
+        }
+        fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+            let first = self.first.borrow().expect("set on the first connection");
+            if first != t.id() {
+                let r = t.reactor().expect("on the reactor");
+                r.write_vectored_to(first, &[b"<", data, b">"]);
+                if data == b"bye" {
+                    r.lose_connection(first);
+                }
+            }
+        }
+    }
+    let server = ReactorThread::start(|r| {
+        let first = Rc::new(RefCell::new(None));
+        Ok(r.listen_tcp(localhost(), move || Relay {
+            first: first.clone(),
+        })?
+        .local_addr())
+    });
+    let mut sink = client(server.addr);
+    // Make sure the sink is accepted (and so registered) first.
+    assert_eq!(server.call(|r| r.connection_count()), 1);
+    let mut source = client(server.addr);
+    source.write_all(b"hi").unwrap();
+    assert_eq!(read_n(&mut sink, 4), b"<hi>");
+    source.write_all(b"bye").unwrap();
+    let mut rest = Vec::new();
+    sink.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"<bye>");
+}
+
+#[test]
+fn writes_to_a_closed_connection_are_ignored() {
+    /// Reports its id when made and `lost` when gone.
+    struct IdReporter {
+        tx: Sender<Result<reactor::ConnectionId, String>>,
+    }
+    impl Protocol for IdReporter {
+        fn connection_made(&mut self, t: &mut dyn Transport) {
+            let _ = self.tx.send(Ok(t.id()));
+        }
+        fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+            t.write(data);
+        }
+        fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+            let _ = self.tx.send(Err(format!("{reason:?}")));
+        }
+    }
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        Ok(
+            r.listen_tcp(localhost(), move || IdReporter { tx: tx.clone() })?
+                .local_addr(),
+        )
+    });
+    let c = client(server.addr);
+    let id = rx.recv_timeout(WAIT).unwrap().expect("made first");
+    drop(c);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), Err("PeerClosed".into()));
+    let after = server.call(move |r| {
+        r.write_to(id, b"nobody");
+        r.lose_connection(id);
+        r.abort_connection(id);
+        (r.is_connected(id), r.buffered(id), r.peer_addr(id))
+    });
+    assert_eq!(after, (false, 0, None));
+    let mut c = client(server.addr);
+    let new_id = rx.recv_timeout(WAIT).unwrap().expect("made");
+    assert_ne!(new_id, id, "a reused slot gets a new generation");
+    assert_eq!(roundtrip(&mut c, b"still fine"), b"still fine");
+}
+
+#[test]
+fn listens_on_ipv6_loopback_when_the_host_has_it() {
+    let addr: SocketAddr = "[::1]:0".parse().unwrap();
+    if StdListener::bind(addr).is_err() {
+        eprintln!("skipped: this host has no IPv6 loopback");
+        return;
+    }
+    let server = ReactorThread::start(move |r| Ok(r.listen_tcp(addr, || Echo)?.local_addr()));
+    assert!(server.addr.is_ipv6() && server.addr.port() != 0);
+    assert_eq!(roundtrip(&mut client(server.addr), b"v6"), b"v6");
+}
+
+#[test]
+fn stop_listening_refuses_new_connections_and_keeps_old_ones() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let handle = r.listen_tcp(localhost(), || Echo)?;
+        let addr = handle.local_addr();
+        tx.send(handle).unwrap();
+        Ok(addr)
+    });
+    let handle = rx.recv().unwrap();
+    let mut old = client(server.addr);
+    assert_eq!(roundtrip(&mut old, b"a"), b"a");
+    assert!(server.call(move |r| handle.stop(r)));
+    assert!(
+        !server.call(move |r| handle.stop(r)),
+        "second stop is a no-op"
+    );
+    let err = TcpStream::connect(server.addr).expect_err("nobody listens now");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    assert_eq!(roundtrip(&mut old, b"b"), b"b");
+}
