@@ -46,6 +46,7 @@
 
 mod buffer;
 mod protocol;
+pub mod protocols;
 mod reactor;
 mod reason;
 mod tcp;
@@ -59,3 +60,8 @@ pub use crate::reason::Reason;
 pub use crate::tcp::{ListenOptions, ListenerHandle};
 pub use crate::timer::TimerId;
 pub use crate::transport::{ConnectionId, Transport};
+
+/// The README's example compiles (it is not run: it serves forever).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;
