@@ -336,7 +336,7 @@ impl Reactor {
                 TimerAction::Call(f) => f(self),
                 TimerAction::Protocol { conn, tag } => self.protocol_timer(conn, tag),
                 TimerAction::ConnectTimeout(conn) => self.connect_timed_out(conn),
-                TimerAction::RetryAccept(listener) => self.accept_ready(listener),
+                TimerAction::RetryAccept(listener) => self.retry_accept(listener),
             }
             self.apply_closes();
         }

@@ -64,7 +64,10 @@ pub(crate) struct Listener {
     socket: TcpListener,
     factory: Box<dyn Factory>,
     addr: SocketAddr,
+    /// `accept` is failing for want of resources; warned once.
     backing_off: bool,
+    /// A retry timer is pending, so new edges must not schedule another.
+    retry_scheduled: bool,
 }
 
 /// Socket settings for [`Reactor::listen_tcp_with`].
@@ -225,6 +228,7 @@ impl Reactor {
                 factory,
                 addr: local,
                 backing_off: false,
+                retry_scheduled: false,
             }),
         });
         debug!("listening on {local}");
@@ -706,6 +710,13 @@ impl Reactor {
         }
     }
 
+    pub(crate) fn retry_accept(&mut self, id: SlotId) {
+        if let Some(Source::Listener(listener)) = self.slot_mut(id) {
+            listener.retry_scheduled = false;
+            self.accept_ready(id);
+        }
+    }
+
     pub(crate) fn accept_ready(&mut self, id: SlotId) {
         for _ in 0..MAX_ACCEPTS_PER_EVENT {
             let Some(Source::Listener(listener)) = self.slot_mut(id) else {
@@ -744,7 +755,10 @@ impl Reactor {
                             ACCEPT_RETRY.as_millis()
                         );
                     }
-                    self.schedule(ACCEPT_RETRY, TimerAction::RetryAccept(id));
+                    if !listener.retry_scheduled {
+                        listener.retry_scheduled = true;
+                        self.schedule(ACCEPT_RETRY, TimerAction::RetryAccept(id));
+                    }
                     return;
                 }
             }

@@ -543,3 +543,126 @@ fn stop_listening_refuses_new_connections_and_keeps_old_ones() {
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
     assert_eq!(roundtrip(&mut old, b"b"), b"b");
 }
+
+/// From inside `data_received`: open a listener, dial it as a client and
+/// relay the answer back, stop the listener. Every power a callback has,
+/// over real sockets.
+#[test]
+fn a_callback_can_listen_connect_and_stop_listening() {
+    use reactor::{ConnectionId, ListenerHandle};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Client side of the dial: sends a greeting, relays the echo to `back`.
+    struct Dialer {
+        back: ConnectionId,
+    }
+    impl Protocol for Dialer {
+        fn connection_made(&mut self, t: &mut dyn Transport) {
+            t.write(b"via the reactor");
+        }
+        fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+            let back = self.back;
+            t.reactor()
+                .unwrap()
+                .write_vectored_to(back, &[b"relayed:", data, b"\n"]);
+            t.lose_connection();
+        }
+    }
+
+    struct Control {
+        opened: Rc<RefCell<Option<ListenerHandle>>>,
+    }
+    impl Protocol for Control {
+        fn connection_made(&mut self, t: &mut dyn Transport) {
+            let local = t.local_addr().unwrap();
+            assert_eq!(local.ip(), std::net::Ipv4Addr::LOCALHOST);
+            t.set_nodelay(true).unwrap();
+        }
+        fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+            let me = t.id();
+            let r = t.reactor().unwrap();
+            match data {
+                b"open" => {
+                    let l = r
+                        .listen_tcp(localhost(), || reactor::protocols::Echo)
+                        .unwrap();
+                    *self.opened.borrow_mut() = Some(l);
+                    r.write_to(me, format!("port {}\n", l.local_addr().port()).as_bytes());
+                }
+                b"dial" => {
+                    let addr = self.opened.borrow().unwrap().local_addr();
+                    r.connect_tcp(addr, move || Dialer { back: me }, WAIT);
+                }
+                b"close" => {
+                    let stopped = self.opened.borrow().unwrap().stop(r);
+                    r.write_to(me, format!("stopped {stopped}\n").as_bytes());
+                }
+                _ => r.write_to(me, b"?\n"),
+            }
+        }
+    }
+    let server = ReactorThread::start(|r| {
+        let opened = Rc::new(RefCell::new(None));
+        Ok(r.listen_tcp(localhost(), move || Control {
+            opened: opened.clone(),
+        })?
+        .local_addr())
+    });
+    let mut c = client(server.addr);
+    let mut lines = std::io::BufReader::new(c.try_clone().unwrap());
+    let mut line = String::new();
+    let mut ask = |c: &mut TcpStream, what: &[u8]| {
+        c.write_all(what).unwrap();
+        line.clear();
+        std::io::BufRead::read_line(&mut lines, &mut line).unwrap();
+        line.trim_end().to_string()
+    };
+    let port: u16 = ask(&mut c, b"open")
+        .strip_prefix("port ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let opened: SocketAddr = ([127, 0, 0, 1], port).into();
+    assert_eq!(roundtrip(&mut client(opened), b"direct"), b"direct");
+    assert_eq!(ask(&mut c, b"dial"), "relayed:via the reactor");
+    assert_eq!(ask(&mut c, b"close"), "stopped true");
+    let err = TcpStream::connect(opened).expect_err("the new listener is closed");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn a_shared_factory_starts_with_its_first_listener_and_stops_with_its_last() {
+    use reactor::SharedFactory;
+    struct Counted {
+        tx: Sender<String>,
+    }
+    impl Factory for Counted {
+        fn build_protocol(&mut self, peer: SocketAddr) -> Box<dyn Protocol> {
+            let _ = self
+                .tx
+                .send(format!("build from loopback:{}", peer.ip().is_loopback()));
+            Box::new(Echo)
+        }
+        fn start_factory(&mut self) {
+            let _ = self.tx.send("start".into());
+        }
+        fn stop_factory(&mut self) {
+            let _ = self.tx.send("stop".into());
+        }
+    }
+    let (tx, rx) = channel();
+    let mut r = Reactor::new().unwrap();
+    let shared = SharedFactory::new(Counted { tx });
+    let a = r.listen_tcp(localhost(), shared.clone()).unwrap();
+    let b = r.listen_tcp(localhost(), shared.clone()).unwrap();
+    assert_eq!(rx.try_recv().unwrap(), "start");
+    assert!(rx.try_recv().is_err(), "started once for two listeners");
+    let _c = TcpStream::connect(b.local_addr()).unwrap();
+    r.call_later(Duration::from_millis(50), |r: &mut Reactor| r.stop());
+    r.run().unwrap(); // accepts the connection, then stop() stops both listeners
+    assert_eq!(rx.try_recv().unwrap(), "build from loopback:true");
+    assert_eq!(rx.try_recv().unwrap(), "stop");
+    assert!(rx.try_recv().is_err(), "stopped once");
+    assert!(!a.stop(&mut r), "already stopped by the reactor's stop");
+}
