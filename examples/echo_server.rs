@@ -1,0 +1,50 @@
+//! An echo server (RFC 862) on the reactor: every byte received goes straight
+//! back. It is the reactor side of the echo benchmark against
+//! `tokio_echo_server` (drive either with `echo_load`), so the protocol is
+//! the bare minimum and logs nothing per connection.
+//!
+//! The same `Protocol`/`Factory` shape as `TSServProtocol` in section 2.7 of
+//! seed `004_1074fc63d98d4db4.txt`, minus the timestamp.
+//!
+//! ```text
+//! cargo run --release --example echo_server
+//! cargo run --release --example echo_load -- --port 7000
+//! ```
+//!
+//! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
+
+mod common;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+// Zero-sized, so idle connections cost the server no protocol memory.
+use reactor::protocols::Echo;
+use reactor::Reactor;
+
+#[derive(Parser, Debug)]
+#[command(about = "Echo server on the reactor: sends back every byte it receives")]
+struct Args {
+    /// Host name or IP address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one); 7000 is echo_load's default.
+    #[arg(long, default_value_t = 7000)]
+    port: u16,
+}
+
+fn serve(args: &Args) -> Result<(), String> {
+    let addr = common::resolve(&args.host, args.port)?;
+    let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
+    let listener = reactor
+        .listen_tcp(addr, || Echo)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    common::announce(listener.local_addr())?;
+    reactor.run().map_err(|e| format!("reactor failed: {e}"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    common::init_logging();
+    common::exit_with("echo_server", serve(&args))
+}

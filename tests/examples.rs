@@ -1,0 +1,468 @@
+//! Runs the example binaries as a user would and talks to them over loopback.
+//!
+//! `cargo test` builds the examples before running this file; with a target
+//! filter (`cargo test --test examples`) it does not, so build them first with
+//! `cargo build --examples`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+/// How long any one expected event may take before the test fails.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The built example `name`, next to this test binary (target/<profile>/deps).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lives in target/<profile>/deps");
+    let path = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `cargo build --examples` first",
+                path.display()
+            )
+        });
+    // A stale binary would test old code and pass or fail for the wrong reason.
+    let edited = newest_source(name);
+    assert!(
+        built >= edited,
+        "{} is older than its sources: run `cargo build --examples` first",
+        path.display()
+    );
+    path
+}
+
+/// When the example `name` or the library under it last changed.
+fn newest_source(name: &str) -> SystemTime {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let library = std::fs::read_dir(root.join("src"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path());
+    library
+        .chain([root.join("examples").join(format!("{name}.rs"))])
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// A child process, killed and reaped when dropped so no test leaks one.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads `from` to the end on a thread; the receiver gets the bytes.
+fn read_in_background(mut from: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = from.read_to_end(&mut all);
+        let _ = tx.send(all);
+    });
+    rx
+}
+
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` to completion with `input` on its stdin.
+fn run_to_end(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the example");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdout = read_in_background(child.stdout.take().expect("piped stdout"));
+    let stderr = read_in_background(child.stderr.take().expect("piped stderr"));
+    let mut child = Running(child);
+    // A child that exits before reading (a refused connection) breaks the pipe.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let text = |rx: Receiver<Vec<u8>>| {
+        let bytes = rx
+            .recv_timeout(WAIT)
+            .expect("the example did not exit in time");
+        String::from_utf8(bytes).expect("output is UTF-8")
+    };
+    let stdout = text(stdout);
+    let stderr = text(stderr);
+    let status = child.0.wait().expect("wait for the example");
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// A server example started with `--port 0`, killed when dropped.
+struct Server {
+    addr: SocketAddr,
+    lines: Receiver<String>,
+    process: Running,
+}
+
+impl Server {
+    fn start(name: &str) -> Server {
+        let mut child = Command::new(example(name))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the server");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let process = Running(child);
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in stdout.lines() {
+                if tx.send(line.expect("stdout is UTF-8")).is_err() {
+                    return;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("{name} did not say where it listens: {e}"));
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{name}'s first line is {first:?}"));
+        Server {
+            addr,
+            lines,
+            process,
+        }
+    }
+
+    /// Kills the server and returns what it printed after the first line.
+    fn stop(mut self) -> Vec<String> {
+        let _ = self.process.0.kill();
+        let _ = self.process.0.wait();
+        let mut rest = Vec::new();
+        loop {
+            match self.lines.recv_timeout(WAIT) {
+                Ok(line) => rest.push(line),
+                Err(RecvTimeoutError::Disconnected) => return rest,
+                Err(RecvTimeoutError::Timeout) => panic!("server stdout did not close"),
+            }
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to the server");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
+/// Reads exactly `expected.len()` bytes and checks they are `expected`.
+fn expect(stream: &mut TcpStream, expected: &[u8]) {
+    let mut got = vec![0; expected.len()];
+    if let Err(e) = stream.read_exact(&mut got) {
+        panic!(
+            "waiting for {:?}: {e}",
+            String::from_utf8_lossy(expected)
+                .chars()
+                .take(80)
+                .collect::<String>()
+        );
+    }
+    assert!(
+        got == expected,
+        "expected {:?}, got {:?}",
+        String::from_utf8_lossy(expected)
+            .chars()
+            .take(80)
+            .collect::<String>(),
+        String::from_utf8_lossy(&got)
+            .chars()
+            .take(80)
+            .collect::<String>()
+    );
+}
+
+/// Checks that the server closes the connection with nothing more to say.
+fn expect_eof(stream: &mut TcpStream) {
+    let mut rest = Vec::new();
+    stream
+        .read_to_end(&mut rest)
+        .expect("read to end of stream");
+    assert_eq!(String::from_utf8_lossy(&rest), "", "bytes before the close");
+}
+
+/// Whether `reply` is exactly `[YYYY-MM-DD HH:MM:SS] ` followed by `message`.
+fn is_stamped(reply: &[u8], message: &[u8]) -> bool {
+    const SHAPE: &[u8] = b"[dddd-dd-dd dd:dd:dd] ";
+    reply.len() == SHAPE.len() + message.len()
+        && reply.iter().zip(SHAPE).all(|(&c, &want)| match want {
+            b'd' => c.is_ascii_digit(),
+            _ => c == want,
+        })
+        && reply.ends_with(message)
+}
+
+#[test]
+fn the_stamp_checker_rejects_near_misses() {
+    assert!(is_stamped(b"[2024-02-29 23:59:01] hello", b"hello"));
+    assert!(!is_stamped(b"[2024-02-29 23:59:01]hello", b"hello"));
+    assert!(!is_stamped(b"[2024-02-29 23:59:1] hello", b"hello"));
+    assert!(!is_stamped(b"[2024-02-29T23:59:01] hello", b"hello"));
+    assert!(!is_stamped(b"[2024-02-29 23:59:01] hello\n", b"hello"));
+    assert!(!is_stamped(b"[2024-02-29 23:59:01] jello", b"hello"));
+}
+
+#[test]
+fn every_example_explains_its_flags() {
+    for name in [
+        "timestamp_server",
+        "timestamp_client",
+        "echo_server",
+        "chat_server",
+    ] {
+        let out = run_to_end(Command::new(example(name)).arg("--help"), b"");
+        assert!(out.status.success(), "{name} --help: {}", out.status);
+        for flag in ["--host", "--port"] {
+            assert!(
+                out.stdout.contains(flag),
+                "{name} --help does not mention {flag}:\n{}",
+                out.stdout
+            );
+        }
+    }
+    let client = run_to_end(Command::new(example("timestamp_client")).arg("--help"), b"");
+    assert!(client.stdout.contains("--timeout"), "{}", client.stdout);
+}
+
+#[test]
+fn timestamp_server_stamps_what_it_receives() {
+    let server = Server::start("timestamp_server");
+    let mut conn = connect(server.addr);
+    conn.write_all(b"hello").unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).unwrap();
+    assert!(
+        is_stamped(&reply, b"hello"),
+        "reply: {:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(
+        server.stop(),
+        Vec::<String>::new(),
+        "more than one stdout line"
+    );
+}
+
+#[test]
+fn a_server_that_cannot_bind_says_so_once_and_exits_1() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run_to_end(
+        Command::new(example("timestamp_server"))
+            .args(["--port", &port])
+            .env("RUST_LOG", "off"),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {}", out.stderr);
+    let expected = format!("timestamp_server: cannot listen on 127.0.0.1:{port}: ");
+    assert!(lines[0].starts_with(&expected), "stderr: {}", out.stderr);
+}
+
+#[test]
+fn timestamp_client_sends_each_line_and_prints_each_reply() {
+    let server = Server::start("timestamp_server");
+    let out = run_to_end(
+        Command::new(example("timestamp_client"))
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(server.addr.port().to_string())
+            .env("RUST_LOG", "off"),
+        b"one\ntwo\n\nthree\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}; stderr: {}",
+        out.status,
+        out.stderr
+    );
+    assert_eq!(out.stderr, "");
+    let lines: Vec<&str> = out.stdout.split_terminator('\n').collect();
+    assert!(out.stdout.ends_with('\n'), "stdout: {:?}", out.stdout);
+    assert_eq!(lines.len(), 2, "stdout: {:?}", out.stdout);
+    assert!(is_stamped(lines[0].as_bytes(), b"one"), "{:?}", lines[0]);
+    assert!(is_stamped(lines[1].as_bytes(), b"two"), "{:?}", lines[1]);
+    assert_eq!(server.stop(), Vec::<String>::new());
+}
+
+#[test]
+fn timestamp_client_that_cannot_connect_says_so_once_and_exits_1() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let out = run_to_end(
+        Command::new(example("timestamp_client"))
+            .args(["--port", &port.to_string()])
+            .env("RUST_LOG", "off"),
+        b"never sent\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {:?}", out.stderr);
+    let expected = format!("timestamp_client: cannot connect to 127.0.0.1:{port}: ");
+    assert!(lines[0].starts_with(&expected), "stderr: {:?}", out.stderr);
+    assert!(
+        lines[0].to_lowercase().contains("refused"),
+        "stderr: {:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn echo_server_returns_a_mebibyte_intact() {
+    let server = Server::start("echo_server");
+    let conn = connect(server.addr);
+    // xorshift: varied bytes, no repeating pattern a misplaced chunk could hide in.
+    let mut x: u32 = 0x9e37_79b9;
+    let data: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let mut writer = conn.try_clone().unwrap();
+    let sent = data.clone();
+    // Written from another thread: the echo comes back while we still send.
+    let sender = thread::spawn(move || writer.write_all(&sent));
+    let mut back = vec![0; data.len()];
+    (&conn).read_exact(&mut back).expect("the whole echo");
+    sender.join().unwrap().expect("send everything");
+    let first_difference = back.iter().zip(&data).position(|(a, b)| a != b);
+    assert_eq!(first_difference, None, "echo differs");
+    assert_eq!(server.stop(), Vec::<String>::new());
+}
+
+/// Connects to the chat server and takes the name `name`.
+fn join(addr: SocketAddr, name: &str) -> TcpStream {
+    let mut conn = connect(addr);
+    expect(&mut conn, b"What's your name?\n");
+    conn.write_all(format!("{name}\n").as_bytes()).unwrap();
+    expect(&mut conn, format!("Welcome, {name}!\n").as_bytes());
+    conn
+}
+
+#[test]
+fn chat_server_relays_lines_to_the_others_and_announces_joins_and_leaves() {
+    let server = Server::start("chat_server");
+    let mut alice = join(server.addr, "alice");
+    let mut bob = join(server.addr, "bob");
+    expect(&mut alice, b"* bob joined\n");
+    let mut carol = join(server.addr, "carol");
+    expect(&mut alice, b"* carol joined\n");
+    expect(&mut bob, b"* carol joined\n");
+
+    // Half a line, then a round trip through bob, then the rest: the server
+    // most likely reads the halves apart and must put them back together.
+    alice.write_all(b"hi ").unwrap();
+    bob.write_all(b"sync\n").unwrap();
+    expect(&mut alice, b"bob: sync\n");
+    expect(&mut carol, b"bob: sync\n");
+    alice.write_all(b"there\r\n").unwrap();
+    expect(&mut bob, b"alice: hi there\n");
+    expect(&mut carol, b"alice: hi there\n");
+
+    // Were alice sent her own line, it would come before this one.
+    bob.write_all(b"yo\n").unwrap();
+    expect(&mut alice, b"bob: yo\n");
+    expect(&mut carol, b"bob: yo\n");
+
+    drop(carol);
+    expect(&mut alice, b"* carol left\n");
+    expect(&mut bob, b"* carol left\n");
+
+    // Nothing else reached alice: the next thing she gets is this.
+    bob.write_all(b"bye\n").unwrap();
+    expect(&mut alice, b"bob: bye\n");
+    drop(alice);
+    expect(&mut bob, b"* alice left\n");
+    assert_eq!(server.stop(), Vec::<String>::new());
+}
+
+#[test]
+fn chat_server_refuses_bad_names_and_overlong_lines() {
+    let server = Server::start("chat_server");
+    let mut alice = join(server.addr, "alice");
+
+    let mut copycat = connect(server.addr);
+    expect(&mut copycat, b"What's your name?\n");
+    copycat.write_all(b"alice\n").unwrap();
+    expect(&mut copycat, b"The name alice is taken. Bye.\n");
+    expect_eof(&mut copycat);
+
+    let mut nameless = connect(server.addr);
+    expect(&mut nameless, b"What's your name?\n");
+    nameless.write_all(b"\r\n").unwrap();
+    expect(&mut nameless, b"A name cannot be empty. Bye.\n");
+    expect_eof(&mut nameless);
+
+    // A line of exactly the limit still goes through.
+    let mut bob = join(server.addr, "bob");
+    expect(&mut alice, b"* bob joined\n");
+    let longest = vec![b'x'; 64 * 1024];
+    let writer = {
+        let mut bob = bob.try_clone().unwrap();
+        let mut line = longest.clone();
+        line.push(b'\n');
+        thread::spawn(move || bob.write_all(&line))
+    };
+    let mut relayed = b"bob: ".to_vec();
+    relayed.extend_from_slice(&longest);
+    relayed.push(b'\n');
+    expect(&mut alice, &relayed);
+    writer.join().unwrap().unwrap();
+
+    // One byte more is refused. Exactly that much is sent, so the server has
+    // read all of it when it closes, and closes with a FIN, not a reset.
+    bob.write_all(&longest).unwrap();
+    bob.write_all(b"x").unwrap();
+    expect(
+        &mut bob,
+        b"Line too long (the limit is 65536 bytes). Bye.\n",
+    );
+    expect_eof(&mut bob);
+    expect(&mut alice, b"* bob left\n");
+
+    // Neither refused name was ever announced to alice.
+    let mut carol = join(server.addr, "carol");
+    expect(&mut alice, b"* carol joined\n");
+    carol.write_all(b"done\n").unwrap();
+    expect(&mut alice, b"carol: done\n");
+    assert_eq!(server.stop(), Vec::<String>::new());
+}
