@@ -72,10 +72,7 @@ impl fmt::Display for Reason {
             Reason::Error {
                 kind,
                 os_code: Some(code),
-            } => {
-                let os = io::Error::from_raw_os_error(*code);
-                write!(f, "{kind}: {os}")
-            }
+            } => write!(f, "{kind} (os error {code})"),
             Reason::Error {
                 kind,
                 os_code: None,

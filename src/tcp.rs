@@ -40,6 +40,9 @@ pub(crate) enum ConnState {
     Open,
     /// `lose_connection` was called: not reading, flushing, then closing.
     Closing,
+    /// The peer sent its FIN while replies were still buffered: flushing
+    /// them, then closing with `PeerClosed`.
+    PeerClosing,
     /// A close is queued and will be applied after the current callback.
     Closed,
 }
@@ -370,7 +373,7 @@ impl Reactor {
             ConnState::Open if conn.out.is_empty() => self.queue_close(id, Reason::LocalClosed),
             ConnState::Open => conn.state = ConnState::Closing,
             ConnState::Connecting => self.queue_close(id, Reason::Aborted),
-            ConnState::Closing | ConnState::Closed => {}
+            ConnState::Closing | ConnState::PeerClosing | ConnState::Closed => {}
         }
     }
 
@@ -587,7 +590,13 @@ impl Reactor {
             }
             match (&conn.stream).read(&mut buf) {
                 Ok(0) => {
-                    self.queue_close(id, Reason::PeerClosed);
+                    // Replies still buffered are flushed first (Twisted drops
+                    // them): `printf … | nc -N` gets its whole answer.
+                    if conn.out.is_empty() {
+                        self.queue_close(id, Reason::PeerClosed);
+                    } else {
+                        conn.state = ConnState::PeerClosing;
+                    }
                     break;
                 }
                 Ok(n) => {
@@ -632,8 +641,10 @@ impl Reactor {
                         return;
                     }
                 }
-                if conn.state == ConnState::Closing {
-                    self.queue_close(id, Reason::LocalClosed);
+                match conn.state {
+                    ConnState::Closing => self.queue_close(id, Reason::LocalClosed),
+                    ConnState::PeerClosing => self.queue_close(id, Reason::PeerClosed),
+                    _ => {}
                 }
             }
             Err(e) => {
