@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# Echo benchmark: the reactor's echo_server against a tokio current-thread
+# echo server (examples/tokio_echo_server.rs), both driven by echo_load.
+#
+#   bench/echo.sh                     # defaults: 3 rounds of 5 s per load
+#   ROUNDS=5 SECS=10 bench/echo.sh
+#
+# Environment:
+#   ROUNDS      rounds per load; servers alternate A B / B A between rounds (3)
+#   SECS        seconds of ping-pong per run (5)
+#   LOADS       space-separated CONNS:SIZE pairs ("1:64 50:512 500:512")
+#   SYS_LOADS   CONNS:SIZE loads whose server syscalls are counted ("50:512 500:512")
+#   IDLE_CONNS  idle connections for the memory figure (10000)
+#   PIN         1 to pin server and client to different CPUs with taskset (0)
+#   NO_BUILD    1 to skip `cargo build --release --examples`
+#
+# Every run is bounded in time, talks to 127.0.0.1 only, and every child is
+# killed when the script exits. Progress goes to stderr, the summary to stdout.
+#
+# Reading the figures: echo_load is single-threaded, so on a small machine it,
+# not the server, usually sets the pace; the server's CPU time per message
+# ("cpu") then says more about its efficiency than msgs/s does. Syscalls per
+# message are counted with `perf stat -e raw_syscalls:sys_enter -p PID` (or
+# `strace -c -f -p PID`); the floor is one read and one write, and the rest
+# is the server's share of epoll_wait: one per wake-up, so it falls as more
+# messages are ready per wake-up.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-5}
+LOADS=${LOADS:-"1:64 50:512 500:512"}
+SYS_LOADS=${SYS_LOADS:-"50:512 500:512"}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+PIN=${PIN:-0}
+NO_BUILD=${NO_BUILD:-0}
+HOST=127.0.0.1
+# The bars from the issue.
+MAX_SYSCALLS=2.05
+MAX_IDLE_BYTES=1024
+
+cd "$(dirname "$0")/.."
+BIN=target/release/examples
+LOAD_BIN=$BIN/echo_load
+declare -A SERVER_BIN=([reactor]=$BIN/echo_server [tokio]=$BIN/tokio_echo_server)
+SERVERS=(reactor tokio)
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/echo-bench.XXXXXX")
+CHILDREN=()
+
+cleanup() {
+    local pid
+    for pid in "${CHILDREN[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${CHILDREN[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+    log "echo.sh: $*"
+    exit 1
+}
+
+# Drops a pid from CHILDREN once it has been reaped.
+forget() {
+    local pid=$1 i
+    for i in "${!CHILDREN[@]}"; do
+        [[ ${CHILDREN[$i]} == "$pid" ]] && unset 'CHILDREN[i]'
+    done
+    CHILDREN=("${CHILDREN[@]}")
+}
+
+# Command prefixes that pin server and client to different CPUs when PIN=1.
+# taskset execs the command, so $! is still the server's own pid.
+PIN_SERVER=()
+PIN_CLIENT=()
+if [[ $PIN == 1 ]] && command -v taskset >/dev/null; then
+    PIN_SERVER=(taskset -c 0)
+    PIN_CLIENT=(taskset -c 1)
+fi
+
+# median of the numbers given as arguments
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) { print "nan"; exit }
+              if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# field NAME from an echo_load result line
+field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# start_server NAME: starts a fresh server on a free port; sets SPID and SPORT.
+start_server() {
+    local name=$1 out=$TMP/$1.$RANDOM.out i line
+    "${PIN_SERVER[@]}" "${SERVER_BIN[$name]}" --host "$HOST" --port 0 >"$out" 2>"$out.err" &
+    SPID=$!
+    CHILDREN+=("$SPID")
+    for ((i = 0; i < 100; i++)); do
+        line=$(grep -m1 '^listening on ' "$out" || true)
+        [[ -n $line ]] && break
+        kill -0 "$SPID" 2>/dev/null || die "$name server exited: $(cat "$out.err")"
+        sleep 0.1
+    done
+    [[ -n $line ]] || die "$name server did not say where it listens"
+    # Counting syscalls and memory needs the server's own pid, not a wrapper's.
+    [[ $(readlink "/proc/$SPID/exe") == */"${SERVER_BIN[$name]##*/}" ]] ||
+        die "pid $SPID is not the $name server"
+    SPORT=${line##*:}
+}
+
+stop_server() {
+    kill "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    forget "$SPID"
+}
+
+# run_load CONNS SIZE: one bounded echo_load run against SPORT; prints its line.
+run_load() {
+    local line
+    line=$("${PIN_CLIENT[@]}" timeout -k 5 "$LOAD_LIMIT" "$LOAD_BIN" --host "$HOST" \
+        --port "$SPORT" --conns "$1" --size "$2" --secs "$SECS") ||
+        die "echo_load failed (conns=$1 size=$2)"
+    [[ $line == conns=* ]] || die "unexpected echo_load output: $line"
+    printf '%s\n' "$line"
+}
+
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+vmrss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# ---------------------------------------------------------------- setup
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+[[ $IDLE_CONNS =~ ^[1-9][0-9]*$ ]] || die "IDLE_CONNS must be a positive integer"
+[[ $SECS =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v s="$SECS" 'BEGIN { exit !(s > 0) }' ||
+    die "SECS must be a positive number"
+# Hard bound on one echo_load run: its SECS, connecting, and slack.
+LOAD_LIMIT=$(awk -v s="$SECS" 'BEGIN { print int(s) + 60 }')
+
+if [[ $NO_BUILD != 1 ]]; then
+    log "building (cargo build --release --examples)..."
+    cargo build --release --examples >&2
+fi
+for bin in "$LOAD_BIN" "${SERVER_BIN[@]}"; do
+    [[ -x $bin ]] || die "$bin is missing; build with cargo build --release --examples"
+done
+
+hard=$(ulimit -Hn)
+if [[ $hard == unlimited ]]; then
+    ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+else
+    ulimit -n "$hard" 2>/dev/null || true
+fi
+NOFILE=$(ulimit -n)
+if ((NOFILE < IDLE_CONNS + 64)); then
+    log "ulimit -n is $NOFILE: idle test lowered to $((NOFILE - 64)) connections"
+    IDLE_CONNS=$((NOFILE - 64))
+fi
+
+CPUS=$(nproc)
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "machine: $CPUS CPUs, load average $LOADAVG_START, ulimit -n $NOFILE; rounds=$ROUNDS secs=$SECS pin=$PIN"
+
+# ---------------------------------------------------------------- throughput
+# Per load and server: space-separated per-run values of msgs/s, p50, p99 and
+# the server's CPU microseconds per echoed message.
+declare -A RUNS RATIOS ERRS
+for load in $LOADS; do
+    conns=${load%%:*}
+    size=${load##*:}
+    ratios=()
+    ERRS[$load]=0
+    for ((round = 1; round <= ROUNDS; round++)); do
+        if ((round % 2)); then order=(reactor tokio); else order=(tokio reactor); fi
+        declare -A rate=()
+        for name in "${order[@]}"; do
+            start_server "$name"
+            cpu0=$(cpu_ticks "$SPID")
+            line=$(run_load "$conns" "$size")
+            cpu1=$(cpu_ticks "$SPID")
+            stop_server
+            msgs=$(field msgs "$line")
+            cpu=$(awk -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v m="$msgs" \
+                'BEGIN { printf "%.2f", (m > 0 ? t * 1e6 / hz / m : 0) }')
+            log "  round $round $(printf '%-7s' "$name") $line server_cpu_us_per_msg=$cpu"
+            rate[$name]=$(field msgs_per_s "$line")
+            RUNS[$load,$name,rate]+=" ${rate[$name]}"
+            RUNS[$load,$name,p50]+=" $(field p50_us "$line")"
+            RUNS[$load,$name,p99]+=" $(field p99_us "$line")"
+            RUNS[$load,$name,cpu]+=" $cpu"
+            ERRS[$load]=$((ERRS[$load] + $(field errors "$line")))
+        done
+        ratios+=("$(awk -v a="${rate[reactor]}" -v b="${rate[tokio]}" \
+            'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
+    done
+    RATIOS[$load]="${ratios[*]}"
+    log "C=$conns M=$size: msgs/s reactor${RUNS[$load,reactor,rate]}, tokio${RUNS[$load,tokio,rate]}; ratio by round ${ratios[*]}"
+done
+
+# ---------------------------------------------------------------- syscalls
+# count_syscalls NAME CONNS SIZE: one run with the server's syscalls counted;
+# sets SYS[CONNS:SIZE,NAME] to "TOTAL READS WRITES WAITS MSGS TOOL".
+count_syscalls() {
+    local name=$1 conns=$2 size=$3 out=$TMP/sys.$1.$2 tool tpid line msgs
+    start_server "$name"
+    if command -v perf >/dev/null &&
+        perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+        tool=perf
+        perf stat -x, -o "$out" -p "$SPID" -e raw_syscalls:sys_enter \
+            -e syscalls:sys_enter_recvfrom -e syscalls:sys_enter_read \
+            -e syscalls:sys_enter_sendto -e syscalls:sys_enter_write \
+            -e syscalls:sys_enter_epoll_wait 2>/dev/null &
+    elif command -v strace >/dev/null; then
+        tool=strace
+        strace -c -f -q -p "$SPID" -o "$out" 2>/dev/null &
+    else
+        stop_server
+        SYS[$conns:$size,$name]="nan nan nan nan 0 none"
+        return
+    fi
+    tpid=$!
+    CHILDREN+=("$tpid")
+    sleep 0.5 # let the counter attach
+    line=$(run_load "$conns" "$size")
+    log "  syscalls $(printf '%-7s' "$name") $line"
+    kill -INT "$tpid" 2>/dev/null || true
+    wait "$tpid" 2>/dev/null || true
+    forget "$tpid"
+    stop_server
+    msgs=$(field msgs "$line")
+    if [[ $tool == perf ]]; then
+        SYS[$conns:$size,$name]=$(awk -F, -v msgs="$msgs" '
+            $3 == "raw_syscalls:sys_enter" { total = $1 }
+            $3 ~ /sys_enter_(recvfrom|read)$/ { reads += $1 }
+            $3 ~ /sys_enter_(sendto|write)$/ { writes += $1 }
+            $3 ~ /sys_enter_epoll_wait$/ { waits += $1 }
+            END { print total + 0, reads + 0, writes + 0, waits + 0, msgs, "perf" }' "$out")
+    else
+        SYS[$conns:$size,$name]=$(awk -v msgs="$msgs" '
+            $NF == "total" { total = $4 }
+            $NF ~ /^(recvfrom|read|recvmsg)$/ { reads += $4 }
+            $NF ~ /^(sendto|write|sendmsg|writev)$/ { writes += $4 }
+            $NF ~ /^epoll_(p?wait2?)$/ { waits += $4 }
+            END { print total + 0, reads + 0, writes + 0, waits + 0, msgs, "strace" }' "$out")
+    fi
+}
+
+declare -A SYS
+for load in $SYS_LOADS; do
+    for name in "${SERVERS[@]}"; do
+        count_syscalls "$name" "${load%%:*}" "${load##*:}"
+    done
+done
+
+# ---------------------------------------------------------------- idle memory
+# idle_memory NAME: the server's VmRSS before and after IDLE_CONNS idle
+# connections; sets MEM[NAME] to "BEFORE_KB AFTER_KB CONNECTED".
+idle_memory() {
+    local name=$1 before after cpid base connected="" i hold fifo=$TMP/idle.in out=$TMP/idle.$1.out
+    start_server "$name"
+    sleep 0.3
+    base=$(fd_count "$SPID")
+    before=$(vmrss_kb "$SPID")
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    timeout -k 5 120 "$LOAD_BIN" --host "$HOST" --port "$SPORT" --idle \
+        --conns "$IDLE_CONNS" --hold-secs 90 <"$fifo" >"$out" 2>"$out.err" &
+    cpid=$!
+    CHILDREN+=("$cpid")
+    exec {hold}>"$fifo" # the client's stdin stays open until this closes
+    for ((i = 0; i < 600; i++)); do
+        connected=$(sed -n 's/^connected \([0-9]*\)$/\1/p' "$out")
+        [[ -n $connected ]] && break
+        kill -0 "$cpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z $connected ]]; then
+        exec {hold}>&-
+        stop_server
+        log "idle client for $name failed: $(cat "$out.err")"
+        MEM[$name]="nan nan 0"
+        return
+    fi
+    # The client sees a connection once the kernel completes it; wait until
+    # the server has accepted them all too, then let it settle.
+    for ((i = 0; i < 100; i++)); do
+        (($(fd_count "$SPID") >= base + connected)) && break
+        sleep 0.1
+    done
+    sleep 0.5
+    after=$(vmrss_kb "$SPID")
+    exec {hold}>&- # end-of-file: the client exits
+    wait "$cpid" 2>/dev/null || true
+    forget "$cpid"
+    stop_server
+    log "  idle     $(printf '%-7s' "$name") connected $connected, VmRSS ${before} kB -> ${after} kB"
+    MEM[$name]="$before $after $connected"
+}
+
+declare -A MEM
+for name in "${SERVERS[@]}"; do
+    idle_memory "$name"
+done
+
+# ---------------------------------------------------------------- summary
+# med LIST: the median of a space-separated list
+med() {
+    # shellcheck disable=SC2086 # word splitting of the list is intended
+    median $1
+}
+
+echo
+echo "== echo benchmark: reactor echo_server vs tokio current-thread echo server =="
+echo "machine: $CPUS CPUs, load average at start $LOADAVG_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "runs: $ROUNDS rounds x ${SECS}s per load, servers alternated per round, fresh process per run, pin=$PIN"
+echo
+echo "throughput: medians over rounds; p50/p99 in us; cpu = server CPU us per echoed message;"
+echo "ratio = reactor/tokio msgs/s within each round. Bar: median ratio >= 1 at every load."
+printf '%-5s %-4s | %9s %7s %7s %5s | %9s %7s %7s %5s | %-20s %6s %6s %s\n' \
+    conns size reactor/s p50 p99 cpu tokio/s p50 p99 cpu "ratio by round" median errors bar
+for load in $LOADS; do
+    ratio_median=$(med "${RATIOS[$load]}")
+    printf '%-5s %-4s | %9.0f %7.1f %7.1f %5.2f | %9.0f %7.1f %7.1f %5.2f | %-20s %6.3f %6s %s\n' \
+        "${load%%:*}" "${load##*:}" \
+        "$(med "${RUNS[$load,reactor,rate]}")" "$(med "${RUNS[$load,reactor,p50]}")" \
+        "$(med "${RUNS[$load,reactor,p99]}")" "$(med "${RUNS[$load,reactor,cpu]}")" \
+        "$(med "${RUNS[$load,tokio,rate]}")" "$(med "${RUNS[$load,tokio,p50]}")" \
+        "$(med "${RUNS[$load,tokio,p99]}")" "$(med "${RUNS[$load,tokio,cpu]}")" \
+        "${RATIOS[$load]// /,}" "$ratio_median" "${ERRS[$load]}" \
+        "$(awk -v r="$ratio_median" 'BEGIN { print (r >= 1 ? "PASS" : "FAIL") }')"
+done
+echo
+echo "server syscalls per echoed message (reads + writes + epoll_waits + other; floor is 2)"
+echo "Bar: reactor <= $MAX_SYSCALLS at C=50 M=512 (other loads shown for information)."
+printf '%-5s %-4s %-8s %9s %9s %8s %8s %8s %9s %s\n' \
+    conns size server msgs syscalls per_msg reads writes waits bar
+for load in $SYS_LOADS; do
+    for name in "${SERVERS[@]}"; do
+        read -r total reads writes waits msgs tool <<<"${SYS[$load,$name]}"
+        awk -v c="${load%%:*}" -v s="${load##*:}" -v n="$name" -v t="$total" -v r="$reads" \
+            -v w="$writes" -v e="$waits" -v m="$msgs" -v max="$MAX_SYSCALLS" -v tool="$tool" 'BEGIN {
+            if (m <= 0) { printf "%-5s %-4s %-8s (no data, %s)\n", c, s, n, tool; exit }
+            bar = "-"
+            if (n == "reactor" && c == 50 && s == 512) bar = (t / m <= max) ? "PASS" : "FAIL"
+            printf "%-5s %-4s %-8s %9d %9d %8.3f %8.3f %8.3f %9.4f %s (%s)\n",
+                c, s, n, m, t, t / m, r / m, w / m, e / m, bar, tool }'
+    done
+done
+echo
+echo "idle connections: server VmRSS growth per connection. Bar: reactor < $MAX_IDLE_BYTES bytes."
+printf '%-8s %7s %11s %11s %14s %s\n' server conns rss_before rss_after bytes_per_conn bar
+for name in "${SERVERS[@]}"; do
+    read -r before after connected <<<"${MEM[$name]}"
+    awk -v n="$name" -v b="$before" -v a="$after" -v c="$connected" -v max="$MAX_IDLE_BYTES" 'BEGIN {
+        if (c <= 0) { printf "%-8s %7s (no data)\n", n, c; exit }
+        per = (a - b) * 1024 / c
+        bar = (n == "reactor") ? ((per < max) ? "PASS" : "FAIL") : "-"
+        printf "%-8s %7d %8d kB %8d kB %14.0f %s\n", n, c, b, a, per, bar }'
+done
