@@ -53,6 +53,7 @@ mod tcp;
 pub mod testing;
 mod timer;
 mod transport;
+mod udp;
 
 pub use crate::protocol::{ClientFactory, Factory, Protocol, SharedFactory};
 pub use crate::reactor::{Reactor, ReactorHandle};
@@ -60,6 +61,9 @@ pub use crate::reason::Reason;
 pub use crate::tcp::{ListenOptions, ListenerHandle};
 pub use crate::timer::TimerId;
 pub use crate::transport::{ConnectionId, Transport};
+pub use crate::udp::{
+    DatagramProtocol, DatagramTransport, MulticastInterface, UdpHandle, DEFAULT_SEND_QUEUE_LIMIT,
+};
 
 /// The README's example compiles (it is not run: it serves forever).
 #[cfg(doctest)]

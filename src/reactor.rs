@@ -12,6 +12,7 @@ use slab::Slab;
 use crate::tcp::{Conn, Listener};
 use crate::timer::{TimerHeap, TimerId};
 use crate::transport::ConnectionId;
+use crate::udp::UdpEndpoint;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("reactor packs a slot key and a generation into a 64-bit mio token");
@@ -39,6 +40,7 @@ pub(crate) enum TimerAction {
     Protocol { conn: ConnectionId, tag: u64 },
     ConnectTimeout(ConnectionId),
     RetryAccept(SlotId),
+    Datagram { endpoint: SlotId, tag: u64 },
 }
 
 /// A slot key with the generation it was filled at.
@@ -87,6 +89,7 @@ pub(crate) struct Slot {
 pub(crate) enum Source {
     Conn(Conn),
     Listener(Listener),
+    Udp(UdpEndpoint),
 }
 
 /// What one readiness event said, copied out of mio's event.
@@ -306,6 +309,11 @@ impl Reactor {
             Some(slot) if slot.generation == id.generation => match slot.source {
                 Source::Conn(_) => self.conn_ready(id.into(), readiness),
                 Source::Listener(_) => self.accept_ready(id),
+                Source::Udp(_) => self.udp_ready(
+                    id,
+                    readiness.writable,
+                    readiness.readable || readiness.error,
+                ),
             },
             // A late event for a slot that was closed (and maybe reused)
             // during this turn.
@@ -337,6 +345,7 @@ impl Reactor {
                 TimerAction::Protocol { conn, tag } => self.protocol_timer(conn, tag),
                 TimerAction::ConnectTimeout(conn) => self.connect_timed_out(conn),
                 TimerAction::RetryAccept(listener) => self.retry_accept(listener),
+                TimerAction::Datagram { endpoint, tag } => self.datagram_timer(endpoint, tag),
             }
             self.apply_closes();
         }
@@ -371,17 +380,17 @@ impl Reactor {
             }
             self.apply_closes();
         }
-        let listeners: Vec<SlotId> = self
+        let others: Vec<SlotId> = self
             .slots
             .iter()
-            .filter(|(_, s)| matches!(s.source, Source::Listener(_)))
             .map(|(key, s)| SlotId {
                 key: key as u32,
                 generation: s.generation,
             })
             .collect();
-        for id in listeners {
+        for id in others {
             self.remove_listener(id);
+            self.remove_udp(id);
         }
         let left = self.slots.len();
         if left > 0 {
