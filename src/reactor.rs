@@ -244,8 +244,11 @@ impl Reactor {
                 self.dispatch(event.token(), readiness);
             }
             for id in leftovers.drain(..) {
+                // The edge that left this work may have carried a FIN that
+                // will not be signalled again: read on to EOF or WouldBlock.
                 let readiness = Readiness {
                     readable: true,
+                    must_drain: true,
                     ..Readiness::default()
                 };
                 self.dispatch(id.token(), readiness);

@@ -700,3 +700,54 @@ fn replies_buffered_when_the_peer_half_closes_are_still_delivered() {
     assert!(got == pattern(LEN, 9), "bytes differ");
     assert_eq!(next(&rx), "lost:PeerClosed");
 }
+
+#[test]
+fn a_fin_behind_more_than_one_turns_worth_of_data_is_still_seen() {
+    // The reactor is held still while a burst and the FIN arrive, so one
+    // readiness edge carries both. The fairness cap splits reading the
+    // burst over turns, and the later turns must read on to end-of-file:
+    // the FIN raises no new edge.
+    /// Counts bytes; reports the total with the reason when lost.
+    struct Count {
+        total: usize,
+        tx: Sender<String>,
+    }
+    impl Protocol for Count {
+        fn data_received(&mut self, _t: &mut dyn Transport, data: &[u8]) {
+            self.total += data.len();
+        }
+        fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+            let _ = self.tx.send(format!("{reason:?} after {}", self.total));
+        }
+    }
+    const WARM_UP: usize = 8 << 20;
+    // More than one turn's reads (4 x 64 KiB), less than the receive
+    // window, so burst and FIN sit in the socket together; not a multiple of
+    // the 64 KiB read size, so the last read is short.
+    const BURST: usize = (300 << 10) + 100;
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let tx = tx.clone();
+        Ok(r.listen_tcp(localhost(), move || Count {
+            total: 0,
+            tx: tx.clone(),
+        })?
+        .local_addr())
+    });
+    let mut c = client(server.addr);
+    // A large transfer first lets the kernel grow the receive window.
+    c.write_all(&pattern(WARM_UP, 3)).unwrap();
+    assert_eq!(server.call(|r| r.connection_count()), 1);
+    let (hold_tx, hold_rx) = channel::<()>();
+    let (held_tx, held_rx) = channel::<()>();
+    server.handle.call_from_thread(move |_| {
+        held_tx.send(()).unwrap();
+        let _ = hold_rx.recv_timeout(WAIT);
+    });
+    held_rx.recv_timeout(WAIT).unwrap();
+    c.write_all(&pattern(BURST, 4)).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    hold_tx.send(()).unwrap();
+    let lost = rx.recv_timeout(WAIT).expect("the FIN was seen");
+    assert_eq!(lost, format!("PeerClosed after {}", WARM_UP + BURST));
+}
