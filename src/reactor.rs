@@ -125,6 +125,9 @@ pub struct Reactor {
     /// Sources that hit their fairness cap and still have work: served again
     /// after the next (non-blocking) poll.
     pub(crate) again: Vec<SlotId>,
+    /// UDP endpoints whose send reported an ICMP refusal during a callback;
+    /// their `connection_refused` runs once the callback returns.
+    pub(crate) udp_refusals: Vec<SlotId>,
     stopping: bool,
     running: bool,
     remote: Option<Arc<Remote>>,
@@ -174,6 +177,7 @@ impl Reactor {
             read_buf: vec![0; READ_BUFFER_SIZE],
             closes: Vec::new(),
             again: Vec::new(),
+            udp_refusals: Vec::new(),
             stopping: false,
             running: false,
             remote: None,
@@ -209,10 +213,12 @@ impl Reactor {
             return Err(io::Error::other("the reactor is already running"));
         }
         self.running = true;
-        self.stopping = false;
+        // A stop() asked for before run() (from a start hook, say) is honoured:
+        // the loop below does not start.
         let result = self.run_loop();
         self.shutdown();
         self.running = false;
+        self.stopping = false;
         result
     }
 
@@ -235,6 +241,9 @@ impl Reactor {
                 }
             }
             for event in events.iter() {
+                if self.stopping {
+                    break;
+                }
                 let readiness = Readiness {
                     readable: event.is_readable(),
                     writable: event.is_writable(),
@@ -244,6 +253,9 @@ impl Reactor {
                 self.dispatch(event.token(), readiness);
             }
             for id in leftovers.drain(..) {
+                if self.stopping {
+                    break;
+                }
                 // The edge that left this work may have carried a FIN that
                 // will not be signalled again: read on to EOF or WouldBlock.
                 let readiness = Readiness {
@@ -258,7 +270,9 @@ impl Reactor {
         Ok(())
     }
 
-    /// Asks the loop to stop; `run` returns at the end of the current turn.
+    /// Asks the loop to stop: no further data, datagram or timer callbacks
+    /// run after the current one returns, and `run` returns once everything
+    /// is closed. Called before `run`, it makes `run` close up at once.
     pub fn stop(&mut self) {
         self.stopping = true;
     }

@@ -464,6 +464,7 @@ impl Reactor {
             self.finish_close(id, reason);
         }
         self.closes.clear();
+        self.apply_udp_refusals();
     }
 
     fn finish_close(&mut self, id: ConnectionId, reason: Reason) {
@@ -584,7 +585,13 @@ impl Reactor {
     fn read(&mut self, id: ConnectionId, must_drain: bool) {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut reads = 0;
-        while let Some(conn) = self.conn_mut(id) {
+        loop {
+            if self.is_stopping() {
+                break;
+            }
+            let Some(conn) = self.conn_mut(id) else {
+                break;
+            };
             if conn.state != ConnState::Open {
                 break;
             }

@@ -154,6 +154,19 @@ impl UdpHandle {
         reactor.remove_udp(self.id)
     }
 
+    /// Sends `data` to `addr` from this endpoint, from anywhere the reactor
+    /// is at hand (a TCP callback, a `call_from_thread` closure); see
+    /// [`DatagramTransport::write_to`].
+    pub fn write_to(&self, reactor: &mut Reactor, data: &[u8], addr: SocketAddr) {
+        reactor.udp_send(self.id, data, Some(addr));
+    }
+
+    /// Sends `data` to the endpoint's connected address; see
+    /// [`DatagramTransport::write`].
+    pub fn write(&self, reactor: &mut Reactor, data: &[u8]) {
+        reactor.udp_send(self.id, data, None);
+    }
+
     /// Datagrams this endpoint dropped because its send queue was full.
     pub fn dropped(&self, reactor: &Reactor) -> u64 {
         reactor.udp(self.id).map_or(0, |e| e.dropped)
@@ -175,9 +188,32 @@ pub(crate) struct UdpEndpoint {
     want_write: bool,
     /// `stop_listening` was called inside a callback; applied after it.
     stopping: bool,
+    /// A send reported an ICMP refusal not yet passed to the protocol.
+    refused: bool,
 }
 
 impl UdpEndpoint {
+    /// One `send`/`send_to`. A refusal is an earlier datagram's ICMP error
+    /// that the kernel reports (and clears) on this send without sending:
+    /// note it for `connection_refused` and send once more.
+    fn send_once(&mut self, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
+        let mut refusals = 0;
+        loop {
+            let r = match to {
+                Some(addr) => self.socket.send_to(data, addr),
+                None => self.socket.send(data),
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refusals == 0 => {
+                    refusals += 1;
+                    self.refused = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Sends one datagram now, or queues it, or drops and counts it.
     fn send(&mut self, id: SlotId, registry: &mio::Registry, data: &[u8], to: Option<SocketAddr>) {
         if to.is_none() && self.connected.is_none() {
@@ -185,25 +221,9 @@ impl UdpEndpoint {
             return;
         }
         if self.queue.is_empty() {
-            let result = loop {
-                let r = match to {
-                    Some(addr) => self.socket.send_to(data, addr),
-                    None => self.socket.send(data),
-                };
-                match r {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other,
-                }
-            };
-            match result {
+            match self.send_once(data, to) {
                 Ok(_) => return,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    // An earlier datagram's ICMP error, reported on this send;
-                    // the protocol hears of it on the next read turn.
-                    debug!("UDP {}: send reported an earlier refusal", self.local);
-                    return;
-                }
                 Err(e) => {
                     // Per-datagram errors (unreachable network, too large,
                     // no permission to broadcast) lose that datagram only.
@@ -240,23 +260,19 @@ impl UdpEndpoint {
 
     /// Sends queued datagrams until the kernel pushes back.
     fn flush(&mut self, id: SlotId, registry: &mio::Registry) {
-        while let Some((to, data)) = self.queue.front() {
-            let r = match to {
-                Some(addr) => self.socket.send_to(data, *addr),
-                None => self.socket.send(data),
-            };
-            match r {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+        while let Some((to, data)) = self.queue.pop_front() {
+            match self.send_once(&data, to) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.queue.push_front((to, data));
+                    return;
+                }
                 Err(e) => {
                     debug!("UDP {}: queued send to {to:?} failed: {e}", self.local);
                     self.dropped += 1;
                 }
                 Ok(_) => {}
             }
-            let len = data.len();
-            self.queue.pop_front();
-            self.queued_bytes -= len;
+            self.queued_bytes -= data.len();
         }
         self.queue = VecDeque::new();
         if self.want_write {
@@ -295,11 +311,7 @@ impl UdpTransport<'_> {
 
 impl DatagramTransport for UdpTransport<'_> {
     fn write_to(&mut self, data: &[u8], addr: SocketAddr) {
-        let id = self.id;
-        match self.endpoint() {
-            Some((e, registry)) => e.send(id, registry, data, Some(addr)),
-            None => debug!("write on a stopped UDP endpoint ignored"),
-        }
+        self.reactor.udp_send(self.id, data, Some(addr));
     }
 
     fn connect(&mut self, addr: SocketAddr) -> io::Result<()> {
@@ -312,11 +324,7 @@ impl DatagramTransport for UdpTransport<'_> {
     }
 
     fn write(&mut self, data: &[u8]) {
-        let id = self.id;
-        match self.endpoint() {
-            Some((e, registry)) => e.send(id, registry, data, None),
-            None => debug!("write on a stopped UDP endpoint ignored"),
-        }
+        self.reactor.udp_send(self.id, data, None);
     }
 
     fn local_addr(&self) -> SocketAddr {
@@ -493,6 +501,7 @@ impl Reactor {
                 dropped: 0,
                 want_write: false,
                 stopping: false,
+                refused: false,
             }),
         });
         debug!("UDP listening on {local}");
@@ -549,6 +558,33 @@ impl Reactor {
         true
     }
 
+    fn udp_send(&mut self, id: SlotId, data: &[u8], to: Option<SocketAddr>) {
+        let Some((e, registry)) = self.udp_and_registry(id) else {
+            debug!("write on a stopped UDP endpoint ignored");
+            return;
+        };
+        e.send(id, registry, data, to);
+        self.note_refusal(id);
+    }
+
+    /// Queues `connection_refused` for an endpoint whose send met a refusal.
+    fn note_refusal(&mut self, id: SlotId) {
+        if let Some((e, _)) = self.udp_and_registry(id) {
+            if std::mem::take(&mut e.refused) {
+                self.udp_refusals.push(id);
+            }
+        }
+    }
+
+    /// Runs the `connection_refused` callbacks that sends made during
+    /// callbacks owe; called with the deferred closes.
+    pub(crate) fn apply_udp_refusals(&mut self) {
+        while let Some(id) = self.udp_refusals.pop() {
+            self.with_datagram_protocol(id, |p, t| p.connection_refused(t));
+            self.apply_udp_stop(id);
+        }
+    }
+
     pub(crate) fn datagram_timer(&mut self, id: SlotId, tag: u64) {
         self.with_datagram_protocol(id, |p, t| p.timer_fired(t, tag));
         self.apply_udp_stop(id);
@@ -587,6 +623,7 @@ impl Reactor {
                     e.flush(id, registry);
                 }
             }
+            self.note_refusal(id);
         }
         if readable {
             self.udp_read(id);
@@ -599,6 +636,9 @@ impl Reactor {
     fn udp_read(&mut self, id: SlotId) {
         let mut buf = std::mem::take(&mut self.read_buf);
         for _ in 0..MAX_DATAGRAMS_PER_EVENT {
+            if self.is_stopping() {
+                break;
+            }
             let Some(e) = self.udp(id) else {
                 break;
             };

@@ -424,3 +424,82 @@ fn overflow_inner() {
     );
     drop(server);
 }
+
+/// Writes twice to a closed port; after the second refusal, talks to a live echo.
+struct DoubleProber {
+    closed: SocketAddr,
+    live: SocketAddr,
+    refusals: u32,
+    tx: Sender<String>,
+}
+
+impl DatagramProtocol for DoubleProber {
+    fn start_protocol(&mut self, t: &mut dyn DatagramTransport) {
+        t.connect(self.closed).unwrap();
+        t.write(b"one");
+        // On loopback the refusal of `one` is already pending: this send
+        // reports it (the kernel clears it), and must still send `two`.
+        t.write(b"two");
+    }
+    fn connection_refused(&mut self, t: &mut dyn DatagramTransport) {
+        self.refusals += 1;
+        let _ = self.tx.send(format!("refused {}", self.refusals));
+        if self.refusals == 2 {
+            t.connect(self.live).unwrap();
+            t.write(b"three");
+        }
+    }
+    fn datagram_received(
+        &mut self,
+        _t: &mut dyn DatagramTransport,
+        data: &[u8],
+        _from: SocketAddr,
+    ) {
+        let _ = self.tx.send(String::from_utf8_lossy(data).into_owned());
+    }
+}
+
+#[test]
+fn a_refusal_reported_by_a_send_is_not_lost() {
+    let closed = UdpSocket::bind(localhost()).unwrap().local_addr().unwrap();
+    let (tx, rx) = channel();
+    let _server = ReactorThread::start(move |r| {
+        let live = r.listen_udp(localhost(), UdpEcho)?.local_addr();
+        let p = DoubleProber {
+            closed,
+            live,
+            refusals: 0,
+            tx,
+        };
+        r.listen_udp(localhost(), p)?;
+        Ok(live)
+    });
+    assert_eq!(next(&rx), "refused 1");
+    assert_eq!(
+        next(&rx),
+        "refused 2",
+        "each datagram's refusal is reported once"
+    );
+    assert_eq!(next(&rx), "three");
+    assert_quiet(&rx);
+}
+
+#[test]
+fn stop_from_a_start_hook_before_run_ends_run_at_once() {
+    struct StopAtStart(Sender<String>);
+    impl DatagramProtocol for StopAtStart {
+        fn start_protocol(&mut self, t: &mut dyn DatagramTransport) {
+            t.reactor().unwrap().stop();
+        }
+        fn datagram_received(&mut self, _: &mut dyn DatagramTransport, _: &[u8], _: SocketAddr) {}
+        fn stop_protocol(&mut self) {
+            let _ = self.0.send("stopped".into());
+        }
+    }
+    let (tx, rx) = channel();
+    let mut r = reactor::Reactor::new().unwrap();
+    r.listen_udp(localhost(), StopAtStart(tx)).unwrap();
+    r.run().unwrap();
+    assert_eq!(rx.try_recv().unwrap(), "stopped");
+    assert!(!r.is_stopping(), "a stopped reactor can run again");
+}
