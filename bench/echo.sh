@@ -9,26 +9,44 @@
 #   ROUNDS      rounds per load; servers alternate A B / B A between rounds (3)
 #   SECS        seconds of ping-pong per run (5)
 #   LOADS       space-separated CONNS:SIZE pairs ("1:64 50:512 500:512")
+#   LOAD_PROCS  echo_load processes per run, running at once (2)
+#   START_DELAY seconds from launching them to their common start (0.5)
 #   SYS_LOADS   CONNS:SIZE loads whose server syscalls are counted ("50:512 500:512")
 #   IDLE_CONNS  idle connections for the memory figure (10000)
-#   PIN         1 to pin server and client to different CPUs with taskset (0)
+#   PIN         1 to pin the server to CPU 0 and the load to the others (0)
 #   NO_BUILD    1 to skip `cargo build --release --examples`
 #
 # Every run is bounded in time, talks to 127.0.0.1 only, and every child is
 # killed when the script exits. Progress goes to stderr, the summary to stdout.
+# Helpers shared with bench/udp.sh are in bench/lib.sh.
 #
-# Reading the figures: echo_load is single-threaded, so on a small machine it,
-# not the server, usually sets the pace; the server's CPU time per message
-# ("cpu") then says more about its efficiency than msgs/s does. Syscalls per
-# message are counted with `perf stat -e raw_syscalls:sys_enter -p PID` (or
-# `strace -c -f -p PID`); the floor is one read and one write, and the rest
-# is the server's share of epoll_wait: one per wake-up, so it falls as more
-# messages are ready per wake-up.
+# Why several load processes: echo_load is single-threaded. With one load
+# process on a 2-core machine the client, not the server, is the bottleneck
+# (the server idles part of the time waiting for it), so msgs/s measured the
+# client. With LOAD_PROCS=2 the load can use both cores, the server competes
+# with it for CPU, and the server's cost per message shows in the throughput.
+# Each run splits its C connections across min(LOAD_PROCS, C) processes
+# (C=1 uses one; remainders go one each to the first ones). They connect,
+# then all start ping-pong at the same moment (echo_load --start-at, set
+# START_DELAY seconds after launch; one not connected by then starts late and
+# warns), so they time the same SECS window. Their result lines are combined:
+# msgs, msgs/s and errors are summed, and p50/p99 are the largest of the
+# processes' p50s and p99s (the histograms are not merged; the max is a
+# simple, honest upper bound on the pooled quantile).
+#
+# Reading the figures: "cpu" is the server's CPU time per echoed message, the
+# server's efficiency whoever sets the pace. Syscalls per message are counted
+# with `perf stat -e raw_syscalls:sys_enter -p PID` (or `strace -c -f -p PID`)
+# over a run of the same LOAD_PROCS processes and divided by their summed
+# messages; the floor is one read and one write, and the rest is the server's
+# share of epoll_wait: one per wake-up, so it falls as more messages are ready
+# per wake-up.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-5}
 LOADS=${LOADS:-"1:64 50:512 500:512"}
+LOAD_PROCS=${LOAD_PROCS:-2}
 SYS_LOADS=${SYS_LOADS:-"50:512 500:512"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 PIN=${PIN:-0}
@@ -38,136 +56,30 @@ HOST=127.0.0.1
 MAX_SYSCALLS=2.05
 MAX_IDLE_BYTES=1024
 
-cd "$(dirname "$0")/.."
+BENCH=echo.sh
 BIN=target/release/examples
 LOAD_BIN=$BIN/echo_load
+LOAD_COUNT=--conns
 declare -A SERVER_BIN=([reactor]=$BIN/echo_server [tokio]=$BIN/tokio_echo_server)
 SERVERS=(reactor tokio)
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/echo-bench.XXXXXX")
-CHILDREN=()
-
-cleanup() {
-    local pid
-    for pid in "${CHILDREN[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${CHILDREN[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-log() { printf '%s\n' "$*" >&2; }
-die() {
-    log "echo.sh: $*"
-    exit 1
-}
-
-# Drops a pid from CHILDREN once it has been reaped.
-forget() {
-    local pid=$1 i
-    for i in "${!CHILDREN[@]}"; do
-        [[ ${CHILDREN[$i]} == "$pid" ]] && unset 'CHILDREN[i]'
-    done
-    CHILDREN=("${CHILDREN[@]}")
-}
-
-# Command prefixes that pin server and client to different CPUs when PIN=1.
-# taskset execs the command, so $! is still the server's own pid.
-PIN_SERVER=()
-PIN_CLIENT=()
-if [[ $PIN == 1 ]] && command -v taskset >/dev/null; then
-    PIN_SERVER=(taskset -c 0)
-    PIN_CLIENT=(taskset -c 1)
-fi
-
-# median of the numbers given as arguments
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR == 0) { print "nan"; exit }
-              if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# field NAME from an echo_load result line
-field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-
-# start_server NAME: starts a fresh server on a free port; sets SPID and SPORT.
-start_server() {
-    local name=$1 out=$TMP/$1.$RANDOM.out i line
-    "${PIN_SERVER[@]}" "${SERVER_BIN[$name]}" --host "$HOST" --port 0 >"$out" 2>"$out.err" &
-    SPID=$!
-    CHILDREN+=("$SPID")
-    for ((i = 0; i < 100; i++)); do
-        line=$(grep -m1 '^listening on ' "$out" || true)
-        [[ -n $line ]] && break
-        kill -0 "$SPID" 2>/dev/null || die "$name server exited: $(cat "$out.err")"
-        sleep 0.1
-    done
-    [[ -n $line ]] || die "$name server did not say where it listens"
-    # Counting syscalls and memory needs the server's own pid, not a wrapper's.
-    [[ $(readlink "/proc/$SPID/exe") == */"${SERVER_BIN[$name]##*/}" ]] ||
-        die "pid $SPID is not the $name server"
-    SPORT=${line##*:}
-}
-
-stop_server() {
-    kill "$SPID" 2>/dev/null || true
-    wait "$SPID" 2>/dev/null || true
-    forget "$SPID"
-}
-
-# run_load CONNS SIZE: one bounded echo_load run against SPORT; prints its line.
-run_load() {
-    local line
-    line=$("${PIN_CLIENT[@]}" timeout -k 5 "$LOAD_LIMIT" "$LOAD_BIN" --host "$HOST" \
-        --port "$SPORT" --conns "$1" --size "$2" --secs "$SECS") ||
-        die "echo_load failed (conns=$1 size=$2)"
-    [[ $line == conns=* ]] || die "unexpected echo_load output: $line"
-    printf '%s\n' "$line"
-}
-
-# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-CLK_TCK=$(getconf CLK_TCK)
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 vmrss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # ---------------------------------------------------------------- setup
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $IDLE_CONNS =~ ^[1-9][0-9]*$ ]] || die "IDLE_CONNS must be a positive integer"
-[[ $SECS =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v s="$SECS" 'BEGIN { exit !(s > 0) }' ||
-    die "SECS must be a positive number"
-# Hard bound on one echo_load run: its SECS, connecting, and slack.
-LOAD_LIMIT=$(awk -v s="$SECS" 'BEGIN { print int(s) + 60 }')
-
-if [[ $NO_BUILD != 1 ]]; then
-    log "building (cargo build --release --examples)..."
-    cargo build --release --examples >&2
-fi
-for bin in "$LOAD_BIN" "${SERVER_BIN[@]}"; do
-    [[ -x $bin ]] || die "$bin is missing; build with cargo build --release --examples"
-done
-
-hard=$(ulimit -Hn)
-if [[ $hard == unlimited ]]; then
-    ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
-else
-    ulimit -n "$hard" 2>/dev/null || true
-fi
-NOFILE=$(ulimit -n)
+bench_init
+raise_nofile
 if ((NOFILE < IDLE_CONNS + 64)); then
     log "ulimit -n is $NOFILE: idle test lowered to $((NOFILE - 64)) connections"
     IDLE_CONNS=$((NOFILE - 64))
 fi
 
-CPUS=$(nproc)
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
-log "machine: $CPUS CPUs, load average $LOADAVG_START, ulimit -n $NOFILE; rounds=$ROUNDS secs=$SECS pin=$PIN"
+log "machine: $CPUS CPUs, load average $LOADAVG_START, ulimit -n $NOFILE; rounds=$ROUNDS secs=$SECS load_procs=$LOAD_PROCS pin=$PIN"
 
 # ---------------------------------------------------------------- throughput
 # Per load and server: space-separated per-run values of msgs/s, p50, p99 and
@@ -184,12 +96,11 @@ for load in $LOADS; do
         for name in "${order[@]}"; do
             start_server "$name"
             cpu0=$(cpu_ticks "$SPID")
-            line=$(run_load "$conns" "$size")
+            run_load "$conns" "$size"
+            line=$LOAD_LINE
             cpu1=$(cpu_ticks "$SPID")
             stop_server
-            msgs=$(field msgs "$line")
-            cpu=$(awk -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v m="$msgs" \
-                'BEGIN { printf "%.2f", (m > 0 ? t * 1e6 / hz / m : 0) }')
+            cpu=$(cpu_us_per_msg $((cpu1 - cpu0)) "$(field msgs "$line")")
             log "  round $round $(printf '%-7s' "$name") $line server_cpu_us_per_msg=$cpu"
             rate[$name]=$(field msgs_per_s "$line")
             RUNS[$load,$name,rate]+=" ${rate[$name]}"
@@ -198,8 +109,7 @@ for load in $LOADS; do
             RUNS[$load,$name,cpu]+=" $cpu"
             ERRS[$load]=$((ERRS[$load] + $(field errors "$line")))
         done
-        ratios+=("$(awk -v a="${rate[reactor]}" -v b="${rate[tokio]}" \
-            'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
+        ratios+=("$(ratio "${rate[reactor]}" "${rate[tokio]}")")
     done
     RATIOS[$load]="${ratios[*]}"
     log "C=$conns M=$size: msgs/s reactor${RUNS[$load,reactor,rate]}, tokio${RUNS[$load,tokio,rate]}; ratio by round ${ratios[*]}"
@@ -229,7 +139,8 @@ count_syscalls() {
     tpid=$!
     CHILDREN+=("$tpid")
     sleep 0.5 # let the counter attach
-    line=$(run_load "$conns" "$size")
+    run_load "$conns" "$size"
+    line=$LOAD_LINE
     log "  syscalls $(printf '%-7s' "$name") $line"
     kill -INT "$tpid" 2>/dev/null || true
     wait "$tpid" 2>/dev/null || true
@@ -311,16 +222,11 @@ for name in "${SERVERS[@]}"; do
 done
 
 # ---------------------------------------------------------------- summary
-# med LIST: the median of a space-separated list
-med() {
-    # shellcheck disable=SC2086 # word splitting of the list is intended
-    median $1
-}
-
 echo
 echo "== echo benchmark: reactor echo_server vs tokio current-thread echo server =="
 echo "machine: $CPUS CPUs, load average at start $LOADAVG_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "runs: $ROUNDS rounds x ${SECS}s per load, servers alternated per round, fresh process per run, pin=$PIN"
+echo "load: min(conns, $LOAD_PROCS) echo_load processes at once per run; msgs/s summed, p50/p99 the max of theirs"
 echo
 echo "throughput: medians over rounds; p50/p99 in us; cpu = server CPU us per echoed message;"
 echo "ratio = reactor/tokio msgs/s within each round. Bar: median ratio >= 1 at every load."

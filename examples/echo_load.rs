@@ -4,7 +4,9 @@
 //! `--size`-byte message, waits until all of it has come back (in however many
 //! pieces), checks it byte for byte, records the round-trip time and sends the
 //! next, for `--secs` seconds counted from the moment every connection
-//! attempt has finished. Then it prints one line:
+//! attempt has finished (or from `--start-at`, a UNIX time, if that is
+//! later: how `bench/echo.sh` makes several load processes time the same
+//! window). Then it prints one line:
 //!
 //! ```text
 //! conns=C size=M secs=D msgs=N msgs_per_s=X p50_us=.. p99_us=.. errors=E
@@ -36,6 +38,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::load::{fill_message, parse_secs, parse_unix_time, until_unix_time, Histogram};
 use reactor::{ClientFactory, ConnectionId, Factory, Protocol, Reactor, Reason, Transport};
 
 #[derive(Parser, Debug)]
@@ -69,103 +72,19 @@ struct Args {
     /// With --idle: exit after this many seconds even if stdin stays open.
     #[arg(long, value_parser = parse_secs)]
     hold_secs: Option<f64>,
-}
-
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if v.is_finite() && v > 0.0 && v < 1e9 {
-        Ok(v)
-    } else {
-        Err("must be a positive number of seconds".into())
-    }
-}
-
-/// A log-linear latency histogram over nanoseconds: exact below 64 ns, then
-/// 64 buckets per power of two (under 1.6% error). Fixed size, so recording
-/// never allocates.
-struct Histogram {
-    counts: Box<[u64; Histogram::BUCKETS]>,
-    total: u64,
-}
-
-impl Histogram {
-    const SUB_BITS: u32 = 6;
-    const SUB: usize = 1 << Self::SUB_BITS;
-    const BUCKETS: usize = (64 - Self::SUB_BITS as usize + 1) * Self::SUB;
-
-    fn new() -> Self {
-        Histogram {
-            counts: Box::new([0; Self::BUCKETS]),
-            total: 0,
-        }
-    }
-
-    fn index(v: u64) -> usize {
-        if v < Self::SUB as u64 {
-            return v as usize;
-        }
-        let msb = 63 - v.leading_zeros();
-        let shift = msb - Self::SUB_BITS;
-        (shift as usize) * Self::SUB + (v >> shift) as usize
-    }
-
-    /// The middle of bucket `i`'s value range.
-    fn midpoint(i: usize) -> f64 {
-        if i < Self::SUB {
-            return i as f64;
-        }
-        let shift = i / Self::SUB - 1;
-        let mantissa = (Self::SUB + i % Self::SUB) as u64;
-        let low = mantissa << shift;
-        let width = 1u64 << shift;
-        low as f64 + (width - 1) as f64 / 2.0
-    }
-
-    fn record(&mut self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.counts[Self::index(ns)] += 1;
-        self.total += 1;
-    }
-
-    /// The value at quantile `q` (0..=1), in nanoseconds; 0 when empty.
-    fn quantile(&self, q: f64) -> f64 {
-        if self.total == 0 {
-            return 0.0;
-        }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Self::midpoint(i);
-            }
-        }
-        Self::midpoint(Self::BUCKETS - 1)
-    }
-}
-
-/// Fills `buf` with message number `seq` of connection `conn`: xorshift64*
-/// output seeded from both, so every message differs and a stale, misrouted
-/// or corrupted echo does not compare equal.
-fn fill_message(buf: &mut [u8], conn: u32, seq: u64) {
-    // splitmix64 of the seed, so neighbouring seeds give unrelated streams.
-    let mut z = (u64::from(conn) << 40 ^ seq).wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    let mut x = (z ^ (z >> 31)) | 1;
-    for chunk in buf.chunks_mut(8) {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        let word = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-        chunk.copy_from_slice(&word[..chunk.len()]);
-    }
+    /// Start the timed run at this UNIX time (seconds), once connected, so
+    /// that load processes started together time the same window. If
+    /// connecting takes longer, the run starts at once, with a warning.
+    #[arg(long, value_parser = parse_unix_time)]
+    start_at: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Connection attempts under way.
     Connecting,
+    /// Connected, waiting for `--start-at`.
+    Waiting,
     /// Ping-pong (or, with --idle, holding).
     Running,
     /// The time is up; what arrives now is not counted.
@@ -195,6 +114,7 @@ struct Bench {
     secs: f64,
     idle: bool,
     hold: Option<Duration>,
+    start_at: Option<f64>,
     slots: Vec<Slot>,
     next_to_connect: u32,
     pending: u32,
@@ -274,8 +194,8 @@ fn advance(bench: &Shared, reactor: &mut Reactor) {
     }
 }
 
-/// Every attempt has finished: send each connection's first message (or,
-/// idle, announce and hold), and schedule the end.
+/// Every attempt has finished: begin the run, now or at `--start-at` (or,
+/// idle, announce and hold).
 fn start(bench: &Shared, reactor: &mut Reactor) {
     let mut b = bench.borrow_mut();
     b.phase = Phase::Running;
@@ -312,8 +232,37 @@ fn start(bench: &Shared, reactor: &mut Reactor) {
         }
         return;
     }
+    if let Some(at) = b.start_at {
+        match until_unix_time(at) {
+            Ok(wait) => {
+                b.phase = Phase::Waiting;
+                let bench = Rc::clone(bench);
+                reactor.call_later(wait, move |r| begin(&bench, r));
+                return;
+            }
+            Err(late) => eprintln!(
+                "echo_load: connecting ended {:.0} ms after --start-at; the run starts late",
+                late.as_secs_f64() * 1e3
+            ),
+        }
+    }
+    drop(b);
+    begin(bench, reactor);
+}
+
+/// Sends each connection's first message and schedules the end.
+fn begin(bench: &Shared, reactor: &mut Reactor) {
+    let mut b = bench.borrow_mut();
+    b.phase = Phase::Running;
     let now = Instant::now();
     b.started = Some(now);
+    if b.live == 0 {
+        // Every connection was lost while waiting for --start-at.
+        drop(b);
+        finish(bench);
+        reactor.stop();
+        return;
+    }
     let size = b.size;
     for (idx, slot) in b.slots.iter_mut().enumerate() {
         let Some(id) = slot.id.filter(|&id| reactor.is_connected(id)) else {
@@ -460,6 +409,7 @@ fn main() -> ExitCode {
         secs: args.secs,
         idle: args.idle,
         hold: args.hold_secs.map(Duration::from_secs_f64),
+        start_at: args.start_at,
         slots,
         next_to_connect: 0,
         pending: 0,
@@ -516,46 +466,4 @@ fn main() -> ExitCode {
         b.errors
     );
     ExitCode::SUCCESS
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_are_contiguous_and_close() {
-        let mut last = 0;
-        for v in (0..1_000_000u64).chain([u64::MAX / 3, u64::MAX]) {
-            let i = Histogram::index(v);
-            assert!(i >= last && i < Histogram::BUCKETS, "v={v} i={i}");
-            last = i;
-            let mid = Histogram::midpoint(i);
-            assert!((mid - v as f64).abs() <= v as f64 / 60.0 + 0.5, "v={v}");
-        }
-    }
-
-    #[test]
-    fn quantiles() {
-        let mut h = Histogram::new();
-        for us in 1..=100u64 {
-            h.record(Duration::from_micros(us));
-        }
-        let p50 = h.quantile(0.5) / 1000.0;
-        let p99 = h.quantile(0.99) / 1000.0;
-        assert!((49.0..=51.0).contains(&p50), "{p50}");
-        assert!((98.0..=100.5).contains(&p99), "{p99}");
-    }
-
-    #[test]
-    fn messages_differ() {
-        let (mut a, mut b) = (vec![0; 13], vec![0; 13]);
-        fill_message(&mut a, 0, 0);
-        fill_message(&mut b, 0, 1);
-        assert_ne!(a, b);
-        fill_message(&mut b, 1, 0);
-        assert_ne!(a, b);
-        let mut c = vec![0; 13];
-        fill_message(&mut c, 0, 0);
-        assert_eq!(a, c);
-    }
 }

@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use clap::Parser;
 // Zero-sized, so idle connections cost the server no protocol memory.
 use reactor::protocols::Echo;
-use reactor::Reactor;
 
 #[derive(Parser, Debug)]
 #[command(about = "Echo server on the reactor: sends back every byte it receives")]
@@ -34,13 +33,9 @@ struct Args {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
-    let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let listener = reactor
-        .listen_tcp(addr, || Echo)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    common::announce(listener.local_addr())?;
-    reactor.run().map_err(|e| format!("reactor failed: {e}"))
+    common::serve(&args.host, args.port, |reactor, addr| {
+        Ok(reactor.listen_tcp(addr, || Echo)?.local_addr())
+    })
 }
 
 fn main() -> ExitCode {

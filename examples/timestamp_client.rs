@@ -45,13 +45,8 @@ struct Args {
     #[arg(long, default_value_t = 21567)]
     port: u16,
     /// Seconds to wait for the connection to be made.
-    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = common::parse_duration)]
     timeout: Duration,
-}
-
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
 }
 
 /// Asks the stdin thread for the next line, to be sent on the given connection.

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use log::info;
-use reactor::{Protocol, Reactor, Transport};
+use reactor::{Protocol, Transport};
 
 #[derive(Parser, Debug)]
 #[command(about = "Timestamp server: replies to each message with `[time] message`")]
@@ -48,13 +48,9 @@ impl Protocol for TsServ {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
-    let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let listener = reactor
-        .listen_tcp(addr, || TsServ)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    common::announce(listener.local_addr())?;
-    reactor.run().map_err(|e| format!("reactor failed: {e}"))
+    common::serve(&args.host, args.port, |reactor, addr| {
+        Ok(reactor.listen_tcp(addr, || TsServ)?.local_addr())
+    })
 }
 
 fn main() -> ExitCode {

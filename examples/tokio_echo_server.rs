@@ -1,6 +1,10 @@
 //! The baseline for the echo benchmark: a plain echo server on tokio's
 //! current-thread runtime (one thread, like the reactor), one task per
 //! connection reading into a 64 KiB buffer and writing back what it read.
+//! It listens with the reactor's default backlog (1024) rather than
+//! `TcpListener::bind`'s 128: with a few hundred connection attempts at once
+//! the short queue overflows, and the dropped SYNs are retried only after a
+//! second, which delays a load run's start by that much.
 //!
 //! ```text
 //! cargo run --release --example tokio_echo_server -- --port 0
@@ -17,7 +21,7 @@ use std::time::Duration;
 use clap::Parser;
 use log::{debug, warn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 
 #[derive(Parser, Debug)]
 #[command(about = "Echo server on tokio's current-thread runtime (benchmark baseline)")]
@@ -32,6 +36,9 @@ struct Args {
 
 /// Bytes read at once per connection, as in a typical tokio echo server.
 const BUFFER: usize = 64 * 1024;
+
+/// Connections the kernel queues before `accept`: the reactor's default.
+const BACKLOG: u32 = 1024;
 
 async fn echo(mut socket: TcpStream, peer: SocketAddr) {
     let mut buf = vec![0u8; BUFFER];
@@ -53,7 +60,24 @@ async fn echo(mut socket: TcpStream, peer: SocketAddr) {
 }
 
 async fn serve(args: Args) -> io::Result<()> {
-    let listener = TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let addr = tokio::net::lookup_host((args.host.as_str(), args.port))
+        .await?
+        .next()
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} has no address", args.host),
+            )
+        })?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As TcpListener::bind and the reactor do.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(BACKLOG)?;
     {
         let mut out = io::stdout().lock();
         writeln!(out, "listening on {}", listener.local_addr()?)?;

@@ -1,11 +1,17 @@
 //! What every example binary shares: address resolution, the `listening on`
-//! line, logging, and the one-line error exit.
+//! line, logging, and the one-line error exit; and, for the load generators,
+//! [`load`].
 #![allow(dead_code)]
+
+pub mod load;
 
 use std::fmt::Display;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use reactor::Reactor;
 
 /// Sends logs to stderr, at `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
@@ -38,4 +44,24 @@ pub fn exit_with(name: &str, result: Result<(), impl Display>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a server: a new reactor, `listen` binding it on `host:port`, the
+/// `listening on` line with the address `listen` returns, then the loop.
+pub fn serve(
+    host: &str,
+    port: u16,
+    listen: impl FnOnce(&mut Reactor, SocketAddr) -> io::Result<SocketAddr>,
+) -> Result<(), String> {
+    let addr = resolve(host, port)?;
+    let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
+    let bound = listen(&mut reactor, addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    announce(bound)?;
+    reactor.run().map_err(|e| format!("reactor failed: {e}"))
+}
+
+/// Parses a flag given in seconds, fractions allowed (`2`, `0.25`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
 }

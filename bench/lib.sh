@@ -1,0 +1,202 @@
+# Helpers shared by bench/echo.sh and bench/udp.sh. Sourced, not run.
+#
+# The sourcing script sets, before calling bench_init:
+#   BENCH        its name, for error messages
+#   HOST         the address servers listen on and loads connect to
+#   SERVER_BIN   associative array: server name -> binary
+#   LOAD_BIN     the load generator (echo_load or udp_load)
+#   LOAD_COUNT   the load generator's option for how many connections or
+#                clients (--conns, --clients); its result line starts with
+#                that name, e.g. `conns=50 size=512 ...`
+#   ROUNDS SECS LOAD_PROCS START_DELAY PIN NO_BUILD   as documented in the scripts
+#
+# Every child is started through start_server or run_load, recorded in
+# CHILDREN, and killed when the script exits.
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+    log "$BENCH: $*"
+    exit 1
+}
+
+cleanup() {
+    local pid
+    for pid in "${CHILDREN[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${CHILDREN[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+
+# Drops a pid from CHILDREN once it has been reaped.
+forget() {
+    local pid=$1 i
+    for i in "${!CHILDREN[@]}"; do
+        [[ ${CHILDREN[$i]} == "$pid" ]] && unset 'CHILDREN[i]'
+    done
+    CHILDREN=("${CHILDREN[@]}")
+}
+
+# bench_init: checks the common settings, sets up the temporary directory,
+# the traps and CPU pinning, and builds the examples.
+bench_init() {
+    [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+    [[ $LOAD_PROCS =~ ^[1-9][0-9]*$ ]] || die "LOAD_PROCS must be a positive integer"
+    [[ $SECS =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v s="$SECS" 'BEGIN { exit !(s > 0) }' ||
+        die "SECS must be a positive number"
+    # Seconds from starting the load processes to their common start.
+    START_DELAY=${START_DELAY:-0.5}
+    [[ $START_DELAY =~ ^[0-9]*\.?[0-9]+$ ]] || die "START_DELAY must be a number of seconds"
+    # Hard bound on one load run: its SECS, the start delay, connecting, and slack.
+    LOAD_LIMIT=$(awk -v s="$SECS" -v d="$START_DELAY" 'BEGIN { print int(s + d) + 60 }')
+
+    cd "$(dirname "${BASH_SOURCE[0]}")/.."
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/$BENCH.XXXXXX")
+    CHILDREN=()
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+
+    CPUS=$(nproc)
+    # Command prefixes that pin the server to CPU 0 and the load processes to
+    # the others when PIN=1 (on 2 CPUs, every load process shares CPU 1).
+    # taskset execs the command, so $! is still the process's own pid.
+    PIN_SERVER=()
+    PIN_CLIENT=()
+    if [[ $PIN == 1 ]] && command -v taskset >/dev/null && ((CPUS > 1)); then
+        PIN_SERVER=(taskset -c 0)
+        PIN_CLIENT=(taskset -c "1-$((CPUS - 1))")
+    fi
+
+    if [[ $NO_BUILD != 1 ]]; then
+        log "building (cargo build --release --examples)..."
+        cargo build --release --examples >&2
+    fi
+    local bin
+    for bin in "$LOAD_BIN" "${SERVER_BIN[@]}"; do
+        [[ -x $bin ]] || die "$bin is missing; build with cargo build --release --examples"
+    done
+}
+
+# raise_nofile: lifts the soft descriptor limit as far as allowed; sets NOFILE.
+raise_nofile() {
+    local hard
+    hard=$(ulimit -Hn)
+    if [[ $hard == unlimited ]]; then
+        ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+    else
+        ulimit -n "$hard" 2>/dev/null || true
+    fi
+    NOFILE=$(ulimit -n)
+}
+
+# median of the numbers given as arguments
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) { print "nan"; exit }
+              if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# med LIST: the median of a space-separated list
+med() {
+    # shellcheck disable=SC2086 # word splitting of the list is intended
+    median $1
+}
+
+# field NAME LINE: the value of NAME=... in a result line
+field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# ratio A B: A/B to three decimals, 0 when B is 0
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+
+# start_server NAME: starts a fresh server on a free port; sets SPID and SPORT.
+start_server() {
+    local name=$1 out=$TMP/$1.$RANDOM.out i line
+    "${PIN_SERVER[@]}" "${SERVER_BIN[$name]}" --host "$HOST" --port 0 >"$out" 2>"$out.err" &
+    SPID=$!
+    CHILDREN+=("$SPID")
+    for ((i = 0; i < 100; i++)); do
+        line=$(grep -m1 '^listening on ' "$out" || true)
+        [[ -n $line ]] && break
+        kill -0 "$SPID" 2>/dev/null || die "$name server exited: $(cat "$out.err")"
+        sleep 0.1
+    done
+    [[ -n $line ]] || die "$name server did not say where it listens"
+    # Counting CPU time, syscalls and memory needs the server's own pid, not a wrapper's.
+    [[ $(readlink "/proc/$SPID/exe") == */"${SERVER_BIN[$name]##*/}" ]] ||
+        die "pid $SPID is not the $name server"
+    SPORT=${line##*:}
+}
+
+stop_server() {
+    kill "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    forget "$SPID"
+}
+
+# run_load COUNT SIZE: one bounded run against SPORT of min(LOAD_PROCS, COUNT)
+# load processes at once, COUNT connections (or clients) split between them
+# as evenly as possible, all timing the same window (--start-at). Sets LOAD_LINE to their combined result: the first
+# line's fields, with COUNT, msgs, msgs_per_s, errors, lost and late summed,
+# p50_us and p99_us the largest of the processes', and procs=P appended.
+# (Not run in $(...): its children must be in this shell's CHILDREN.)
+run_load() {
+    local count=$1 size=$2 procs i n status=0 key=${LOAD_COUNT#--} pids=() outs=() out line start_at
+    procs=$((LOAD_PROCS < count ? LOAD_PROCS : count))
+    # Every process times the same window, from START_DELAY seconds from now
+    # (connecting takes milliseconds); one that is not ready by then starts
+    # late and says so on stderr.
+    start_at=$(awk -v now="$(date +%s.%N)" -v d="$START_DELAY" 'BEGIN { printf "%.3f", now + d }')
+    for ((i = 0; i < procs; i++)); do
+        n=$((count / procs + (i < count % procs ? 1 : 0)))
+        out=$TMP/load.$i
+        "${PIN_CLIENT[@]}" timeout -k 5 "$LOAD_LIMIT" "$LOAD_BIN" --host "$HOST" \
+            --port "$SPORT" "$LOAD_COUNT" "$n" --size "$size" --secs "$SECS" \
+            --start-at "$start_at" >"$out.out" 2>"$out.err" &
+        pids+=("$!")
+        outs+=("$out")
+        CHILDREN+=("$!")
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || status=$?
+        forget "${pids[$i]}"
+    done
+    for out in "${outs[@]}"; do
+        # Warnings (a lost connection, ...) go on to our stderr.
+        if [[ -s $out.err ]]; then
+            sed "s/^/  [${out##*/}] /" "$out.err" >&2
+        fi
+        line=$(head -n1 "$out.out")
+        if [[ $line != "$key"=* ]] && ((status == 0)); then
+            status=1
+        fi
+    done
+    ((status == 0)) || die "${LOAD_BIN##*/} failed ($key=$count size=$size, $procs processes, status $status)"
+    LOAD_LINE=$(for out in "${outs[@]}"; do head -n1 "$out.out"; done | awk -v key="$key" -v procs="$procs" '
+        {
+            for (i = 1; i <= NF; i++) {
+                eq = index($i, "=")
+                k = substr($i, 1, eq - 1)
+                x = substr($i, eq + 1)
+                if (NR == 1) order[++nk] = k
+                if (k == key || k ~ /^(msgs|msgs_per_s|errors|lost|late)$/) v[k] += x
+                else if (k ~ /^p[0-9]+_us$/) { if (!(k in v) || x + 0 > v[k] + 0) v[k] = x }
+                else if (NR == 1) v[k] = x
+            }
+        }
+        END {
+            for (i = 1; i <= nk; i++) printf "%s%s=%s", (i > 1 ? " " : ""), order[i], v[order[i]]
+            printf " procs=%d\n", procs
+        }')
+}
+
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_us_per_msg TICKS MSGS: CPU microseconds per message
+cpu_us_per_msg() {
+    awk -v t="$1" -v hz="$CLK_TCK" -v m="$2" 'BEGIN { printf "%.2f", (m > 0 ? t * 1e6 / hz / m : 0) }'
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# UDP echo benchmark: the reactor's udp_echo_server against a tokio
+# current-thread UDP echo server (examples/tokio_udp_echo_server.rs), both
+# driven by udp_load (lock-step request/answer per client endpoint).
+#
+#   bench/udp.sh                      # defaults: 3 rounds of 5 s per load
+#   ROUNDS=5 SECS=10 bench/udp.sh
+#
+# Environment:
+#   ROUNDS      rounds per load; servers alternate A B / B A between rounds (3)
+#   SECS        seconds of request/answer per run (5)
+#   LOADS       space-separated CLIENTS:SIZE pairs ("1:64 10:64")
+#   LOAD_PROCS  udp_load processes per run, running at once (2)
+#   START_DELAY seconds from launching them to their common start (0.5)
+#   PIN         1 to pin the server to CPU 0 and the load to the others (0)
+#   NO_BUILD    1 to skip `cargo build --release --examples`
+#
+# Every run is bounded in time, talks to 127.0.0.1 only, and every child is
+# killed when the script exits. Progress goes to stderr, the summary to stdout.
+# Helpers shared with bench/echo.sh are in bench/lib.sh.
+#
+# As in bench/echo.sh, a run splits its N clients across min(LOAD_PROCS, N)
+# udp_load processes (N=1 uses one), because one single-threaded load process
+# on a 2-core machine, not the server, sets the pace; with two, the server
+# competes for CPU and its cost per datagram shows in the throughput. The
+# processes time the same window (udp_load --start-at); msgs/s, msgs, lost
+# and errors are summed over them; p50/p99 are the largest of the processes'
+# p50s and p99s (an upper bound on the pooled quantile). "cpu" is the server's CPU time per
+# answered datagram. A request unanswered after udp_load's timeout (0.2 s)
+# counts as lost, and that client sends a new one.
+#
+# Ping-pong with one client measures wake-up latency more than the server:
+# on some machines it flips between two modes (client and server sharing a
+# CPU or not) from run to run; PIN=1 keeps them on different CPUs.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-5}
+LOADS=${LOADS:-"1:64 10:64"}
+LOAD_PROCS=${LOAD_PROCS:-2}
+PIN=${PIN:-0}
+NO_BUILD=${NO_BUILD:-0}
+HOST=127.0.0.1
+
+BENCH=udp.sh
+BIN=target/release/examples
+LOAD_BIN=$BIN/udp_load
+LOAD_COUNT=--clients
+declare -A SERVER_BIN=([reactor]=$BIN/udp_echo_server [tokio]=$BIN/tokio_udp_echo_server)
+
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# ---------------------------------------------------------------- setup
+bench_init
+raise_nofile
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "machine: $CPUS CPUs, load average $LOADAVG_START; rounds=$ROUNDS secs=$SECS load_procs=$LOAD_PROCS pin=$PIN"
+
+# ---------------------------------------------------------------- throughput
+# Per load and server: space-separated per-run values of msgs/s, p50, p99 and
+# the server's CPU microseconds per answered datagram; lost and errors summed.
+declare -A RUNS RATIOS
+for load in $LOADS; do
+    [[ $load =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]] || die "bad load '$load': want CLIENTS:SIZE"
+    clients=${load%%:*}
+    size=${load##*:}
+    ratios=()
+    for ((round = 1; round <= ROUNDS; round++)); do
+        if ((round % 2)); then order=(reactor tokio); else order=(tokio reactor); fi
+        declare -A rate=()
+        for name in "${order[@]}"; do
+            start_server "$name"
+            cpu0=$(cpu_ticks "$SPID")
+            run_load "$clients" "$size"
+            line=$LOAD_LINE
+            cpu1=$(cpu_ticks "$SPID")
+            stop_server
+            cpu=$(cpu_us_per_msg $((cpu1 - cpu0)) "$(field msgs "$line")")
+            log "  round $round $(printf '%-7s' "$name") $line server_cpu_us_per_msg=$cpu"
+            rate[$name]=$(field msgs_per_s "$line")
+            RUNS[$load,$name,rate]+=" ${rate[$name]}"
+            RUNS[$load,$name,p50]+=" $(field p50_us "$line")"
+            RUNS[$load,$name,p99]+=" $(field p99_us "$line")"
+            RUNS[$load,$name,cpu]+=" $cpu"
+            RUNS[$load,$name,lost]=$((${RUNS[$load,$name,lost]:-0} + $(field lost "$line")))
+            RUNS[$load,$name,errors]=$((${RUNS[$load,$name,errors]:-0} + $(field errors "$line")))
+        done
+        ratios+=("$(ratio "${rate[reactor]}" "${rate[tokio]}")")
+    done
+    RATIOS[$load]="${ratios[*]}"
+    log "N=$clients M=$size: msgs/s reactor${RUNS[$load,reactor,rate]}, tokio${RUNS[$load,tokio,rate]}; ratio by round ${ratios[*]}"
+done
+
+# ---------------------------------------------------------------- summary
+echo
+echo "== UDP echo benchmark: reactor udp_echo_server vs tokio current-thread UDP echo server =="
+echo "machine: $CPUS CPUs, load average at start $LOADAVG_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "runs: $ROUNDS rounds x ${SECS}s per load, servers alternated per round, fresh process per run, pin=$PIN"
+echo "load: min(clients, $LOAD_PROCS) udp_load processes at once per run; msgs/s summed, p50/p99 the max of theirs"
+echo
+echo "request/answer rate: medians over rounds; p50/p99 in us; cpu = server CPU us per answered datagram;"
+echo "lost/err = unanswered requests / bad answers and refusals, summed over rounds;"
+echo "ratio = reactor/tokio msgs/s within each round."
+printf '%-7s %-5s | %9s %7s %7s %5s %7s | %9s %7s %7s %5s %7s | %-20s %6s\n' \
+    clients size reactor/s p50 p99 cpu lost/err tokio/s p50 p99 cpu lost/err "ratio by round" median
+for load in $LOADS; do
+    printf '%-7s %-5s | %9.0f %7.1f %7.1f %5.2f %7s | %9.0f %7.1f %7.1f %5.2f %7s | %-20s %6.3f\n' \
+        "${load%%:*}" "${load##*:}" \
+        "$(med "${RUNS[$load,reactor,rate]}")" "$(med "${RUNS[$load,reactor,p50]}")" \
+        "$(med "${RUNS[$load,reactor,p99]}")" "$(med "${RUNS[$load,reactor,cpu]}")" \
+        "${RUNS[$load,reactor,lost]}/${RUNS[$load,reactor,errors]}" \
+        "$(med "${RUNS[$load,tokio,rate]}")" "$(med "${RUNS[$load,tokio,p50]}")" \
+        "$(med "${RUNS[$load,tokio,p99]}")" "$(med "${RUNS[$load,tokio,cpu]}")" \
+        "${RUNS[$load,tokio,lost]}/${RUNS[$load,tokio,errors]}" \
+        "${RATIOS[$load]// /,}" "$(med "${RATIOS[$load]}")"
+done

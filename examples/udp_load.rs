@@ -1,0 +1,303 @@
+//! A load generator for UDP echo servers, written on this reactor.
+//!
+//! Opens `--clients` UDP endpoints (each bound to a free loopback port and
+//! connected to `--host:--port`). Each one sends a `--size`-byte datagram,
+//! waits for the answer, checks it byte for byte, records the round-trip
+//! time and sends the next, for `--secs` seconds (from `--start-at`, a UNIX
+//! time, if given: how `bench/udp.sh` makes several load processes time the
+//! same window). A request not answered within `--timeout` seconds counts as
+//! `lost` and the client moves on to a new one. Then it prints one line:
+//!
+//! ```text
+//! clients=N size=M secs=D msgs=X msgs_per_s=Y p50_us=.. p99_us=.. lost=L errors=E late=K
+//! ```
+//!
+//! `msgs` counts correct answers. `errors` counts answers that matched no
+//! request (wrong length or contents) and ICMP refusals; `late` counts
+//! answers to requests already answered or given up on (a timeout that was
+//! too short, or a duplicated datagram), which are otherwise ignored. If no
+//! request was answered at all it says so on stderr and exits 1.
+//!
+//! Single-threaded (one reactor), so it takes one core at most. Run a server
+//! and then, for example:
+//!
+//! ```text
+//! cargo run --release --example udp_load -- --port 7000 --clients 10 --secs 5
+//! ```
+
+mod common;
+
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use common::load::{fill_message, parse_secs, parse_unix_time, until_unix_time, Histogram};
+use reactor::{DatagramProtocol, DatagramTransport, Reactor};
+
+#[derive(Parser, Debug)]
+#[command(about = "Request/answer load for a UDP echo server, on the reactor")]
+struct Args {
+    /// Server host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(long, default_value_t = 7000, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Client endpoints, each with one request in flight.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    clients: u32,
+    /// Bytes per datagram (65507 at most, the IPv4 limit).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_507))]
+    size: u32,
+    /// Seconds of request/answer.
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    secs: f64,
+    /// Seconds to wait for an answer before counting the request lost.
+    #[arg(long, default_value = "0.2", value_parser = parse_secs)]
+    timeout: f64,
+    /// Send the first requests at this UNIX time (seconds), so that load
+    /// processes started together time the same window. If it has passed,
+    /// start at once, with a warning.
+    #[arg(long, value_parser = parse_unix_time)]
+    start_at: Option<f64>,
+}
+
+/// Timer tags.
+const TIMEOUT: u64 = 0;
+const START: u64 = 1;
+
+/// How many of a client's previous requests an unexpected answer is checked
+/// against before it counts as an error rather than late.
+const LATE_WINDOW: u64 = 8;
+
+/// What every client adds to.
+struct Totals {
+    msgs: u64,
+    lost: u64,
+    late: u64,
+    errors: u64,
+    hist: Histogram,
+    /// The time is up: what arrives now is not counted.
+    done: bool,
+    ended: Option<Instant>,
+    /// A client could not connect its socket; the run is void.
+    fatal: Option<String>,
+}
+
+type Shared = Rc<RefCell<Totals>>;
+
+/// One client endpoint: one request in flight at a time.
+struct Client {
+    idx: u32,
+    server: SocketAddr,
+    timeout: Duration,
+    totals: Shared,
+    /// The request in flight; allocated once, refilled for every request.
+    expected: Vec<u8>,
+    /// Where an unexpected answer is compared with earlier requests.
+    scratch: Vec<u8>,
+    seq: u64,
+    sent_at: Instant,
+    /// When the first request goes out.
+    start: Instant,
+    /// The first request has gone out.
+    running: bool,
+}
+
+impl Client {
+    /// Sends request `seq`.
+    fn send(&mut self, t: &mut dyn DatagramTransport, now: Instant) {
+        fill_message(&mut self.expected, self.idx, self.seq);
+        self.sent_at = now;
+        t.write(&self.expected);
+    }
+}
+
+/// Whether `data` answers one of client `idx`'s `LATE_WINDOW` requests before
+/// `seq`, using `scratch` to rebuild them.
+fn is_late(data: &[u8], scratch: &mut [u8], idx: u32, seq: u64) -> bool {
+    data.len() == scratch.len()
+        && (seq.saturating_sub(LATE_WINDOW)..seq).any(|old| {
+            fill_message(scratch, idx, old);
+            data == &*scratch
+        })
+}
+
+impl DatagramProtocol for Client {
+    fn start_protocol(&mut self, t: &mut dyn DatagramTransport) {
+        if let Err(e) = t.connect(self.server) {
+            self.totals.borrow_mut().fatal =
+                Some(format!("cannot connect to {}: {e}", self.server));
+            if let Some(r) = t.reactor() {
+                r.stop();
+            }
+            return;
+        }
+        t.call_later(self.start.saturating_duration_since(Instant::now()), START);
+    }
+
+    fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], _: SocketAddr) {
+        let now = Instant::now();
+        let mut totals = self.totals.borrow_mut();
+        if totals.done {
+            return;
+        }
+        if !self.running {
+            // Nothing was sent yet: the server is talking out of turn.
+            totals.errors += 1;
+            return;
+        }
+        if data == self.expected.as_slice() {
+            totals.hist.record(now - self.sent_at);
+            totals.msgs += 1;
+        } else if is_late(data, &mut self.scratch, self.idx, self.seq) {
+            totals.late += 1;
+            return;
+        } else {
+            // Garbled or misrouted: the request it should have answered is
+            // given up on.
+            totals.errors += 1;
+        }
+        drop(totals);
+        self.seq += 1;
+        self.send(t, now);
+    }
+
+    fn connection_refused(&mut self, _: &mut dyn DatagramTransport) {
+        // Nobody listens there; the timeout sends the next request.
+        let mut totals = self.totals.borrow_mut();
+        if !totals.done {
+            totals.errors += 1;
+        }
+    }
+
+    fn timer_fired(&mut self, t: &mut dyn DatagramTransport, tag: u64) {
+        if self.totals.borrow().done {
+            return;
+        }
+        let now = Instant::now();
+        if tag == START {
+            self.running = true;
+            self.send(t, now);
+            // The timeout is checked lazily: one timer per client, re-armed
+            // when it fires, rather than one set and cancelled per request.
+            t.call_later(self.timeout, TIMEOUT);
+            return;
+        }
+        let deadline = self.sent_at + self.timeout;
+        if now < deadline {
+            t.call_later(deadline - now, TIMEOUT);
+            return;
+        }
+        self.totals.borrow_mut().lost += 1;
+        self.seq += 1;
+        self.send(t, now);
+        t.call_later(self.timeout, TIMEOUT);
+    }
+}
+
+/// Where a client binds: the loopback of the server's family when the
+/// server is on loopback, otherwise the family's any-address.
+fn bind_addr(server: SocketAddr) -> SocketAddr {
+    let ip = match (server.ip(), server.ip().is_loopback()) {
+        (IpAddr::V4(_), true) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        (IpAddr::V4(_), false) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (IpAddr::V6(_), true) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        (IpAddr::V6(_), false) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, 0)
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let server = common::resolve(&args.host, args.port)?;
+    let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
+    let totals: Shared = Rc::new(RefCell::new(Totals {
+        msgs: 0,
+        lost: 0,
+        late: 0,
+        errors: 0,
+        hist: Histogram::new(),
+        done: false,
+        ended: None,
+        fatal: None,
+    }));
+    let size = args.size as usize;
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let local = bind_addr(server);
+    let start_in = match args.start_at.map(until_unix_time) {
+        None => Duration::ZERO,
+        Some(Ok(wait)) => wait,
+        Some(Err(late)) => {
+            eprintln!(
+                "udp_load: started {:.0} ms after --start-at; the run starts late",
+                late.as_secs_f64() * 1e3
+            );
+            Duration::ZERO
+        }
+    };
+    // The clients send their first requests from timers due at `started`,
+    // all in the same turn of the loop.
+    let started = Instant::now() + start_in;
+    for idx in 0..args.clients {
+        let client = Client {
+            idx,
+            server,
+            timeout,
+            totals: Rc::clone(&totals),
+            expected: vec![0; size],
+            scratch: vec![0; size],
+            seq: 0,
+            sent_at: started,
+            start: started,
+            running: false,
+        };
+        reactor
+            .listen_udp(local, client)
+            .map_err(|e| format!("cannot bind a client to {local}: {e}"))?;
+    }
+    let shared = Rc::clone(&totals);
+    let end = started + Duration::from_secs_f64(args.secs);
+    reactor.call_later(end.saturating_duration_since(Instant::now()), move |r| {
+        let mut t = shared.borrow_mut();
+        t.done = true;
+        t.ended = Some(Instant::now());
+        r.stop();
+    });
+    reactor.run().map_err(|e| format!("reactor failed: {e}"))?;
+    let t = totals.borrow();
+    if let Some(fatal) = &t.fatal {
+        return Err(fatal.clone());
+    }
+    let elapsed = t.ended.map_or(args.secs, |e| (e - started).as_secs_f64());
+    let rate = if elapsed > 0.0 {
+        t.msgs as f64 / elapsed
+    } else {
+        0.0
+    };
+    println!(
+        "clients={} size={} secs={} msgs={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} lost={} errors={} late={}",
+        args.clients,
+        args.size,
+        args.secs,
+        t.msgs,
+        rate,
+        t.hist.quantile(0.50) / 1000.0,
+        t.hist.quantile(0.99) / 1000.0,
+        t.lost,
+        t.errors,
+        t.late
+    );
+    if t.msgs == 0 {
+        return Err(format!("no request to {server} was answered"));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    common::init_logging();
+    common::exit_with("udp_load", run(&args))
+}
