@@ -21,7 +21,7 @@
 mod common;
 
 use std::cell::RefCell;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -119,26 +119,9 @@ impl ClientFactory for TsClntFactory {
 /// Runs on its own thread, so a blocking read of stdin never stalls the
 /// reactor. Reads a line only when asked, which keeps the client in lock-step.
 fn read_lines(requests: Receiver<ConnectionId>, reactor: ReactorHandle) {
-    let stdin = io::stdin();
-    let prompt = stdin.is_terminal();
-    let mut stdin = stdin.lock();
+    let mut stdin = common::LineReader::new();
     for conn in requests {
-        if prompt {
-            let mut out = io::stdout().lock();
-            let _ = out.write_all(b"> ").and_then(|()| out.flush());
-        }
-        let mut line = Vec::new();
-        let line = match stdin.read_until(b'\n', &mut line) {
-            Ok(_) => {
-                let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
-                let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-                (!trimmed.is_empty()).then(|| trimmed.to_vec())
-            }
-            Err(e) => {
-                error!("cannot read stdin: {e}");
-                None
-            }
-        };
+        let line = stdin.next_line();
         let hang_up = line.is_none();
         reactor.call_from_thread(move |r| match line {
             Some(line) => r.write_to(conn, &line),

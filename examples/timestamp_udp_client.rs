@@ -33,7 +33,7 @@
 
 mod common;
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -42,7 +42,7 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
-use log::{debug, error};
+use log::debug;
 use reactor::{DatagramProtocol, DatagramTransport, Reactor, ReactorHandle, TimerId};
 
 #[derive(Parser, Debug)]
@@ -179,26 +179,9 @@ impl DatagramProtocol for Exchange {
 /// Runs on its own thread, so a blocking read of stdin never stalls the
 /// reactor. Reads a line only when asked, which keeps the client in lock-step.
 fn read_lines(requests: Receiver<()>, client: Client, reactor: ReactorHandle) {
-    let stdin = io::stdin();
-    let prompt = stdin.is_terminal();
-    let mut stdin = stdin.lock();
+    let mut stdin = common::LineReader::new();
     for () in requests {
-        if prompt {
-            let mut out = io::stdout().lock();
-            let _ = out.write_all(b"> ").and_then(|()| out.flush());
-        }
-        let mut line = Vec::new();
-        let line = match stdin.read_until(b'\n', &mut line) {
-            Ok(_) => {
-                let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
-                let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-                (!trimmed.is_empty()).then(|| trimmed.to_vec())
-            }
-            Err(e) => {
-                error!("cannot read stdin: {e}");
-                None
-            }
-        };
+        let line = stdin.next_line();
         let Some(line) = line else {
             reactor.stop();
             return;

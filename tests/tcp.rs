@@ -13,15 +13,7 @@ use reactor::{ClientFactory, Factory, Protocol, Reactor, Reason, Transport};
 
 #[test]
 fn server_callbacks_run_in_order_and_connection_lost_once() {
-    let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let tx = tx.clone();
-        Ok(r.listen_tcp(localhost(), move || Recorder {
-            tx: tx.clone(),
-            echo: true,
-        })?
-        .local_addr())
-    });
+    let (server, rx) = recording_server(true);
     let mut c = client(server.addr);
     assert_eq!(next(&rx), "made");
     assert_eq!(roundtrip(&mut c, b"abc"), b"abc");
@@ -121,15 +113,7 @@ fn client_callbacks_run_in_order_and_factory_hooks_pair_up() {
 
 #[test]
 fn reasons_tell_clean_closes_from_resets() {
-    let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let tx = tx.clone();
-        Ok(r.listen_tcp(localhost(), move || Recorder {
-            tx: tx.clone(),
-            echo: true,
-        })?
-        .local_addr())
-    });
+    let (server, rx) = recording_server(true);
 
     let mut c = client(server.addr);
     assert_eq!(next(&rx), "made");

@@ -65,3 +65,44 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
 }
+
+/// Standard input, read a line at a time on request, as the lock-step
+/// clients do: `> ` is shown first when stdin is a terminal.
+pub struct LineReader {
+    stdin: io::StdinLock<'static>,
+    prompt: bool,
+}
+
+impl LineReader {
+    /// Locks standard input for this reader.
+    pub fn new() -> Self {
+        let stdin = io::stdin();
+        let prompt = io::IsTerminal::is_terminal(&stdin);
+        LineReader {
+            stdin: stdin.lock(),
+            prompt,
+        }
+    }
+
+    /// The next line without its line ending; `None` at end of input, on an
+    /// empty line (both mean "hang up" to the seeds' clients), or on a read
+    /// error, which is logged.
+    pub fn next_line(&mut self) -> Option<Vec<u8>> {
+        if self.prompt {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(b"> ").and_then(|()| out.flush());
+        }
+        let mut line = Vec::new();
+        match io::BufRead::read_until(&mut self.stdin, b'\n', &mut line) {
+            Ok(_) => {
+                let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
+                let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+                (!trimmed.is_empty()).then(|| trimmed.to_vec())
+            }
+            Err(e) => {
+                log::error!("cannot read stdin: {e}");
+                None
+            }
+        }
+    }
+}

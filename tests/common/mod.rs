@@ -111,6 +111,20 @@ impl Protocol for Recorder {
     }
 }
 
+/// A reactor thread serving `Recorder`s on a loopback port, and the
+/// channel their callbacks report on.
+pub fn recording_server(echo: bool) -> (ReactorThread, Receiver<String>) {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let factory = move || Recorder {
+            tx: tx.clone(),
+            echo,
+        };
+        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+    });
+    (server, rx)
+}
+
 /// Next line from `rx`, or a test failure after [`WAIT`].
 pub fn next(rx: &Receiver<String>) -> String {
     rx.recv_timeout(WAIT)
