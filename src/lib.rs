@@ -45,6 +45,7 @@
 //! ```
 
 mod buffer;
+pub mod framing;
 mod protocol;
 pub mod protocols;
 mod reactor;

@@ -163,6 +163,10 @@ impl Transport for ConnTransport<'_> {
         self.reactor.buffered(self.id)
     }
 
+    fn is_closing(&self) -> bool {
+        !self.reactor.is_connected(self.id)
+    }
+
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
         self.reactor
             .schedule(delay, TimerAction::Protocol { conn: self.id, tag })

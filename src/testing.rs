@@ -218,6 +218,10 @@ impl Transport for StringTransport {
         0
     }
 
+    fn is_closing(&self) -> bool {
+        self.disconnecting
+    }
+
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
         self.clock.call_later(delay, tag)
     }

@@ -82,6 +82,11 @@ pub trait Transport {
     /// Bytes accepted by `write` but not yet handed to the kernel.
     fn buffered(&self) -> usize;
 
+    /// Whether the connection is closing or closed (`lose_connection`,
+    /// `abort_connection`, an error, or the peer's FIN): a framing layer
+    /// stops delivering frames then, as Twisted's receivers do.
+    fn is_closing(&self) -> bool;
+
     /// Schedules [`Protocol::timer_fired`](crate::Protocol::timer_fired) with
     /// `tag` on this connection's protocol after `delay`. The timer is dropped
     /// silently if the connection is gone by then.
