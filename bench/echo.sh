@@ -84,35 +84,9 @@ log "machine: $CPUS CPUs, load average $LOADAVG_START, ulimit -n $NOFILE; rounds
 # ---------------------------------------------------------------- throughput
 # Per load and server: space-separated per-run values of msgs/s, p50, p99 and
 # the server's CPU microseconds per echoed message.
-declare -A RUNS RATIOS ERRS
+declare -A RUNS RATIOS
 for load in $LOADS; do
-    conns=${load%%:*}
-    size=${load##*:}
-    ratios=()
-    ERRS[$load]=0
-    for ((round = 1; round <= ROUNDS; round++)); do
-        if ((round % 2)); then order=(reactor tokio); else order=(tokio reactor); fi
-        declare -A rate=()
-        for name in "${order[@]}"; do
-            start_server "$name"
-            cpu0=$(cpu_ticks "$SPID")
-            run_load "$conns" "$size"
-            line=$LOAD_LINE
-            cpu1=$(cpu_ticks "$SPID")
-            stop_server
-            cpu=$(cpu_us_per_msg $((cpu1 - cpu0)) "$(field msgs "$line")")
-            log "  round $round $(printf '%-7s' "$name") $line server_cpu_us_per_msg=$cpu"
-            rate[$name]=$(field msgs_per_s "$line")
-            RUNS[$load,$name,rate]+=" ${rate[$name]}"
-            RUNS[$load,$name,p50]+=" $(field p50_us "$line")"
-            RUNS[$load,$name,p99]+=" $(field p99_us "$line")"
-            RUNS[$load,$name,cpu]+=" $cpu"
-            ERRS[$load]=$((ERRS[$load] + $(field errors "$line")))
-        done
-        ratios+=("$(ratio "${rate[reactor]}" "${rate[tokio]}")")
-    done
-    RATIOS[$load]="${ratios[*]}"
-    log "C=$conns M=$size: msgs/s reactor${RUNS[$load,reactor,rate]}, tokio${RUNS[$load,tokio,rate]}; ratio by round ${ratios[*]}"
+    measure_throughput "$load"
 done
 
 # ---------------------------------------------------------------- syscalls
@@ -240,7 +214,7 @@ for load in $LOADS; do
         "$(med "${RUNS[$load,reactor,p99]}")" "$(med "${RUNS[$load,reactor,cpu]}")" \
         "$(med "${RUNS[$load,tokio,rate]}")" "$(med "${RUNS[$load,tokio,p50]}")" \
         "$(med "${RUNS[$load,tokio,p99]}")" "$(med "${RUNS[$load,tokio,cpu]}")" \
-        "${RATIOS[$load]// /,}" "$ratio_median" "${ERRS[$load]}" \
+        "${RATIOS[$load]// /,}" "$ratio_median" "$((RUNS[$load,reactor,errors] + RUNS[$load,tokio,errors]))" \
         "$(awk -v r="$ratio_median" 'BEGIN { print (r >= 1 ? "PASS" : "FAIL") }')"
 done
 echo

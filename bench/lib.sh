@@ -200,3 +200,39 @@ CLK_TCK=$(getconf CLK_TCK)
 cpu_us_per_msg() {
     awk -v t="$1" -v hz="$CLK_TCK" -v m="$2" 'BEGIN { printf "%.2f", (m > 0 ? t * 1e6 / hz / m : 0) }'
 }
+
+# measure_throughput LOAD: ROUNDS runs of each server at LOAD ("N:SIZE"),
+# alternating which goes first, each a fresh process. Appends per-run msgs/s,
+# p50, p99 and server CPU us per message to RUNS[LOAD,SERVER,rate|p50|p99|cpu],
+# sums errors and lost into RUNS[LOAD,SERVER,errors|lost], and sets
+# RATIOS[LOAD] to the reactor/tokio msgs/s ratio of each round.
+measure_throughput() {
+    local load=$1 n=${1%%:*} size=${1##*:} round name line cpu0 cpu1 cpu errors lost order ratios=()
+    local -A rate
+    for ((round = 1; round <= ROUNDS; round++)); do
+        if ((round % 2)); then order=(reactor tokio); else order=(tokio reactor); fi
+        rate=()
+        for name in "${order[@]}"; do
+            start_server "$name"
+            cpu0=$(cpu_ticks "$SPID")
+            run_load "$n" "$size"
+            line=$LOAD_LINE
+            cpu1=$(cpu_ticks "$SPID")
+            stop_server
+            cpu=$(cpu_us_per_msg $((cpu1 - cpu0)) "$(field msgs "$line")")
+            log "  round $round $(printf '%-7s' "$name") $line server_cpu_us_per_msg=$cpu"
+            rate[$name]=$(field msgs_per_s "$line")
+            RUNS[$load,$name,rate]+=" ${rate[$name]}"
+            RUNS[$load,$name,p50]+=" $(field p50_us "$line")"
+            RUNS[$load,$name,p99]+=" $(field p99_us "$line")"
+            RUNS[$load,$name,cpu]+=" $cpu"
+            errors=$(field errors "$line")
+            lost=$(field lost "$line") # only the UDP load reports it
+            RUNS[$load,$name,errors]=$((${RUNS[$load,$name,errors]:-0} + ${errors:-0}))
+            RUNS[$load,$name,lost]=$((${RUNS[$load,$name,lost]:-0} + ${lost:-0}))
+        done
+        ratios+=("$(ratio "${rate[reactor]}" "${rate[tokio]}")")
+    done
+    RATIOS[$load]="${ratios[*]}"
+    log "$n x $size: msgs/s reactor${RUNS[$load,reactor,rate]}, tokio${RUNS[$load,tokio,rate]}; ratio by round ${ratios[*]}"
+}

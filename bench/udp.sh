@@ -63,33 +63,7 @@ log "machine: $CPUS CPUs, load average $LOADAVG_START; rounds=$ROUNDS secs=$SECS
 declare -A RUNS RATIOS
 for load in $LOADS; do
     [[ $load =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]] || die "bad load '$load': want CLIENTS:SIZE"
-    clients=${load%%:*}
-    size=${load##*:}
-    ratios=()
-    for ((round = 1; round <= ROUNDS; round++)); do
-        if ((round % 2)); then order=(reactor tokio); else order=(tokio reactor); fi
-        declare -A rate=()
-        for name in "${order[@]}"; do
-            start_server "$name"
-            cpu0=$(cpu_ticks "$SPID")
-            run_load "$clients" "$size"
-            line=$LOAD_LINE
-            cpu1=$(cpu_ticks "$SPID")
-            stop_server
-            cpu=$(cpu_us_per_msg $((cpu1 - cpu0)) "$(field msgs "$line")")
-            log "  round $round $(printf '%-7s' "$name") $line server_cpu_us_per_msg=$cpu"
-            rate[$name]=$(field msgs_per_s "$line")
-            RUNS[$load,$name,rate]+=" ${rate[$name]}"
-            RUNS[$load,$name,p50]+=" $(field p50_us "$line")"
-            RUNS[$load,$name,p99]+=" $(field p99_us "$line")"
-            RUNS[$load,$name,cpu]+=" $cpu"
-            RUNS[$load,$name,lost]=$((${RUNS[$load,$name,lost]:-0} + $(field lost "$line")))
-            RUNS[$load,$name,errors]=$((${RUNS[$load,$name,errors]:-0} + $(field errors "$line")))
-        done
-        ratios+=("$(ratio "${rate[reactor]}" "${rate[tokio]}")")
-    done
-    RATIOS[$load]="${ratios[*]}"
-    log "N=$clients M=$size: msgs/s reactor${RUNS[$load,reactor,rate]}, tokio${RUNS[$load,tokio,rate]}; ratio by round ${ratios[*]}"
+    measure_throughput "$load"
 done
 
 # ---------------------------------------------------------------- summary

@@ -449,11 +449,7 @@ fn main() -> ExitCode {
         (Some(s), Some(e)) => (e - s).as_secs_f64(),
         _ => b.secs,
     };
-    let rate = if elapsed > 0.0 {
-        b.msgs as f64 / elapsed
-    } else {
-        0.0
-    };
+    let rate = common::load::rate(b.msgs, elapsed);
     println!(
         "conns={} size={} secs={} msgs={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} errors={}",
         b.conns,

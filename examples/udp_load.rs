@@ -272,11 +272,7 @@ fn run(args: &Args) -> Result<(), String> {
         return Err(fatal.clone());
     }
     let elapsed = t.ended.map_or(args.secs, |e| (e - started).as_secs_f64());
-    let rate = if elapsed > 0.0 {
-        t.msgs as f64 / elapsed
-    } else {
-        0.0
-    };
+    let rate = common::load::rate(t.msgs, elapsed);
     println!(
         "clients={} size={} secs={} msgs={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} lost={} errors={} late={}",
         args.clients,

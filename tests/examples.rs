@@ -85,6 +85,18 @@ struct Output {
     stderr: String,
 }
 
+impl Output {
+    /// Fails the test, showing stderr, unless the program exited 0.
+    fn assert_success(&self) {
+        assert!(
+            self.status.success(),
+            "{}; stderr: {}",
+            self.status,
+            self.stderr
+        );
+    }
+}
+
 /// Runs `cmd` to completion with `input` on its stdin.
 fn run_to_end(cmd: &mut Command, input: &[u8]) -> Output {
     let mut child = cmd
@@ -348,12 +360,7 @@ fn timestamp_client_sends_each_line_and_prints_each_reply() {
             .env("RUST_LOG", "off"),
         b"one\ntwo\n\nthree\n",
     );
-    assert!(
-        out.status.success(),
-        "{}; stderr: {}",
-        out.status,
-        out.stderr
-    );
+    out.assert_success();
     assert_eq!(out.stderr, "");
     let lines: Vec<&str> = out.stdout.split_terminator('\n').collect();
     assert!(out.stdout.ends_with('\n'), "stdout: {:?}", out.stdout);
@@ -589,12 +596,7 @@ fn timestamp_udp_client(port: u16, extra: &[&str], input: &[u8]) -> Output {
 fn timestamp_udp_client_sends_each_line_and_prints_each_reply() {
     let server = Server::start("timestamp_udp_server");
     let out = timestamp_udp_client(server.addr.port(), &[], b"one\ntwo\n\nthree\n");
-    assert!(
-        out.status.success(),
-        "{}; stderr: {}",
-        out.status,
-        out.stderr
-    );
+    out.assert_success();
     assert_eq!(out.stderr, "");
     assert!(out.stdout.ends_with('\n'), "stdout: {:?}", out.stdout);
     let lines: Vec<&str> = out.stdout.split_terminator('\n').collect();
@@ -624,12 +626,7 @@ fn timestamp_udp_client_goes_on_after_a_missing_reply() {
     let silent = udp_socket();
     let port = silent.local_addr().unwrap().port();
     let out = timestamp_udp_client(port, &["--timeout", "0.2"], b"one\ntwo\n");
-    assert!(
-        out.status.success(),
-        "{}; stderr: {}",
-        out.status,
-        out.stderr
-    );
+    out.assert_success();
     assert_eq!(out.stdout, "");
     assert_eq!(
         out.stderr,
@@ -656,12 +653,7 @@ fn timestamp_udp_client_does_not_take_a_late_reply_for_the_next_lines() {
     });
     let out = timestamp_udp_client(port, &["--timeout", "1"], b"one\ntwo\n");
     server.join().expect("the fake server saw both lines");
-    assert!(
-        out.status.success(),
-        "{}; stderr: {}",
-        out.status,
-        out.stderr
-    );
+    out.assert_success();
     assert_eq!(out.stdout, "reply to two\n");
     assert_eq!(out.stderr, "timestamp_udp_client: no reply within 1 s\n");
 }
@@ -677,12 +669,7 @@ fn broadcast_sender_sends_its_message_count_times_then_exits_0() {
             .env("RUST_LOG", "off"),
         b"",
     );
-    assert!(
-        out.status.success(),
-        "{}; stderr: {}",
-        out.status,
-        out.stderr
-    );
+    out.assert_success();
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "");
     // Loopback delivers during the send, so all of them are here by now.

@@ -5,6 +5,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Messages per second over `elapsed` seconds (0 for an empty interval).
+pub fn rate(msgs: u64, elapsed: f64) -> f64 {
+    if elapsed > 0.0 {
+        msgs as f64 / elapsed
+    } else {
+        0.0
+    }
+}
+
 /// Parses a positive number of seconds.
 pub fn parse_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
