@@ -21,6 +21,12 @@ pub enum Reason {
     ReactorStopped,
     /// A connection attempt did not complete within its timeout.
     TimedOut,
+    /// We closed the connection because the peer sent something the protocol
+    /// refuses: an over-long line or frame, a malformed netstring. The text
+    /// says what. Framing receivers report it to their handler in place of
+    /// [`Reason::LocalClosed`] when their own limit or parse check closed the
+    /// connection.
+    BadInput(String),
     /// An I/O error: a reset, a broken pipe, a refused or unreachable connect.
     Error {
         /// The error's kind, e.g. `ConnectionReset` or `ConnectionRefused`.
@@ -69,6 +75,7 @@ impl fmt::Display for Reason {
             Reason::Aborted => f.write_str("connection aborted by us"),
             Reason::ReactorStopped => f.write_str("connection lost: the reactor stopped"),
             Reason::TimedOut => f.write_str("connection attempt timed out"),
+            Reason::BadInput(why) => write!(f, "closed by us on bad input: {why}"),
             Reason::Error {
                 kind,
                 os_code: Some(code),

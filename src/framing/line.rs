@@ -32,16 +32,17 @@ pub trait LineHandler: 'static {
     /// bytes so far). The default logs it and closes the connection; the
     /// oversized bytes are discarded either way.
     fn line_length_exceeded(&mut self, lines: &mut Lines<'_>, pending: usize) {
-        warn!(
-            "{}: line of {pending} bytes exceeds the {} byte limit; closing",
-            lines.transport().peer_addr(),
+        let why = format!(
+            "line of {pending} bytes exceeds the {} byte limit",
             lines.max_length()
         );
-        lines.transport().lose_connection();
+        lines.close_because(why);
     }
 
     /// The connection is gone. `unfinished` holds the bytes of a line that
     /// had no delimiter yet (empty if none): nothing is dropped silently.
+    /// When the receiver closed the connection through
+    /// [`Lines::close_because`], `reason` is [`Reason::BadInput`].
     fn connection_lost(&mut self, lines: &mut Lines<'_>, reason: &Reason, unfinished: &[u8]) {
         let _ = (lines, reason, unfinished);
     }
@@ -65,6 +66,8 @@ struct State {
     max_length: usize,
     /// Bytes a raw-mode handler handed back with `set_line_mode_with`.
     replay: Vec<u8>,
+    /// Why the receiver closed the connection itself, for `connection_lost`.
+    bad_input: Option<String>,
 }
 
 /// What a [`LineHandler`] callback gets: the transport, plus line sending and
@@ -112,6 +115,15 @@ impl Lines<'_> {
         self.state.max_length
     }
 
+    /// Logs `why` as a warning with the peer's address and closes the
+    /// connection after what is buffered is written; the handler's
+    /// `connection_lost` then gets [`Reason::BadInput`] with `why`.
+    pub fn close_because(&mut self, why: String) {
+        warn!("{}: {why}; closing", self.transport.peer_addr());
+        self.state.bad_input.get_or_insert(why);
+        self.transport.lose_connection();
+    }
+
     /// Schedules [`LineHandler::timer_fired`] with `tag`.
     pub fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
         self.transport.call_later(delay, tag)
@@ -145,6 +157,7 @@ impl<H: LineHandler> LineReceiver<H> {
                 delimiter: b"\r\n".to_vec(),
                 max_length: DEFAULT_MAX_LINE_LENGTH,
                 replay: Vec::new(),
+                bad_input: None,
             },
             carry: Vec::new(),
             discarding: false,
@@ -262,13 +275,39 @@ impl<H: LineHandler> LineReceiver<H> {
             let delim_len = self.state.delimiter.len();
             // The carried bytes hold no delimiter, but one may straddle.
             let search_from = self.carry.len().saturating_sub(delim_len - 1);
+            // Only the bytes that finish the carried line are appended; the
+            // lines after it are read from `data` in place, so no byte is
+            // copied twice.
+            let end = line_end(&self.carry[search_from..], data, &self.state.delimiter);
+            let take = end.unwrap_or(data.len());
             let mut buf = std::mem::take(&mut self.carry);
-            buf.extend_from_slice(data);
+            buf.extend_from_slice(&data[..take]);
             let used = self.deliver(transport, &buf, search_from);
             buf.drain(..used);
             self.carry = buf;
+            if take < data.len() {
+                // The carried line ended at `take`: nothing is carried now.
+                debug_assert!(self.carry.is_empty());
+                let rest = &data[take..];
+                let used = self.deliver(transport, rest, 0);
+                self.carry.extend_from_slice(&rest[used..]);
+            }
         }
     }
+}
+
+/// How many bytes of `data` finish a line whose last bytes are `tail`: up to
+/// the end of the first delimiter in `tail` followed by `data`.
+fn line_end(tail: &[u8], data: &[u8], delimiter: &[u8]) -> Option<usize> {
+    for start in 0..tail.len() {
+        let carried = &tail[start..];
+        let needed = delimiter.len() - carried.len();
+        if delimiter.starts_with(carried) && data.get(..needed) == Some(&delimiter[carried.len()..])
+        {
+            return Some(needed);
+        }
+    }
+    find(data, delimiter).map(|at| at + delimiter.len())
 }
 
 /// First position of `needle` in `haystack`.
@@ -296,11 +335,13 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
         let carry = std::mem::take(&mut self.carry);
         let unfinished: &[u8] = if self.discarding { &[] } else { &carry };
+        let bad_input = self.state.bad_input.take().map(Reason::BadInput);
         let mut lines = Lines {
             transport,
             state: &mut self.state,
         };
-        self.handler.connection_lost(&mut lines, reason, unfinished);
+        self.handler
+            .connection_lost(&mut lines, bad_input.as_ref().unwrap_or(reason), unfinished);
     }
 
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
@@ -427,19 +468,29 @@ mod tests {
 
     #[test]
     fn the_default_hook_closes_the_connection() {
-        struct Plain(Vec<Vec<u8>>);
+        struct Plain(Vec<Vec<u8>>, Option<Reason>);
         impl LineHandler for Plain {
             fn line_received(&mut self, _l: &mut Lines<'_>, line: &[u8]) {
                 self.0.push(line.to_vec());
             }
+            fn connection_lost(&mut self, _l: &mut Lines<'_>, reason: &Reason, _u: &[u8]) {
+                self.1 = Some(reason.clone());
+            }
         }
-        let mut p = LineReceiver::new(Plain(Vec::new())).with_max_length(4);
+        let mut p = LineReceiver::new(Plain(Vec::new(), None)).with_max_length(4);
         let mut t = StringTransport::new();
         // Too long before any delimiter arrives: refused without buffering it all.
         p.data_received(&mut t, b"abcdefgh");
         assert!(t.is_disconnecting());
         p.data_received(&mut t, b"\r\nok\r\n");
         assert!(p.handler().0.is_empty());
+        p.connection_lost(&mut t, &Reason::LocalClosed);
+        assert_eq!(
+            p.handler().1,
+            Some(Reason::BadInput(
+                "line of 8 bytes exceeds the 4 byte limit".into()
+            ))
+        );
     }
 
     #[test]
