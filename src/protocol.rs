@@ -34,6 +34,24 @@ pub trait Protocol: 'static {
         let _ = (transport, reason);
     }
 
+    /// The outgoing buffer reached its high watermark (a peer reading slower
+    /// than we write). Called once the callback whose write crossed it has
+    /// returned. The default stops reading this connection, so an echo or a
+    /// proxy holds at most the high watermark plus one read for a peer that
+    /// does not read; a producer (a file sender) overrides it, or simply
+    /// stops writing while [`Transport::is_write_buffer_full`] says so.
+    /// Twisted's `IPushProducer.pauseProducing`.
+    fn pause_producing(&mut self, transport: &mut dyn Transport) {
+        transport.pause_reading();
+    }
+
+    /// The outgoing buffer drained below its low watermark after a
+    /// `pause_producing`. The default reads again; a producer writes its
+    /// next chunks. Twisted's `resumeProducing`.
+    fn resume_producing(&mut self, transport: &mut dyn Transport) {
+        transport.resume_reading();
+    }
+
     /// A timer scheduled with [`Transport::call_later`] fired; `tag` is the
     /// value given when it was scheduled. Twisted's `callLater(d, self.method)`.
     /// Never called after `connection_lost`.

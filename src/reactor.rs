@@ -122,6 +122,9 @@ pub struct Reactor {
     /// Closes requested during callbacks, applied once the callback returns so
     /// `connection_lost` never runs inside another callback of the same connection.
     pub(crate) closes: Vec<(ConnectionId, crate::Reason)>,
+    /// Connections whose buffers crossed their high watermark during the
+    /// current callback; told once it returns.
+    pub(crate) pauses: Vec<ConnectionId>,
     /// Sources that hit their fairness cap and still have work: served again
     /// after the next (non-blocking) poll.
     pub(crate) again: Vec<SlotId>,
@@ -176,6 +179,7 @@ impl Reactor {
             timers: TimerHeap::new(),
             read_buf: vec![0; READ_BUFFER_SIZE],
             closes: Vec::new(),
+            pauses: Vec::new(),
             again: Vec::new(),
             udp_refusals: Vec::new(),
             stopping: false,

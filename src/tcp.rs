@@ -23,6 +23,13 @@ use crate::transport::{ConnectionId, Transport};
 /// for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// Default high watermark of a connection's outgoing buffer: crossing it
+/// pauses the protocol's producing (and, by default, reading).
+pub const DEFAULT_HIGH_WATERMARK: usize = 64 * 1024;
+
+/// Default low watermark: draining below it resumes producing.
+pub const DEFAULT_LOW_WATERMARK: usize = 16 * 1024;
+
 /// Most chunks one vectored write hands the kernel; the rest are buffered.
 const MAX_IOVECS: usize = 16;
 
@@ -61,6 +68,51 @@ pub(crate) struct Conn {
     pub(crate) want_write: bool,
     /// `connection_made` was called, so `connection_lost` is owed.
     pub(crate) made: bool,
+    pub(crate) flow: Flow,
+    /// Buffer sizes at which producing pauses (`high`) and resumes (`low`).
+    pub(crate) low_water: usize,
+    pub(crate) high_water: usize,
+    /// The protocol asked not to be given data for now.
+    pub(crate) reading_paused: bool,
+}
+
+/// Where a connection stands with its outgoing buffer's watermarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Below the high watermark (or back below the low one).
+    Flowing,
+    /// Crossed the high watermark during a callback; `pause_producing` runs
+    /// once the callback returns.
+    PausePending,
+    /// `pause_producing` ran; `resume_producing` runs when the buffer drains
+    /// below the low watermark.
+    Paused,
+}
+
+impl Conn {
+    fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        protocol: Option<Box<dyn Protocol>>,
+        client_factory: Option<Box<dyn ClientFactory>>,
+        state: ConnState,
+    ) -> Self {
+        Conn {
+            stream,
+            peer,
+            protocol,
+            client_factory,
+            connect_timer: None,
+            out: WriteBuffer::default(),
+            state,
+            want_write: state == ConnState::Connecting,
+            made: false,
+            flow: Flow::Flowing,
+            low_water: DEFAULT_LOW_WATERMARK,
+            high_water: DEFAULT_HIGH_WATERMARK,
+            reading_paused: false,
+        }
+    }
 }
 
 pub(crate) struct Listener {
@@ -165,6 +217,22 @@ impl Transport for ConnTransport<'_> {
 
     fn is_closing(&self) -> bool {
         !self.reactor.is_connected(self.id)
+    }
+
+    fn set_write_watermarks(&mut self, low: usize, high: usize) {
+        self.reactor.set_write_watermarks(self.id, low, high);
+    }
+
+    fn is_write_buffer_full(&self) -> bool {
+        self.reactor.is_write_buffer_full(self.id)
+    }
+
+    fn pause_reading(&mut self) {
+        self.reactor.pause_reading(self.id);
+    }
+
+    fn resume_reading(&mut self) {
+        self.reactor.resume_reading(self.id);
     }
 
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
@@ -296,15 +364,8 @@ impl Reactor {
                 let key = self.slots.insert(Slot {
                     generation: id.generation,
                     source: Source::Conn(Conn {
-                        stream,
-                        peer: addr,
-                        protocol: None,
-                        client_factory: Some(factory),
                         connect_timer: Some(timer),
-                        out: WriteBuffer::default(),
-                        state: ConnState::Connecting,
-                        want_write: true,
-                        made: false,
+                        ..Conn::new(stream, addr, None, Some(factory), ConnState::Connecting)
                     }),
                 });
                 debug_assert_eq!(key, id.key as usize, "vacant_key names the next insert");
@@ -356,6 +417,10 @@ impl Reactor {
                 written = 0;
             }
         }
+        let crossed = conn.out.len() >= conn.high_water && conn.flow == Flow::Flowing;
+        if crossed {
+            conn.flow = Flow::PausePending;
+        }
         if !conn.out.is_empty() && !conn.want_write {
             if let Err(e) =
                 registry.reregister(&mut conn.stream, SlotId::from(id).token(), interest(true))
@@ -364,6 +429,64 @@ impl Reactor {
                 return;
             }
             conn.want_write = true;
+        }
+        if crossed {
+            // Told after the current callback returns: the protocol may be
+            // the one writing.
+            self.pauses.push(id);
+        }
+    }
+
+    /// Sets the outgoing-buffer sizes at which connection `id`'s producing
+    /// pauses (`high`, reached or passed) and resumes (`low`, drained below);
+    /// see [`Transport::set_write_watermarks`].
+    pub fn set_write_watermarks(&mut self, id: ConnectionId, low: usize, high: usize) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.high_water = high.max(1);
+            conn.low_water = low.min(conn.high_water);
+        }
+    }
+
+    /// Whether connection `id`'s outgoing buffer crossed its high watermark
+    /// and has not drained below the low one since.
+    pub fn is_write_buffer_full(&self, id: ConnectionId) -> bool {
+        self.conn(id).is_some_and(|c| c.flow != Flow::Flowing)
+    }
+
+    /// Stops giving connection `id`'s protocol data until
+    /// [`resume_reading`](Reactor::resume_reading): the kernel's buffers fill
+    /// and TCP slows the peer down.
+    pub fn pause_reading(&mut self, id: ConnectionId) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.reading_paused = true;
+        }
+    }
+
+    /// Reads connection `id` again, starting with what arrived meanwhile.
+    pub fn resume_reading(&mut self, id: ConnectionId) {
+        if let Some(conn) = self.conn_mut(id) {
+            if conn.reading_paused {
+                conn.reading_paused = false;
+                // Edges that came while paused were ignored, and none may come
+                // again: read in this turn's leftover phase.
+                self.again.push(id.into());
+            }
+        }
+    }
+
+    /// Delivers `pause_producing` to the connections whose buffers crossed
+    /// their high watermark during the callbacks that just ran.
+    pub(crate) fn apply_pauses(&mut self) {
+        while let Some(id) = self.pauses.pop() {
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
+            // Drained meanwhile, or closing: nothing to tell.
+            if conn.flow != Flow::PausePending || conn.state != ConnState::Open {
+                continue;
+            }
+            conn.flow = Flow::Paused;
+            self.with_protocol(id, |p, t| p.pause_producing(t));
         }
     }
 
@@ -460,14 +583,21 @@ impl Reactor {
 
     /// Applies the closes queued by the callbacks that just ran.
     pub(crate) fn apply_closes(&mut self) {
-        let mut i = 0;
-        // connection_lost may queue further closes; they are applied in this pass.
-        while i < self.closes.len() {
-            let (id, reason) = self.closes[i].clone();
-            i += 1;
-            self.finish_close(id, reason);
+        // pause_producing and connection_lost may write or close anything,
+        // queueing more of either; both are applied in this pass.
+        loop {
+            self.apply_pauses();
+            if self.closes.is_empty() {
+                break;
+            }
+            let mut i = 0;
+            while i < self.closes.len() {
+                let (id, reason) = self.closes[i].clone();
+                i += 1;
+                self.finish_close(id, reason);
+            }
+            self.closes.clear();
         }
-        self.closes.clear();
         self.apply_udp_refusals();
     }
 
@@ -596,7 +726,7 @@ impl Reactor {
             let Some(conn) = self.conn_mut(id) else {
                 break;
             };
-            if conn.state != ConnState::Open {
+            if conn.state != ConnState::Open || conn.reading_paused {
                 break;
             }
             match (&conn.stream).read(&mut buf) {
@@ -613,6 +743,12 @@ impl Reactor {
                 Ok(n) => {
                     let data = &buf[..n];
                     self.with_protocol(id, |p, t| p.data_received(t, data));
+                    // Before the next read: the default pause_producing stops
+                    // reading, which bounds the buffer at one read past the
+                    // high watermark.
+                    if !self.pauses.is_empty() {
+                        self.apply_pauses();
+                    }
                     reads += 1;
                     if n < buf.len() && !must_drain {
                         break;
@@ -661,6 +797,18 @@ impl Reactor {
             Err(e) => {
                 debug!("write to {id} failed: {e}");
                 self.queue_close(id, Reason::from(e));
+                return;
+            }
+        }
+        // Last, so what resume_producing writes takes the ordinary write path.
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.out.len() < conn.low_water && conn.flow != Flow::Flowing {
+            let paused = conn.flow == Flow::Paused;
+            conn.flow = Flow::Flowing;
+            if paused && conn.state == ConnState::Open {
+                self.with_protocol(id, |p, t| p.resume_producing(t));
             }
         }
     }
@@ -812,15 +960,8 @@ impl Reactor {
         entry.insert(Slot {
             generation,
             source: Source::Conn(Conn {
-                stream,
-                peer,
-                protocol: Some(protocol),
-                client_factory: None,
-                connect_timer: None,
-                out: WriteBuffer::default(),
-                state: ConnState::Open,
-                want_write: false,
                 made: true,
+                ..Conn::new(stream, peer, Some(protocol), None, ConnState::Open)
             }),
         });
         debug!("accepted {id} from {peer}");

@@ -104,6 +104,9 @@ pub struct StringTransport {
     local: SocketAddr,
     id: ConnectionId,
     clock: Clock,
+    watermarks: (usize, usize),
+    buffer_full: bool,
+    reading_paused: bool,
 }
 
 impl Default for StringTransport {
@@ -132,6 +135,12 @@ impl StringTransport {
             local,
             id: ConnectionId::from_parts(0, 1),
             clock: Clock::new(),
+            watermarks: (
+                crate::tcp::DEFAULT_LOW_WATERMARK,
+                crate::tcp::DEFAULT_HIGH_WATERMARK,
+            ),
+            buffer_full: false,
+            reading_paused: false,
         }
     }
 
@@ -148,6 +157,23 @@ impl StringTransport {
     /// Whether the protocol called `lose_connection` or `abort_connection`.
     pub fn is_disconnecting(&self) -> bool {
         self.disconnecting
+    }
+
+    /// Makes [`Transport::is_write_buffer_full`] answer `full`, to drive a
+    /// producer: set it, then call the protocol's `pause_producing`; clear
+    /// it, then call `resume_producing`.
+    pub fn set_write_buffer_full(&mut self, full: bool) {
+        self.buffer_full = full;
+    }
+
+    /// Whether the protocol paused reading and has not resumed.
+    pub fn is_reading_paused(&self) -> bool {
+        self.reading_paused
+    }
+
+    /// The watermarks the protocol set, `(low, high)`.
+    pub fn write_watermarks(&self) -> (usize, usize) {
+        self.watermarks
     }
 
     /// Whether the protocol called `abort_connection`.
@@ -220,6 +246,22 @@ impl Transport for StringTransport {
 
     fn is_closing(&self) -> bool {
         self.disconnecting
+    }
+
+    fn set_write_watermarks(&mut self, low: usize, high: usize) {
+        self.watermarks = (low, high);
+    }
+
+    fn is_write_buffer_full(&self) -> bool {
+        self.buffer_full
+    }
+
+    fn pause_reading(&mut self) {
+        self.reading_paused = true;
+    }
+
+    fn resume_reading(&mut self) {
+        self.reading_paused = false;
     }
 
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {

@@ -87,6 +87,23 @@ pub trait Transport {
     /// stops delivering frames then, as Twisted's receivers do.
     fn is_closing(&self) -> bool;
 
+    /// Sets the outgoing-buffer sizes at which producing pauses (`high`,
+    /// reached or passed by a write) and resumes (`low`, drained below).
+    /// Defaults: 64 KiB and 16 KiB. See [`Protocol::pause_producing`](crate::Protocol::pause_producing).
+    fn set_write_watermarks(&mut self, low: usize, high: usize);
+
+    /// Whether the outgoing buffer crossed its high watermark and has not
+    /// drained below the low one since: a producer writes while this is
+    /// false and goes on in `resume_producing`.
+    fn is_write_buffer_full(&self) -> bool;
+
+    /// Stops delivering `data_received` until [`resume_reading`](Transport::resume_reading);
+    /// unread bytes wait in the kernel, whose full buffers slow the peer down.
+    fn pause_reading(&mut self);
+
+    /// Delivers data again, starting with what arrived while paused.
+    fn resume_reading(&mut self);
+
     /// Schedules [`Protocol::timer_fired`](crate::Protocol::timer_fired) with
     /// `tag` on this connection's protocol after `delay`. The timer is dropped
     /// silently if the connection is gone by then.

@@ -145,6 +145,19 @@ pub trait FrameHandler: 'static {
         let _ = (frames, reason, unfinished);
     }
 
+    /// The outgoing buffer reached its high watermark; see
+    /// [`Protocol::pause_producing`](crate::Protocol::pause_producing). The
+    /// default stops reading.
+    fn pause_producing(&mut self, frames: &mut Frames<'_>) {
+        frames.transport().pause_reading();
+    }
+
+    /// The outgoing buffer drained below its low watermark after a pause;
+    /// a producer writes on here. The default reads again.
+    fn resume_producing(&mut self, frames: &mut Frames<'_>) {
+        frames.transport().resume_reading();
+    }
+
     /// A timer scheduled through [`Frames::call_later`] fired.
     fn timer_fired(&mut self, frames: &mut Frames<'_>, tag: u64) {
         let _ = (frames, tag);
@@ -448,6 +461,16 @@ impl<C: FrameCodec, H: FrameHandler> Protocol for FrameReceiver<C, H> {
         let mut frames = Self::frames(transport, &mut self.state, &self.codec);
         self.handler
             .connection_lost(&mut frames, bad_input.as_ref().unwrap_or(reason), &carry);
+    }
+
+    fn pause_producing(&mut self, transport: &mut dyn Transport) {
+        let mut frames = Self::frames(transport, &mut self.state, &self.codec);
+        self.handler.pause_producing(&mut frames);
+    }
+
+    fn resume_producing(&mut self, transport: &mut dyn Transport) {
+        let mut frames = Self::frames(transport, &mut self.state, &self.codec);
+        self.handler.resume_producing(&mut frames);
     }
 
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {

@@ -47,6 +47,19 @@ pub trait LineHandler: 'static {
         let _ = (lines, reason, unfinished);
     }
 
+    /// The outgoing buffer reached its high watermark; see
+    /// [`Protocol::pause_producing`](crate::Protocol::pause_producing). The
+    /// default stops reading.
+    fn pause_producing(&mut self, lines: &mut Lines<'_>) {
+        lines.transport().pause_reading();
+    }
+
+    /// The outgoing buffer drained below its low watermark after a pause;
+    /// a producer writes on here. The default reads again.
+    fn resume_producing(&mut self, lines: &mut Lines<'_>) {
+        lines.transport().resume_reading();
+    }
+
     /// A timer scheduled through [`Lines::transport`]`().call_later` fired.
     fn timer_fired(&mut self, lines: &mut Lines<'_>, tag: u64) {
         let _ = (lines, tag);
@@ -342,6 +355,22 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
         };
         self.handler
             .connection_lost(&mut lines, bad_input.as_ref().unwrap_or(reason), unfinished);
+    }
+
+    fn pause_producing(&mut self, transport: &mut dyn Transport) {
+        let mut lines = Lines {
+            transport,
+            state: &mut self.state,
+        };
+        self.handler.pause_producing(&mut lines);
+    }
+
+    fn resume_producing(&mut self, transport: &mut dyn Transport) {
+        let mut lines = Lines {
+            transport,
+            state: &mut self.state,
+        };
+        self.handler.resume_producing(&mut lines);
     }
 
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
