@@ -37,17 +37,19 @@ fn the_stamp_checker_rejects_near_misses() {
 
 #[test]
 fn every_example_explains_its_flags() {
-    for name in [
-        "timestamp_server",
-        "timestamp_client",
-        "echo_server",
-        "chat_server",
-        "timestamp_udp_server",
-        "timestamp_udp_client",
-        "broadcast_sender",
-        "broadcast_receiver",
-        "udp_upper_server",
-    ] {
+    // Every file in examples/, so a new example cannot be forgotten here.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("examples/ is readable")
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "examples found: {names:?}");
+    for name in &names {
         let out = run_to_end(Command::new(example(name)).arg("--help"), b"");
         assert!(out.status.success(), "{name} --help: {}", out.status);
         for flag in ["--host", "--port"] {

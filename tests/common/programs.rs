@@ -20,16 +20,18 @@ use std::time::{Duration, SystemTime};
 /// How long any one expected event may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// target/<profile>/examples, next to this test binary's target/<profile>/deps.
+fn example_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lives in target/<profile>/deps")
+        .join("examples")
+}
+
 /// The built example `name`, next to this test binary (target/<profile>/deps).
 pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary has a path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary lives in target/<profile>/deps");
-    let path = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let path = example_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let built = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| {
@@ -48,29 +50,38 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
-/// When the example `name`, the examples' shared code or the library under
-/// it last changed.
+/// When a source the example `name` was built from last changed: the files
+/// cargo's dep-info lists for it, or else everything under src/ and the
+/// example's own files.
 fn newest_source(name: &str) -> SystemTime {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut newest = SystemTime::UNIX_EPOCH;
-    let mut dirs = vec![root.join("src"), root.join("examples").join("common")];
-    let mut files = vec![root.join("examples").join(format!("{name}.rs"))];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path);
+    let exe = example_dir().join(name);
+    let dep_info = std::fs::read_to_string(exe.with_extension("d")).unwrap_or_default();
+    let mut files: Vec<PathBuf> = dep_info
+        .lines()
+        .next()
+        .and_then(|line| line.split_once(": "))
+        .map(|(_, deps)| deps.split(' ').map(PathBuf::from).collect())
+        .unwrap_or_default();
+    if files.is_empty() {
+        let mut dirs = vec![root.join("src"), root.join("examples").join("common")];
+        files.push(root.join("examples").join(format!("{name}.rs")));
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
             }
         }
     }
-    for file in files {
-        if let Ok(modified) = std::fs::metadata(&file).and_then(|m| m.modified()) {
-            newest = newest.max(modified);
-        }
-    }
-    newest
+    files
+        .iter()
+        .filter_map(|file| std::fs::metadata(file).and_then(|m| m.modified()).ok())
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// A child process, killed and reaped when dropped so no test leaks one.
