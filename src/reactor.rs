@@ -9,7 +9,7 @@ use log::{debug, error, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::tcp::{Conn, Listener};
+use crate::tcp::{Conn, Lingering, Listener};
 use crate::timer::{TimerHeap, TimerId};
 use crate::transport::ConnectionId;
 use crate::udp::UdpEndpoint;
@@ -41,6 +41,7 @@ pub(crate) enum TimerAction {
     ConnectTimeout(ConnectionId),
     RetryAccept(SlotId),
     Datagram { endpoint: SlotId, tag: u64 },
+    LingerTimeout(SlotId),
 }
 
 /// A slot key with the generation it was filled at.
@@ -88,6 +89,11 @@ pub(crate) struct Slot {
 
 pub(crate) enum Source {
     Conn(Conn),
+    /// A connection we closed cleanly: its protocol is gone, its writing
+    /// side is shut, and what the peer still sends is read and discarded
+    /// until its FIN, so closing the descriptor does not reset the peer
+    /// and destroy the tail of our last reply.
+    Lingering(Lingering),
     Listener(Listener),
     Udp(UdpEndpoint),
 }
@@ -329,6 +335,7 @@ impl Reactor {
         match self.slots.get(id.key as usize) {
             Some(slot) if slot.generation == id.generation => match slot.source {
                 Source::Conn(_) => self.conn_ready(id.into(), readiness),
+                Source::Lingering(_) => self.linger_ready(id),
                 Source::Listener(_) => self.accept_ready(id),
                 Source::Udp(_) => self.udp_ready(
                     id,
@@ -367,6 +374,7 @@ impl Reactor {
                 TimerAction::ConnectTimeout(conn) => self.connect_timed_out(conn),
                 TimerAction::RetryAccept(listener) => self.retry_accept(listener),
                 TimerAction::Datagram { endpoint, tag } => self.datagram_timer(endpoint, tag),
+                TimerAction::LingerTimeout(id) => self.end_linger(id, "timed out"),
             }
             self.apply_closes();
         }
@@ -412,6 +420,7 @@ impl Reactor {
         for id in others {
             self.remove_listener(id);
             self.remove_udp(id);
+            self.end_linger(id, "reactor stopped");
         }
         let left = self.slots.len();
         if left > 0 {

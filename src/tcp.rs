@@ -30,6 +30,13 @@ pub const DEFAULT_HIGH_WATERMARK: usize = 64 * 1024;
 /// Default low watermark: draining below it resumes producing.
 pub const DEFAULT_LOW_WATERMARK: usize = 16 * 1024;
 
+/// How long a cleanly closed connection may linger, discarding what the peer
+/// still sends, before its descriptor is closed regardless.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most a lingering connection discards before it is closed regardless.
+const LINGER_DISCARD_LIMIT: usize = 1 << 20;
+
 /// Most chunks one vectored write hands the kernel; the rest are buffered.
 const MAX_IOVECS: usize = 16;
 
@@ -113,6 +120,15 @@ impl Conn {
             reading_paused: false,
         }
     }
+}
+
+/// A cleanly closed connection waiting for the peer's FIN (see
+/// [`Source::Lingering`]).
+pub(crate) struct Lingering {
+    stream: TcpStream,
+    peer: SocketAddr,
+    timer: TimerId,
+    discarded: usize,
 }
 
 pub(crate) struct Listener {
@@ -620,14 +636,12 @@ impl Reactor {
         match reason {
             Reason::Aborted => {
                 let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                drop(stream);
             }
-            Reason::LocalClosed => {
-                let _ = stream.shutdown(Shutdown::Write);
-            }
-            _ => {}
+            Reason::LocalClosed => self.linger(id, stream, peer),
+            // Closing the descriptor also removes it from epoll: no deregister call needed.
+            _ => drop(stream),
         }
-        // Closing the descriptor also removes it from epoll: no deregister call needed.
-        drop(stream);
         if let Some(timer) = connect_timer {
             self.cancel(timer);
         }
@@ -679,6 +693,75 @@ impl Reactor {
             conn.protocol = Some(protocol);
         }
         true
+    }
+
+    /// Shuts our writing side and keeps the descriptor, in the same slot,
+    /// until the peer's FIN: closing a socket with unread input sends a
+    /// reset, which can destroy the tail of our reply at the peer (an HTTP
+    /// 400 sent while the client is still sending, say). Bounded by
+    /// [`LINGER_TIMEOUT`] and [`LINGER_DISCARD_LIMIT`].
+    fn linger(&mut self, id: ConnectionId, stream: TcpStream, peer: SocketAddr) {
+        if stream.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        let slot = SlotId::from(id);
+        let timer = self.schedule(LINGER_TIMEOUT, TimerAction::LingerTimeout(slot));
+        let lingering = Lingering {
+            stream,
+            peer,
+            timer,
+            discarded: 0,
+        };
+        // The slot was just vacated, so it gets the same key back, and the
+        // descriptor keeps its registration and token.
+        let key = self.slots.insert(Slot {
+            generation: id.generation,
+            source: Source::Lingering(lingering),
+        });
+        debug_assert_eq!(key, id.key as usize);
+        // Input that arrived before the close raised no edge we will see again.
+        self.linger_ready(slot);
+    }
+
+    /// Discards what a lingering connection's peer sent; closes it at the
+    /// peer's FIN, an error, or the discard limit.
+    pub(crate) fn linger_ready(&mut self, id: SlotId) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let end = match self.slot_mut(id) {
+            Some(Source::Lingering(lingering)) => loop {
+                match (&lingering.stream).read(&mut buf) {
+                    Ok(0) => break Some("the peer closed"),
+                    Ok(n) => {
+                        lingering.discarded += n;
+                        if lingering.discarded > LINGER_DISCARD_LIMIT {
+                            break Some("discard limit reached");
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break Some("error"),
+                }
+            },
+            _ => None,
+        };
+        self.read_buf = buf;
+        if let Some(why) = end {
+            self.end_linger(id, why);
+        }
+    }
+
+    /// Closes a lingering connection's descriptor.
+    pub(crate) fn end_linger(&mut self, id: SlotId, why: &str) {
+        if !matches!(self.slot_mut(id), Some(Source::Lingering(_))) {
+            return;
+        }
+        if let Source::Lingering(lingering) = self.slots.remove(id.key as usize).source {
+            self.cancel(lingering.timer);
+            debug!(
+                "closed lingering connection to {} ({why}, {} bytes discarded)",
+                lingering.peer, lingering.discarded
+            );
+        }
     }
 
     pub(crate) fn protocol_timer(&mut self, id: ConnectionId, tag: u64) {

@@ -735,3 +735,33 @@ fn a_fin_behind_more_than_one_turns_worth_of_data_is_still_seen() {
     let lost = rx.recv_timeout(WAIT).expect("the FIN was seen");
     assert_eq!(lost, format!("PeerClosed after {}", WARM_UP + BURST));
 }
+
+/// Answers the first bytes with `bye` and closes, whatever else is coming.
+struct SayByeAndClose;
+
+impl Protocol for SayByeAndClose {
+    fn data_received(&mut self, transport: &mut dyn Transport, _data: &[u8]) {
+        transport.write(b"bye");
+        transport.lose_connection();
+    }
+}
+
+#[test]
+fn closing_with_unread_input_delivers_the_reply_and_a_clean_eof_not_a_reset() {
+    let server =
+        ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || SayByeAndClose)?.local_addr()));
+    for round in 0..20 {
+        let mut s = client(server.addr);
+        // More than one read's worth: the server closes with input unread.
+        s.write_all(&pattern(300_000, round)).unwrap();
+        let mut got = Vec::new();
+        match s.read_to_end(&mut got) {
+            Ok(_) => assert_eq!(got, b"bye"),
+            Err(e) => panic!("round {round}: got {got:?}, then {e}"),
+        }
+        // The server still discards what we send until we close: no reset.
+        s.write_all(b"late").unwrap();
+        let mut rest = [0; 1];
+        assert_eq!(s.read(&mut rest).unwrap(), 0, "round {round}");
+    }
+}
