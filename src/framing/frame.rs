@@ -448,9 +448,13 @@ impl<C: FrameCodec, H: FrameHandler> Protocol for FrameReceiver<C, H> {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
         let mut frames = Self::frames(transport, &mut self.state, &self.codec);
         self.handler.connection_made(&mut frames);
+        // Bytes the handler handed back are delivered now, not behind the next read.
+        self.replay(transport);
     }
 
     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+        // Bytes handed back outside a read (from a timer, say) came first.
+        self.replay(transport);
         self.feed(transport, data);
         self.replay(transport);
     }
@@ -466,16 +470,22 @@ impl<C: FrameCodec, H: FrameHandler> Protocol for FrameReceiver<C, H> {
     fn pause_producing(&mut self, transport: &mut dyn Transport) {
         let mut frames = Self::frames(transport, &mut self.state, &self.codec);
         self.handler.pause_producing(&mut frames);
+        // Bytes the handler handed back are delivered now, not behind the next read.
+        self.replay(transport);
     }
 
     fn resume_producing(&mut self, transport: &mut dyn Transport) {
         let mut frames = Self::frames(transport, &mut self.state, &self.codec);
         self.handler.resume_producing(&mut frames);
+        // Bytes the handler handed back are delivered now, not behind the next read.
+        self.replay(transport);
     }
 
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
         let mut frames = Self::frames(transport, &mut self.state, &self.codec);
         self.handler.timer_fired(&mut frames, tag);
+        // Bytes the handler handed back are delivered now, not behind the next read.
+        self.replay(transport);
     }
 }
 
@@ -795,5 +805,41 @@ mod tests {
         assert!(netstring.starts_with(b"2:hi,256:\0"));
         assert!(netstring.ends_with(b"\0,"));
         let _ = Netstring;
+    }
+
+    #[test]
+    fn bytes_handed_back_outside_a_read_are_delivered_at_once_and_first() {
+        /// Holds raw bytes until its timer fires, then hands them back.
+        #[derive(Default)]
+        struct Later {
+            held: Vec<u8>,
+            frames: Vec<Vec<u8>>,
+        }
+        impl FrameHandler for Later {
+            fn frame_received(&mut self, frames: &mut Frames<'_>, frame: &[u8]) {
+                if frame == b"hold" {
+                    frames.set_raw_mode();
+                    frames.call_later(Duration::from_secs(1), 0);
+                }
+                self.frames.push(frame.to_vec());
+            }
+            fn raw_data_received(&mut self, _frames: &mut Frames<'_>, data: &[u8]) {
+                self.held.extend_from_slice(data);
+            }
+            fn timer_fired(&mut self, frames: &mut Frames<'_>, _tag: u64) {
+                let held = std::mem::take(&mut self.held);
+                frames.set_frame_mode_with(&held);
+            }
+        }
+        let mut p = NetstringReceiver::new(Later::default());
+        let mut t = StringTransport::new();
+        p.data_received(&mut t, b"4:hold,1:a,1:");
+        t.advance(Duration::from_secs(1), &mut p);
+        assert_eq!(p.handler().frames, [b"hold".to_vec(), b"a".to_vec()]);
+        p.data_received(&mut t, b"b,");
+        assert_eq!(
+            p.handler().frames,
+            [b"hold".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
     }
 }

@@ -338,9 +338,13 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             state: &mut self.state,
         };
         self.handler.connection_made(&mut lines);
+        // Bytes the handler handed back are delivered now, not behind the next read.
+        self.replay(transport);
     }
 
     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+        // Bytes handed back outside a read (from a timer, say) came first.
+        self.replay(transport);
         self.feed(transport, data);
         self.replay(transport);
     }
@@ -363,6 +367,8 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             state: &mut self.state,
         };
         self.handler.pause_producing(&mut lines);
+        // Bytes the handler handed back are delivered now, not behind the next read.
+        self.replay(transport);
     }
 
     fn resume_producing(&mut self, transport: &mut dyn Transport) {
@@ -371,6 +377,8 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             state: &mut self.state,
         };
         self.handler.resume_producing(&mut lines);
+        // Bytes the handler handed back are delivered now, not behind the next read.
+        self.replay(transport);
     }
 
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
@@ -379,6 +387,8 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             state: &mut self.state,
         };
         self.handler.timer_fired(&mut lines, tag);
+        // Bytes the handler handed back are delivered now, not behind the next read.
+        self.replay(transport);
     }
 }
 

@@ -1,0 +1,517 @@
+//! The file server: stores the files clients upload under one directory and
+//! sends them back on request, several operations per connection.
+//!
+//! The upload/download server of seed `003_53eaec948bc5f072.txt` (the
+//! "sticky packet" section: a `struct`-packed header length, a JSON header,
+//! then the file's bytes), done right on
+//! [`reactor::framing::LengthPrefixedReceiver`] and its raw mode. Talk to it
+//! with the `file_client` example.
+//!
+//! ```text
+//! cargo run --release --example file_server -- --dir /tmp/files
+//! cargo run --release --example file_client -- upload notes.txt
+//! cargo run --release --example file_client -- download notes.txt --out copy.txt
+//! ```
+//!
+//! # Wire format
+//!
+//! Every request and every answer starts with a header frame: a 4-byte
+//! big-endian length (the seed's `struct.pack`, in network byte order
+//! rather than the machine's), then that many bytes of JSON, at most 64 KiB.
+//!
+//! - `{"op": "upload", "name": NAME, "size": N}`, followed by exactly `N`
+//!   raw bytes, answered by `{"ok": true, "size": N}` once they are stored.
+//! - `{"op": "download", "name": NAME}`, answered by `{"ok": true, "size": N}`
+//!   followed by exactly `N` raw bytes.
+//! - A refusal is `{"ok": false, "error": "why"}`, and carries no bytes.
+//!
+//! Requests may follow each other without waiting for the answers, even in
+//! one write; they are answered in order. While a download's bytes are
+//! being sent the server reads no further request (it waits in the
+//! kernel), so a pipelining client costs no memory either.
+//!
+//! # Rules
+//!
+//! - A name is a plain file name: not empty, no `/` or `\`, no control
+//!   character (NUL included), at most 200 bytes, and no leading `.`, which
+//!   also refuses `.`, `..` and the hidden files uploads are received into.
+//! - An upload over `--max-size` is refused as soon as its header is read,
+//!   before any of its body. A refused upload's body (bad name, too large,
+//!   file not creatable, a disk error midway) is read and discarded, so
+//!   the connection stays usable. Closing instead would leave the body to
+//!   the reactor's lingering close, which gives up after 1 MiB or 2 s, and
+//!   the reset that follows can destroy the refusal before the client reads
+//!   it. A client that sees the refusal early (as `file_client` does) stops
+//!   sending and hangs up.
+//! - An upload is written, as its bytes arrive, to `.NAME.partial-PID-CONN`
+//!   in the same directory and renamed to `NAME` once all `N` bytes are in
+//!   (replacing an older `NAME`). A connection lost midway deletes that
+//!   file: nothing ever appears under `NAME` half written.
+//! - A download is read from disk 64 KiB at a time, only while the
+//!   connection's write buffer is under its high watermark, and resumed
+//!   when it drains; no file is ever held in memory whole.
+//! - A header that is not valid JSON or not a known request gets a refusal
+//!   and the connection is closed: where its body would end is unknown.
+//!
+//! Disk reads and writes happen inside the reactor's callbacks: local file
+//! I/O blocks the loop for as long as the disk takes, a trade-off this
+//! single-threaded server accepts (Twisted's file transfers do the same).
+//!
+//! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
+
+mod common;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use clap::Parser;
+use log::{info, warn};
+use reactor::framing::{FrameHandler, Frames, LengthPrefixedReceiver};
+use reactor::Reason;
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser, Debug)]
+#[command(about = "File server: stores uploaded files in --dir and sends them back by name")]
+struct Args {
+    /// Host name or IP address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one); 8080 is the seed's.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Directory the files are stored in and served from; created if missing.
+    #[arg(long, value_name = "DIR", default_value = "files")]
+    dir: PathBuf,
+    /// Largest upload accepted, in bytes (default 1 GiB); a larger one is
+    /// refused before any of its body is read.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    max_size: u64,
+}
+
+/// Longest request header accepted, in bytes of JSON.
+const MAX_HEADER: usize = 64 * 1024;
+/// Bytes read from a file per write while downloading.
+const CHUNK: usize = 64 * 1024;
+/// Longest file name accepted, in bytes: the temporary name adds about 40
+/// and must stay under the usual 255.
+const MAX_NAME: usize = 200;
+
+/// A request header.
+#[derive(Deserialize, Debug)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum Request {
+    Upload { name: String, size: u64 },
+    Download { name: String },
+}
+
+/// An answer header.
+#[derive(Serialize, Debug)]
+struct Status<'a> {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// What every connection shares.
+struct Store {
+    dir: PathBuf,
+    max_size: u64,
+}
+
+/// Checks that `name` is a plain file name (see the module's rules).
+fn check_name(name: &str) -> Result<(), String> {
+    let why = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > MAX_NAME {
+        return Err(format!(
+            "invalid name of {} bytes: a name may have at most {MAX_NAME}",
+            name.len()
+        ));
+    } else if name.contains(['/', '\\']) {
+        "it contains a path separator"
+    } else if name.chars().any(char::is_control) {
+        "it contains a control character"
+    } else if name.starts_with('.') {
+        "it starts with '.'"
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "invalid name {name:?}: {why}; a name must be a plain file name"
+    ))
+}
+
+/// An upload under way: its body goes to `temp`, renamed to `dest` when
+/// complete. Dropped unfinished, it deletes `temp`.
+struct Upload {
+    name: String,
+    file: File,
+    temp: PathBuf,
+    dest: PathBuf,
+    size: u64,
+    remaining: u64,
+    done: bool,
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Err(e) = fs::remove_file(&self.temp) {
+                warn!("cannot remove {}: {e}", self.temp.display());
+            }
+        }
+    }
+}
+
+/// A download under way.
+struct Download {
+    name: String,
+    file: File,
+    size: u64,
+    remaining: u64,
+    /// The read buffer, one chunk.
+    chunk: Box<[u8]>,
+    /// Bytes that arrived meanwhile: the start of the next request.
+    early: Vec<u8>,
+}
+
+enum State {
+    /// Waiting for a request header (frame mode).
+    Idle,
+    /// Receiving an upload's body (raw mode).
+    Upload(Upload),
+    /// Discarding this many more bytes of a refused upload's body (raw mode).
+    Skip(u64),
+    /// Sending a download's body (raw mode, keeping what arrives).
+    Download(Download),
+}
+
+/// One connection.
+struct FileSession {
+    store: Rc<Store>,
+    state: State,
+}
+
+/// Sends an answer header.
+fn send_status(frames: &mut Frames<'_>, status: &Status<'_>) {
+    let json = serde_json::to_vec(status).expect("a status serializes");
+    frames
+        .send_frame(&json)
+        .expect("a status header fits a 4-byte length");
+}
+
+fn send_ok(frames: &mut Frames<'_>, size: u64) {
+    send_status(
+        frames,
+        &Status {
+            ok: true,
+            size: Some(size),
+            error: None,
+        },
+    );
+}
+
+fn send_error(frames: &mut Frames<'_>, why: &str) {
+    info!("{}: refused: {why}", frames.transport().peer_addr());
+    send_status(
+        frames,
+        &Status {
+            ok: false,
+            size: None,
+            error: Some(why),
+        },
+    );
+}
+
+impl FileSession {
+    fn start_upload(&mut self, frames: &mut Frames<'_>, name: String, size: u64) {
+        if let Err(why) = check_name(&name) {
+            return self.refuse_upload(frames, &why, size);
+        }
+        if size > self.store.max_size {
+            let why = format!(
+                "{name:?} is {size} bytes, over the server's limit of {} bytes",
+                self.store.max_size
+            );
+            return self.refuse_upload(frames, &why, size);
+        }
+        // Hidden (a download cannot name it) and unique to this connection.
+        let conn = frames.transport().id().to_string();
+        let temp = self.store.dir.join(format!(
+            ".{name}.partial-{}-{}",
+            std::process::id(),
+            conn.trim_start_matches('#')
+        ));
+        let file = match OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => file,
+            Err(e) => {
+                warn!("cannot create {}: {e}", temp.display());
+                return self.refuse_upload(frames, &format!("cannot store {name:?}: {e}"), size);
+            }
+        };
+        let dest = self.store.dir.join(&name);
+        self.state = State::Upload(Upload {
+            name,
+            file,
+            temp,
+            dest,
+            size,
+            remaining: size,
+            done: false,
+        });
+        if size == 0 {
+            self.finish_upload(frames);
+        } else {
+            frames.set_raw_mode();
+        }
+    }
+
+    /// Refuses an upload whose header was read, and discards its body.
+    fn refuse_upload(&mut self, frames: &mut Frames<'_>, why: &str, size: u64) {
+        send_error(frames, why);
+        if size > 0 {
+            self.state = State::Skip(size);
+            frames.set_raw_mode();
+        }
+    }
+
+    /// All of the upload's bytes are in: renames it into place and answers.
+    fn finish_upload(&mut self, frames: &mut Frames<'_>) {
+        let State::Upload(mut upload) = std::mem::replace(&mut self.state, State::Idle) else {
+            unreachable!("finish_upload without an upload");
+        };
+        match fs::rename(&upload.temp, &upload.dest) {
+            Ok(()) => {
+                upload.done = true;
+                info!(
+                    "{}: stored {:?} ({} bytes)",
+                    frames.transport().peer_addr(),
+                    upload.name,
+                    upload.size
+                );
+                send_ok(frames, upload.size);
+            }
+            Err(e) => {
+                warn!("cannot rename {}: {e}", upload.temp.display());
+                send_error(frames, &format!("cannot store {:?}: {e}", upload.name));
+            }
+        }
+    }
+
+    fn start_download(&mut self, frames: &mut Frames<'_>, name: String) {
+        if let Err(why) = check_name(&name) {
+            return send_error(frames, &why);
+        }
+        let opened =
+            File::open(self.store.dir.join(&name)).and_then(|file| Ok((file.metadata()?, file)));
+        let (file, size) = match opened {
+            Ok((meta, file)) if meta.is_file() => (file, meta.len()),
+            Ok(_) => return send_error(frames, &format!("no such file: {name:?}")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return send_error(frames, &format!("no such file: {name:?}"))
+            }
+            Err(e) => return send_error(frames, &format!("cannot read {name:?}: {e}")),
+        };
+        send_ok(frames, size);
+        self.state = State::Download(Download {
+            name,
+            file,
+            size,
+            remaining: size,
+            chunk: vec![0; CHUNK].into_boxed_slice(),
+            early: Vec::new(),
+        });
+        // What is left of the current read is kept for later.
+        frames.set_raw_mode();
+        self.produce(frames);
+        if let State::Download(_) = self.state {
+            // Until the last byte is out, a request sent meanwhile waits in
+            // the kernel.
+            frames.transport().pause_reading();
+        }
+    }
+
+    /// Sends the download's next chunks until the write buffer is full or
+    /// the file is sent; `resume_producing` calls it again.
+    fn produce(&mut self, frames: &mut Frames<'_>) {
+        let State::Download(download) = &mut self.state else {
+            return;
+        };
+        while download.remaining > 0
+            && !frames.transport().is_closing()
+            && !frames.transport().is_write_buffer_full()
+        {
+            let want = download.remaining.min(CHUNK as u64) as usize;
+            let n = match download.file.read(&mut download.chunk[..want]) {
+                Ok(0) => {
+                    // The answer promised `size` bytes: a short body must
+                    // not look complete, so the client gets a reset.
+                    warn!(
+                        "{:?} shrank while being sent, {} bytes short; aborting the connection",
+                        download.name, download.remaining
+                    );
+                    frames.transport().abort_connection();
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!(
+                        "cannot read {:?}: {e}; aborting the connection",
+                        download.name
+                    );
+                    frames.transport().abort_connection();
+                    return;
+                }
+            };
+            frames.transport().write(&download.chunk[..n]);
+            download.remaining -= n as u64;
+        }
+        if download.remaining == 0 {
+            info!(
+                "{}: sent {:?} ({} bytes)",
+                frames.transport().peer_addr(),
+                download.name,
+                download.size
+            );
+            let early = std::mem::take(&mut download.early);
+            self.state = State::Idle;
+            if early.is_empty() {
+                frames.set_frame_mode();
+            } else {
+                // A request that came in the same read as the download's.
+                frames.set_frame_mode_with(&early);
+            }
+            // `start_download` paused reading if it got this far.
+            frames.transport().resume_reading();
+        }
+    }
+
+    /// The body of an upload (or a skipped one) is complete; `rest` is what
+    /// followed it.
+    fn body_done(&mut self, frames: &mut Frames<'_>, rest: &[u8]) {
+        if let State::Upload(_) = self.state {
+            self.finish_upload(frames);
+        } else {
+            self.state = State::Idle;
+        }
+        frames.set_frame_mode_with(rest);
+    }
+}
+
+impl FrameHandler for FileSession {
+    fn frame_received(&mut self, frames: &mut Frames<'_>, frame: &[u8]) {
+        // Only ever in `Idle`: every other state reads in raw mode.
+        match serde_json::from_slice::<Request>(frame) {
+            Ok(Request::Upload { name, size }) => self.start_upload(frames, name, size),
+            Ok(Request::Download { name }) => self.start_download(frames, name),
+            Err(e) => {
+                let why = format!("bad request header: {e}");
+                send_error(frames, &why);
+                frames.close_because(why);
+            }
+        }
+    }
+
+    fn raw_data_received(&mut self, frames: &mut Frames<'_>, data: &[u8]) {
+        match &mut self.state {
+            State::Upload(upload) => {
+                let take = upload.remaining.min(data.len() as u64) as usize;
+                if let Err(e) = upload.file.write_all(&data[..take]) {
+                    warn!("cannot write {}: {e}", upload.temp.display());
+                    let why = format!("cannot store {:?}: {e}", upload.name);
+                    let left = upload.remaining - take as u64;
+                    // Dropping the upload deletes its file.
+                    self.state = State::Skip(left);
+                    send_error(frames, &why);
+                    if left == 0 {
+                        self.body_done(frames, &data[take..]);
+                    }
+                    return;
+                }
+                upload.remaining -= take as u64;
+                if upload.remaining == 0 {
+                    self.body_done(frames, &data[take..]);
+                }
+            }
+            State::Skip(left) => {
+                let take = (*left).min(data.len() as u64) as usize;
+                *left -= take as u64;
+                if *left == 0 {
+                    self.body_done(frames, &data[take..]);
+                }
+            }
+            // Reading is paused: at most the rest of one read.
+            State::Download(download) => download.early.extend_from_slice(data),
+            State::Idle => frames.set_frame_mode_with(data),
+        }
+    }
+
+    fn resume_producing(&mut self, frames: &mut Frames<'_>) {
+        match self.state {
+            State::Download(_) => self.produce(frames),
+            // The default `pause_producing` paused reading.
+            _ => frames.transport().resume_reading(),
+        }
+    }
+
+    fn length_limit_exceeded(&mut self, frames: &mut Frames<'_>, declared: u64) {
+        let why =
+            format!("a request header of {declared} bytes is over the {MAX_HEADER} byte limit");
+        send_error(frames, &why);
+        frames.close_because(why);
+    }
+
+    fn connection_lost(&mut self, frames: &mut Frames<'_>, reason: &Reason, _unfinished: &[u8]) {
+        let peer = frames.transport().peer_addr();
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Upload(upload) => warn!(
+                "{peer}: upload of {:?} broken off after {} of {} bytes ({reason}); discarded",
+                upload.name,
+                upload.size - upload.remaining,
+                upload.size
+            ),
+            State::Download(download) => warn!(
+                "{peer}: download of {:?} broken off with {} of {} bytes unsent ({reason})",
+                download.name, download.remaining, download.size
+            ),
+            State::Idle | State::Skip(_) => info!("{peer}: gone ({reason})"),
+        }
+    }
+}
+
+fn serve(args: &Args) -> Result<(), String> {
+    prepare_dir(&args.dir)?;
+    let store = Rc::new(Store {
+        dir: args.dir.clone(),
+        max_size: args.max_size,
+    });
+    common::serve(&args.host, args.port, |reactor, addr| {
+        let listener = reactor.listen_tcp(addr, move || {
+            LengthPrefixedReceiver::new(FileSession {
+                store: Rc::clone(&store),
+                state: State::Idle,
+            })
+            .with_max_length(MAX_HEADER)
+        })?;
+        Ok(listener.local_addr())
+    })
+}
+
+/// Creates the directory if it is missing and checks it is one.
+fn prepare_dir(dir: &Path) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    info!("serving files in {}", dir.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    common::init_logging();
+    common::exit_with("file_server", serve(&args))
+}
