@@ -46,6 +46,7 @@
 
 mod buffer;
 pub mod framing;
+mod panic;
 mod protocol;
 pub mod protocols;
 mod reactor;

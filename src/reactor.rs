@@ -356,7 +356,9 @@ impl Reactor {
         };
         let calls = mem::take(&mut *remote.calls.lock().unwrap_or_else(|p| p.into_inner()));
         for call in calls {
-            call(self);
+            if let Err(why) = crate::panic::catch(|| call(self)) {
+                error!("a call_from_thread callback panicked: {why}");
+            }
             self.apply_closes();
         }
     }
@@ -369,7 +371,11 @@ impl Reactor {
                 break;
             };
             match action {
-                TimerAction::Call(f) => f(self),
+                TimerAction::Call(f) => {
+                    if let Err(why) = crate::panic::catch(|| f(self)) {
+                        error!("a timer callback panicked: {why}");
+                    }
+                }
                 TimerAction::Protocol { conn, tag } => self.protocol_timer(conn, tag),
                 TimerAction::ConnectTimeout(conn) => self.connect_timed_out(conn),
                 TimerAction::RetryAccept(listener) => self.retry_accept(listener),

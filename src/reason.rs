@@ -27,6 +27,10 @@ pub enum Reason {
     /// [`Reason::LocalClosed`] when their own limit or parse check closed the
     /// connection.
     BadInput(String),
+    /// A callback of the connection's protocol panicked (the text is the
+    /// panic's message): the connection was aborted, and the reactor and
+    /// every other connection carried on.
+    Panicked(String),
     /// An I/O error: a reset, a broken pipe, a refused or unreachable connect.
     Error {
         /// The error's kind, e.g. `ConnectionReset` or `ConnectionRefused`.
@@ -76,6 +80,7 @@ impl fmt::Display for Reason {
             Reason::ReactorStopped => f.write_str("connection lost: the reactor stopped"),
             Reason::TimedOut => f.write_str("connection attempt timed out"),
             Reason::BadInput(why) => write!(f, "closed by us on bad input: {why}"),
+            Reason::Panicked(why) => write!(f, "aborted: the protocol panicked: {why}"),
             Reason::Error {
                 kind,
                 os_code: Some(code),

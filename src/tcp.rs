@@ -4,7 +4,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
-use log::{debug, warn};
+use log::{debug, error, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 use socket2::{Domain, SockRef, Socket, Type};
@@ -338,7 +338,9 @@ impl Reactor {
         }
         if let Source::Listener(mut listener) = self.slots.remove(id.key as usize).source {
             debug!("stopped listening on {}", listener.addr);
-            listener.factory.stop_factory();
+            if let Err(why) = crate::panic::catch(|| listener.factory.stop_factory()) {
+                error!("stop_factory panicked: {why}");
+            }
         }
         true
     }
@@ -634,7 +636,7 @@ impl Reactor {
             ..
         } = conn;
         match reason {
-            Reason::Aborted => {
+            Reason::Aborted | Reason::Panicked(_) => {
                 let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                 drop(stream);
             }
@@ -646,22 +648,27 @@ impl Reactor {
             self.cancel(timer);
         }
         debug!("connection {id} to {peer} closed: {reason}");
-        if made {
-            if let Some(mut protocol) = protocol {
-                let mut transport = ConnTransport {
-                    reactor: self,
-                    id,
-                    peer,
-                };
-                protocol.connection_lost(&mut transport, &reason);
-            }
-            if let Some(mut factory) = client_factory {
-                factory.client_connection_lost(self, &reason);
+        let outcome = crate::panic::catch(|| {
+            if made {
+                if let Some(mut protocol) = protocol {
+                    let mut transport = ConnTransport {
+                        reactor: self,
+                        id,
+                        peer,
+                    };
+                    protocol.connection_lost(&mut transport, &reason);
+                }
+                if let Some(mut factory) = client_factory {
+                    factory.client_connection_lost(self, &reason);
+                    factory.stop_factory();
+                }
+            } else if let Some(mut factory) = client_factory {
+                factory.client_connection_failed(self, &reason);
                 factory.stop_factory();
             }
-        } else if let Some(mut factory) = client_factory {
-            factory.client_connection_failed(self, &reason);
-            factory.stop_factory();
+        });
+        if let Err(why) = outcome {
+            error!("{peer}: connection_lost of connection {id} panicked: {why}");
         }
     }
 
@@ -680,17 +687,23 @@ impl Reactor {
             return false;
         };
         let peer = conn.peer;
-        f(
-            &mut *protocol,
-            &mut ConnTransport {
-                reactor: self,
-                id,
-                peer,
-            },
-        );
+        let outcome = crate::panic::catch(|| {
+            f(
+                &mut *protocol,
+                &mut ConnTransport {
+                    reactor: self,
+                    id,
+                    peer,
+                },
+            )
+        });
         // Closes are applied only after callbacks return, so the slot is still ours.
         if let Some(conn) = self.conn_mut(id) {
             conn.protocol = Some(protocol);
+        }
+        if let Err(why) = outcome {
+            error!("{peer}: protocol of connection {id} panicked: {why}; aborting it");
+            self.queue_close(id, Reason::Panicked(why));
         }
         true
     }
@@ -927,7 +940,16 @@ impl Reactor {
             .client_factory
             .as_mut()
             .expect("client connection has a factory");
-        conn.protocol = Some(factory.build_protocol(peer));
+        match crate::panic::catch(|| factory.build_protocol(peer)) {
+            Ok(protocol) => conn.protocol = Some(protocol),
+            Err(why) => {
+                error!("{peer}: build_protocol panicked: {why}; aborting the connection");
+                // Not made after all: the factory hears of a failed attempt.
+                conn.made = false;
+                self.queue_close(id, Reason::Panicked(why));
+                return;
+            }
+        }
         let pending_writes = !conn.out.is_empty();
         if !pending_writes {
             conn.want_write = false;
@@ -981,8 +1003,13 @@ impl Reactor {
                         listener.backing_off = false;
                         warn!("accepting on {} again", listener.addr);
                     }
-                    let protocol = listener.factory.build_protocol(peer);
-                    self.add_connection(stream, peer, protocol);
+                    let factory = &mut listener.factory;
+                    match crate::panic::catch(|| factory.build_protocol(peer)) {
+                        Ok(protocol) => self.add_connection(stream, peer, protocol),
+                        Err(why) => {
+                            error!("{peer}: build_protocol panicked: {why}; connection dropped")
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // Errors that concern only the connection being accepted.

@@ -543,17 +543,24 @@ impl Reactor {
             return false;
         };
         let local = e.local;
-        f(
-            &mut *protocol,
-            &mut UdpTransport {
-                reactor: self,
-                id,
-                local,
-            },
-        );
+        let outcome = crate::panic::catch(|| {
+            f(
+                &mut *protocol,
+                &mut UdpTransport {
+                    reactor: self,
+                    id,
+                    local,
+                },
+            )
+        });
         // Stops are applied only after callbacks return, so the slot is still ours.
         if let Some((e, _)) = self.udp_and_registry(id) {
             e.protocol = Some(protocol);
+        }
+        // A datagram endpoint has no peer to abort: one bad datagram must
+        // not silence it for everyone else, so it goes on serving.
+        if let Err(why) = outcome {
+            log::error!("datagram protocol on {local} panicked: {why}; it goes on serving");
         }
         true
     }
@@ -610,7 +617,9 @@ impl Reactor {
             // `None` only if stopped from inside its own callback, which
             // `stop_listening` defers; nothing to call then.
             if let Some(mut protocol) = protocol {
-                protocol.stop_protocol();
+                if let Err(why) = crate::panic::catch(|| protocol.stop_protocol()) {
+                    log::error!("stop_protocol panicked: {why}");
+                }
             }
         }
         true
