@@ -298,7 +298,10 @@ impl<H: LineHandler> LineReceiver<H> {
             let used = self.deliver(transport, &buf, search_from);
             buf.drain(..used);
             self.carry = buf;
-            if take < data.len() {
+            if take < data.len() && !self.state.replay.is_empty() {
+                // A raw handler handed bytes back: those come first.
+                self.state.replay.extend_from_slice(&data[take..]);
+            } else if take < data.len() {
                 // The carried line ended at `take`: nothing is carried now.
                 debug_assert!(self.carry.is_empty());
                 let rest = &data[take..];
@@ -570,5 +573,30 @@ mod tests {
         p.data_received(&mut t, b"abc\nde");
         p.data_received(&mut t, b"f\n");
         assert_eq!(t.value(), b"hello\nABC\nDEF\n");
+    }
+
+    #[test]
+    fn raw_sections_survive_every_split_into_three() {
+        for raw_len in 0..5 {
+            let raw = vec![b'\n'; raw_len];
+            let mut stream = format!("first\r\nRAW {raw_len}\r\n").into_bytes();
+            stream.extend_from_slice(&raw);
+            stream.extend_from_slice(b"after\r\n\r\n");
+            let expected = [
+                b"first".to_vec(),
+                format!("RAW {raw_len}").into_bytes(),
+                b"after".to_vec(),
+                Vec::new(),
+            ];
+            for a in 0..=stream.len() {
+                for b in a..=stream.len() {
+                    let mut p = LineReceiver::new(Collect::default());
+                    let mut t = StringTransport::new();
+                    feed(&mut p, &mut t, &stream, &[a, b]);
+                    assert_eq!(p.handler().lines, expected, "cuts {a} {b}");
+                    assert_eq!(p.handler().raw, raw, "cuts {a} {b}");
+                }
+            }
+        }
     }
 }
