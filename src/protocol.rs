@@ -34,6 +34,23 @@ pub trait Protocol: 'static {
         let _ = (transport, reason);
     }
 
+    /// Whether this protocol handles a half-closed connection: if true, the
+    /// peer's FIN calls [`read_connection_lost`](Protocol::read_connection_lost)
+    /// and the connection stays open for writing. The default, false, keeps
+    /// Twisted's behaviour: the peer's FIN ends the connection (after what is
+    /// buffered is flushed). Twisted's `IHalfCloseableProtocol`.
+    fn allows_half_close(&self) -> bool {
+        false
+    }
+
+    /// The peer closed its writing side (we read end-of-file) and
+    /// [`allows_half_close`](Protocol::allows_half_close) is true: nothing
+    /// more will arrive, but we may still write. The connection ends when
+    /// the protocol calls `lose_connection` (or `lose_write_connection`).
+    fn read_connection_lost(&mut self, transport: &mut dyn Transport) {
+        let _ = transport;
+    }
+
     /// The outgoing buffer reached its high watermark (a peer reading slower
     /// than we write). Called once the callback whose write crossed it has
     /// returned. The default stops reading this connection, so an echo or a

@@ -81,6 +81,20 @@ pub(crate) struct Conn {
     pub(crate) high_water: usize,
     /// The protocol asked not to be given data for now.
     pub(crate) reading_paused: bool,
+    /// The peer's FIN arrived and the protocol, opted into half-close, was
+    /// told (`read_connection_lost`): nothing more is read, writes go on.
+    pub(crate) read_closed: bool,
+    /// Our writing side: open, to be shut once the buffer drains
+    /// (`lose_write_connection`), or shut.
+    pub(crate) write_side: WriteSide,
+}
+
+/// Whether we may still write to a connection (see `lose_write_connection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteSide {
+    Open,
+    ShutWhenFlushed,
+    Shut,
 }
 
 /// Where a connection stands with its outgoing buffer's watermarks.
@@ -118,6 +132,8 @@ impl Conn {
             low_water: DEFAULT_LOW_WATERMARK,
             high_water: DEFAULT_HIGH_WATERMARK,
             reading_paused: false,
+            read_closed: false,
+            write_side: WriteSide::Open,
         }
     }
 }
@@ -206,6 +222,10 @@ impl Transport for ConnTransport<'_> {
 
     fn abort_connection(&mut self) {
         self.reactor.abort_connection(self.id);
+    }
+
+    fn lose_write_connection(&mut self) {
+        self.reactor.lose_write_connection(self.id);
     }
 
     fn peer_addr(&self) -> SocketAddr {
@@ -416,6 +436,10 @@ impl Reactor {
             debug!("write to closed connection {id} ignored");
             return;
         }
+        if conn.write_side != WriteSide::Open {
+            debug!("write to {id} after lose_write_connection ignored");
+            return;
+        }
         let mut written = 0;
         if conn.out.is_empty() && conn.state != ConnState::Connecting {
             match write_direct(&conn.stream, chunks) {
@@ -519,6 +543,35 @@ impl Reactor {
             ConnState::Open => conn.state = ConnState::Closing,
             ConnState::Connecting => self.queue_close(id, Reason::Aborted),
             ConnState::Closing | ConnState::PeerClosing | ConnState::Closed => {}
+        }
+    }
+
+    /// Shuts our writing side of connection `id` once its buffer is flushed,
+    /// and goes on reading (see [`Transport::lose_write_connection`]).
+    pub fn lose_write_connection(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state != ConnState::Open || conn.write_side != WriteSide::Open {
+            return;
+        }
+        if conn.out.is_empty() {
+            self.shut_write_side(id);
+        } else {
+            conn.write_side = WriteSide::ShutWhenFlushed;
+        }
+    }
+
+    /// Sends our FIN; if the peer's came already, the connection is done.
+    fn shut_write_side(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.write_side = WriteSide::Shut;
+        if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
+            self.queue_close(id, Reason::from(e));
+        } else if conn.read_closed {
+            self.queue_close(id, Reason::PeerClosed);
         }
     }
 
@@ -822,16 +875,25 @@ impl Reactor {
             let Some(conn) = self.conn_mut(id) else {
                 break;
             };
-            if conn.state != ConnState::Open || conn.reading_paused {
+            if conn.state != ConnState::Open || conn.reading_paused || conn.read_closed {
                 break;
             }
             match (&conn.stream).read(&mut buf) {
                 Ok(0) => {
-                    // Replies still buffered are flushed first (Twisted drops
-                    // them): `printf … | nc -N` gets its whole answer.
-                    if conn.out.is_empty() {
+                    let half_close = conn.write_side == WriteSide::Open
+                        && conn
+                            .protocol
+                            .as_ref()
+                            .is_some_and(|p| p.allows_half_close());
+                    if half_close {
+                        // The protocol answers, then closes when it likes.
+                        conn.read_closed = true;
+                        self.with_protocol(id, |p, t| p.read_connection_lost(t));
+                    } else if conn.out.is_empty() {
                         self.queue_close(id, Reason::PeerClosed);
                     } else {
+                        // Replies still buffered are flushed first (Twisted
+                        // drops them): `printf … | nc -N` gets its whole answer.
                         conn.state = ConnState::PeerClosing;
                     }
                     break;
@@ -887,6 +949,7 @@ impl Reactor {
                 match conn.state {
                     ConnState::Closing => self.queue_close(id, Reason::LocalClosed),
                     ConnState::PeerClosing => self.queue_close(id, Reason::PeerClosed),
+                    _ if conn.write_side == WriteSide::ShutWhenFlushed => self.shut_write_side(id),
                     _ => {}
                 }
             }

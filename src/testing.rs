@@ -107,6 +107,7 @@ pub struct StringTransport {
     watermarks: (usize, usize),
     buffer_full: bool,
     reading_paused: bool,
+    write_closed: bool,
 }
 
 impl Default for StringTransport {
@@ -141,6 +142,7 @@ impl StringTransport {
             ),
             buffer_full: false,
             reading_paused: false,
+            write_closed: false,
         }
     }
 
@@ -176,6 +178,11 @@ impl StringTransport {
         self.watermarks
     }
 
+    /// Whether the protocol called `lose_write_connection`.
+    pub fn is_write_closed(&self) -> bool {
+        self.write_closed
+    }
+
     /// Whether the protocol called `abort_connection`.
     pub fn is_aborted(&self) -> bool {
         self.aborted
@@ -203,7 +210,7 @@ impl StringTransport {
 
 impl Transport for StringTransport {
     fn write(&mut self, data: &[u8]) {
-        if !self.aborted {
+        if !self.aborted && !self.write_closed {
             self.written.extend_from_slice(data);
         }
     }
@@ -221,6 +228,10 @@ impl Transport for StringTransport {
     fn abort_connection(&mut self) {
         self.disconnecting = true;
         self.aborted = true;
+    }
+
+    fn lose_write_connection(&mut self) {
+        self.write_closed = true;
     }
 
     fn peer_addr(&self) -> SocketAddr {

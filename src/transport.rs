@@ -67,6 +67,13 @@ pub trait Transport {
     /// Closes now: buffered bytes are dropped and the peer gets a reset.
     fn abort_connection(&mut self);
 
+    /// Closes our writing side once every buffered byte is written (the
+    /// peer reads end-of-file) and goes on reading: a half-close. Later
+    /// writes are logged no-ops. The connection ends when the peer closes
+    /// its side too (`connection_lost` with `PeerClosed`), or on
+    /// `lose_connection`. Twisted's `loseWriteConnection`.
+    fn lose_write_connection(&mut self);
+
     /// The remote address.
     fn peer_addr(&self) -> SocketAddr;
 
