@@ -57,11 +57,11 @@ mod timer;
 mod transport;
 mod udp;
 
-pub use crate::protocol::{ClientFactory, Factory, Protocol, SharedFactory};
+pub use crate::protocol::{ClientFactory, Factory, Protocol, SharedFactory, Timeout};
 pub use crate::reactor::{Reactor, ReactorHandle};
 pub use crate::reason::Reason;
 pub use crate::tcp::{
-    ListenOptions, ListenerHandle, DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK,
+    ListenOptions, ListenerHandle, ListenerStats, DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK,
 };
 pub use crate::timer::TimerId;
 pub use crate::transport::{ConnectionId, Transport};

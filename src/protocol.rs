@@ -34,6 +34,25 @@ pub trait Protocol: 'static {
         let _ = (transport, reason);
     }
 
+    /// The connection's idle timeout or deadline
+    /// ([`Transport::set_idle_timeout`], [`Transport::set_deadline`]) passed.
+    /// The default closes it with `lose_connection`, as Twisted's
+    /// `TimeoutMixin.timeoutConnection`; if it is still flushing one more
+    /// idle period later (or one second after a deadline), it is aborted.
+    /// An override that keeps the connection is asked again after another
+    /// idle period.
+    fn timeout_connection(&mut self, transport: &mut dyn Transport, timeout: Timeout) {
+        log::debug!(
+            "{}: {} passed; closing",
+            transport.peer_addr(),
+            match timeout {
+                Timeout::Idle => "idle timeout",
+                Timeout::Deadline => "deadline",
+            }
+        );
+        transport.lose_connection();
+    }
+
     /// Whether this protocol handles a half-closed connection: if true, the
     /// peer's FIN calls [`read_connection_lost`](Protocol::read_connection_lost)
     /// and the connection stays open for writing. The default, false, keeps
@@ -75,6 +94,15 @@ pub trait Protocol: 'static {
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
         let _ = (transport, tag);
     }
+}
+
+/// Which limit [`Protocol::timeout_connection`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// Nothing was read or written for the whole idle timeout.
+    Idle,
+    /// The connection's deadline passed, busy or not.
+    Deadline,
 }
 
 /// Builds a [`Protocol`] for each accepted (or connected) socket, as Twisted's `Factory`.

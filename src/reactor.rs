@@ -42,6 +42,8 @@ pub(crate) enum TimerAction {
     RetryAccept(SlotId),
     Datagram { endpoint: SlotId, tag: u64 },
     LingerTimeout(SlotId),
+    IdleCheck(ConnectionId),
+    Deadline(ConnectionId),
 }
 
 /// A slot key with the generation it was filled at.
@@ -137,6 +139,9 @@ pub struct Reactor {
     /// UDP endpoints whose send reported an ICMP refusal during a callback;
     /// their `connection_refused` runs once the callback returns.
     pub(crate) udp_refusals: Vec<SlotId>,
+    /// When the current turn's poll returned: the time a connection's
+    /// activity is stamped with, so the hot path reads no clock.
+    pub(crate) turn_now: Instant,
     stopping: bool,
     running: bool,
     remote: Option<Arc<Remote>>,
@@ -191,6 +196,7 @@ impl Reactor {
             stopping: false,
             running: false,
             remote: None,
+            turn_now: Instant::now(),
         })
     }
 
@@ -250,6 +256,7 @@ impl Reactor {
                     return Err(e);
                 }
             }
+            self.turn_now = Instant::now();
             for event in events.iter() {
                 if self.stopping {
                     break;
@@ -381,6 +388,8 @@ impl Reactor {
                 TimerAction::RetryAccept(listener) => self.retry_accept(listener),
                 TimerAction::Datagram { endpoint, tag } => self.datagram_timer(endpoint, tag),
                 TimerAction::LingerTimeout(id) => self.end_linger(id, "timed out"),
+                TimerAction::IdleCheck(conn) => self.idle_check(conn),
+                TimerAction::Deadline(conn) => self.deadline_passed(conn),
             }
             self.apply_closes();
         }

@@ -1,8 +1,9 @@
 //! TCP: listening, connecting, and each connection's read and write paths.
 
+use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr};
-use std::time::Duration;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -10,7 +11,7 @@ use mio::Interest;
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::buffer::WriteBuffer;
-use crate::protocol::{ClientFactory, Factory, Protocol};
+use crate::protocol::{ClientFactory, Factory, Protocol, Timeout};
 use crate::reactor::{
     interest, Reactor, Readiness, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT,
     MAX_READS_PER_EVENT,
@@ -36,6 +37,10 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The most a lingering connection discards before it is closed regardless.
 const LINGER_DISCARD_LIMIT: usize = 1 << 20;
+
+/// How long a connection still open after its deadline's hook ran, or still
+/// flushing after it, has before it is aborted.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Most chunks one vectored write hands the kernel; the rest are buffered.
 const MAX_IOVECS: usize = 16;
@@ -87,6 +92,14 @@ pub(crate) struct Conn {
     /// Our writing side: open, to be shut once the buffer drains
     /// (`lose_write_connection`), or shut.
     pub(crate) write_side: WriteSide,
+    /// The idle timeout and its pending check, if one is set.
+    pub(crate) idle: Option<(Duration, TimerId)>,
+    /// The last turn in which a read returned data or a write made progress.
+    pub(crate) last_activity: Instant,
+    /// The whole-connection deadline's timer, if one is set.
+    pub(crate) deadline: Option<TimerId>,
+    /// The listener that accepted it, whose counts it is part of.
+    pub(crate) listener: Option<SlotId>,
 }
 
 /// Whether we may still write to a connection (see `lose_write_connection`).
@@ -134,6 +147,10 @@ impl Conn {
             reading_paused: false,
             read_closed: false,
             write_side: WriteSide::Open,
+            idle: None,
+            last_activity: Instant::now(),
+            deadline: None,
+            listener: None,
         }
     }
 }
@@ -155,6 +172,58 @@ pub(crate) struct Listener {
     backing_off: bool,
     /// A retry timer is pending, so new edges must not schedule another.
     retry_scheduled: bool,
+    options: ListenOptions,
+    stats: ListenerStats,
+    /// Open connections per peer address, kept only with a per-peer limit.
+    per_peer: HashMap<IpAddr, usize>,
+    /// A limit refused a connection since the last warning was logged.
+    warned_full: bool,
+}
+
+impl Listener {
+    /// Counts a newly accepted connection from `peer`, or says which limit
+    /// it is over.
+    fn admit(&mut self, peer: SocketAddr) -> Result<(), &'static str> {
+        if self
+            .options
+            .max_connections
+            .is_some_and(|max| self.stats.open >= max)
+        {
+            return Err("the listener's connection limit");
+        }
+        if let Some(max) = self.options.max_connections_per_peer {
+            let count = self.per_peer.entry(peer.ip()).or_insert(0);
+            if *count >= max {
+                return Err("the per-peer connection limit");
+            }
+            *count += 1;
+        }
+        self.stats.open += 1;
+        self.warned_full = false;
+        Ok(())
+    }
+
+    /// Undoes `admit` for a connection that was not kept.
+    fn release(&mut self, peer: SocketAddr) {
+        self.stats.open -= 1;
+        if let Some(count) = self.per_peer.get_mut(&peer.ip()) {
+            *count -= 1;
+        }
+    }
+}
+
+/// Logs a refused connection: one warning per burst, the rest at debug.
+fn continue_or_log(listener: &mut Listener, peer: SocketAddr, why: &str) {
+    listener.stats.refused += 1;
+    if listener.warned_full {
+        debug!("{peer}: over {why} on {}; closed", listener.addr);
+    } else {
+        listener.warned_full = true;
+        warn!(
+            "{peer}: over {why} on {}; closed at once (further refusals logged at debug)",
+            listener.addr
+        );
+    }
 }
 
 /// Socket settings for [`Reactor::listen_tcp_with`].
@@ -168,6 +237,16 @@ pub struct ListenOptions {
     /// For IPv6 addresses: accept IPv6 only (`Some(true)`), IPv4 too
     /// (`Some(false)`), or the system default (`None`).
     pub only_v6: Option<bool>,
+    /// Most connections open at once from this listener (default: no
+    /// limit). Over it, a new connection is accepted and closed at once,
+    /// logged and counted ([`Reactor::listener_stats`]).
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one peer IP address (default: no
+    /// limit), as Twisted's `LimitConnectionsByPeer`; over it, the same.
+    pub max_connections_per_peer: Option<usize>,
+    /// The idle timeout every accepted connection starts with (default:
+    /// none); see [`Transport::set_idle_timeout`].
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ListenOptions {
@@ -176,8 +255,20 @@ impl Default for ListenOptions {
             backlog: 1024,
             reuse_address: true,
             only_v6: None,
+            max_connections: None,
+            max_connections_per_peer: None,
+            idle_timeout: None,
         }
     }
+}
+
+/// What a listener has done so far ([`Reactor::listener_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerStats {
+    /// Connections it accepted that are still open.
+    pub open: usize,
+    /// Connections closed at once for being over a limit.
+    pub refused: u64,
 }
 
 /// A listening socket: where it is bound, and how to stop it.
@@ -226,6 +317,14 @@ impl Transport for ConnTransport<'_> {
 
     fn lose_write_connection(&mut self) {
         self.reactor.lose_write_connection(self.id);
+    }
+
+    fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.reactor.set_idle_timeout(self.id, timeout);
+    }
+
+    fn set_deadline(&mut self, after: Option<Duration>) {
+        self.reactor.set_deadline(self.id, after);
     }
 
     fn peer_addr(&self) -> SocketAddr {
@@ -340,10 +439,25 @@ impl Reactor {
                 addr: local,
                 backing_off: false,
                 retry_scheduled: false,
+                options,
+                stats: ListenerStats::default(),
+                per_peer: HashMap::new(),
+                warned_full: false,
             }),
         });
         debug!("listening on {local}");
         Ok(ListenerHandle { id, addr: local })
+    }
+
+    /// What a listener has accepted and refused, while it listens.
+    pub fn listener_stats(&self, listener: &ListenerHandle) -> Option<ListenerStats> {
+        match self.slots.get(listener.id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Listener(l),
+            }) if *generation == listener.id.generation => Some(l.stats),
+            _ => None,
+        }
     }
 
     /// Stops accepting on a listener and calls its factory's `stop_factory`.
@@ -428,6 +542,7 @@ impl Reactor {
 
     /// Writes several chunks to connection `id`, in order.
     pub fn write_vectored_to(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
+        let now = self.turn_now;
         let Some((conn, registry)) = self.conn_and_registry(id) else {
             debug!("write to closed connection {id} ignored");
             return;
@@ -443,7 +558,10 @@ impl Reactor {
         let mut written = 0;
         if conn.out.is_empty() && conn.state != ConnState::Connecting {
             match write_direct(&conn.stream, chunks) {
-                Ok(n) => written = n,
+                Ok(n) => {
+                    written = n;
+                    conn.last_activity = now;
+                }
                 Err(e) => {
                     debug!("write to {id} failed: {e}");
                     self.queue_close(id, Reason::from(e));
@@ -575,6 +693,104 @@ impl Reactor {
         }
     }
 
+    /// Sets connection `id`'s idle timeout (see [`Transport::set_idle_timeout`]).
+    pub fn set_idle_timeout(&mut self, id: ConnectionId, timeout: Option<Duration>) {
+        let now = self.turn_now;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let old = conn.idle.take();
+        conn.last_activity = now;
+        if let Some((_, timer)) = old {
+            self.cancel(timer);
+        }
+        if let Some(timeout) = timeout {
+            let timer = self.schedule(timeout, TimerAction::IdleCheck(id));
+            if let Some(conn) = self.conn_mut(id) {
+                conn.idle = Some((timeout, timer));
+            }
+        }
+    }
+
+    /// Sets connection `id`'s deadline, `after` from now (see
+    /// [`Transport::set_deadline`]).
+    pub fn set_deadline(&mut self, id: ConnectionId, after: Option<Duration>) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if let Some(timer) = conn.deadline.take() {
+            self.cancel(timer);
+        }
+        if let Some(after) = after {
+            let timer = self.schedule(after, TimerAction::Deadline(id));
+            if let Some(conn) = self.conn_mut(id) {
+                conn.deadline = Some(timer);
+            }
+        }
+    }
+
+    /// An idle check came due: quiet for the whole timeout means the
+    /// protocol's `timeout_connection`, or an abort for a connection that
+    /// has been closing (flushing to a peer that does not read) that long.
+    pub(crate) fn idle_check(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let Some((timeout, _)) = conn.idle else {
+            return;
+        };
+        let quiet = Instant::now().saturating_duration_since(conn.last_activity);
+        let state = conn.state;
+        let due = quiet >= timeout;
+        // Checked again one timeout after the last activity, or after this
+        // check if the protocol keeps the connection.
+        let next = if due { timeout } else { timeout - quiet };
+        let timer = self.schedule(next, TimerAction::IdleCheck(id));
+        if let Some(conn) = self.conn_mut(id) {
+            conn.idle = Some((timeout, timer));
+        }
+        if !due {
+            return;
+        }
+        match state {
+            ConnState::Open => {
+                self.with_protocol(id, |p, t| p.timeout_connection(t, Timeout::Idle));
+            }
+            ConnState::Closing | ConnState::PeerClosing => {
+                debug!("connection {id} made no progress closing for {timeout:?}; aborting");
+                self.queue_close(id, Reason::Aborted);
+            }
+            ConnState::Connecting | ConnState::Closed => {}
+        }
+    }
+
+    pub(crate) fn deadline_passed(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.deadline = None;
+        match conn.state {
+            ConnState::Open => {
+                self.with_protocol(id, |p, t| p.timeout_connection(t, Timeout::Deadline));
+                // Whatever the hook did, the connection is over soon.
+                let timer = self.schedule(DEADLINE_GRACE, TimerAction::Deadline(id));
+                match self.conn_mut(id) {
+                    Some(conn) if conn.state != ConnState::Closed => conn.deadline = Some(timer),
+                    _ => {
+                        self.cancel(timer);
+                    }
+                }
+            }
+            ConnState::Closing | ConnState::PeerClosing => {
+                debug!(
+                    "connection {id} still open {DEADLINE_GRACE:?} after its deadline; aborting"
+                );
+                self.queue_close(id, Reason::Aborted);
+            }
+            ConnState::Connecting | ConnState::Closed => {}
+        }
+    }
+
     /// Closes connection `id` at once, dropping its buffer and resetting the peer.
     pub fn abort_connection(&mut self, id: ConnectionId) {
         self.queue_close(id, Reason::Aborted);
@@ -686,8 +902,23 @@ impl Reactor {
             client_factory,
             connect_timer,
             made,
+            idle,
+            deadline,
+            listener,
             ..
         } = conn;
+        if let Some(Source::Listener(listener)) = listener.and_then(|l| self.slot_mut(l)) {
+            listener.stats.open -= 1;
+            if let Some(count) = listener.per_peer.get_mut(&peer.ip()) {
+                *count -= 1;
+                if *count == 0 {
+                    listener.per_peer.remove(&peer.ip());
+                }
+            }
+        }
+        for timer in idle.map(|(_, timer)| timer).into_iter().chain(deadline) {
+            self.cancel(timer);
+        }
         match reason {
             Reason::Aborted | Reason::Panicked(_) => {
                 let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
@@ -867,6 +1098,7 @@ impl Reactor {
     /// further read must pick up.
     fn read(&mut self, id: ConnectionId, must_drain: bool) {
         let mut buf = std::mem::take(&mut self.read_buf);
+        let now = self.turn_now;
         let mut reads = 0;
         loop {
             if self.is_stopping() {
@@ -899,6 +1131,7 @@ impl Reactor {
                     break;
                 }
                 Ok(n) => {
+                    conn.last_activity = now;
                     let data = &buf[..n];
                     self.with_protocol(id, |p, t| p.data_received(t, data));
                     // Before the next read: the default pause_producing stops
@@ -929,10 +1162,16 @@ impl Reactor {
     }
 
     fn flush(&mut self, id: ConnectionId) {
+        let now = self.turn_now;
         let Some((conn, registry)) = self.conn_and_registry(id) else {
             return;
         };
-        match conn.out.flush_into(&conn.stream) {
+        let before = conn.out.len();
+        let flushed = conn.out.flush_into(&conn.stream);
+        if conn.out.len() < before {
+            conn.last_activity = now;
+        }
+        match flushed {
             Ok(false) => {}
             Ok(true) => {
                 if conn.want_write {
@@ -1066,9 +1305,19 @@ impl Reactor {
                         listener.backing_off = false;
                         warn!("accepting on {} again", listener.addr);
                     }
+                    if let Err(why) = listener.admit(peer) {
+                        // Accepted and closed at once: the client learns at
+                        // once, rather than waiting in the backlog.
+                        drop(stream);
+                        continue_or_log(listener, peer, why);
+                        continue;
+                    }
+                    let idle_timeout = listener.options.idle_timeout;
                     let factory = &mut listener.factory;
                     match crate::panic::catch(|| factory.build_protocol(peer)) {
-                        Ok(protocol) => self.add_connection(stream, peer, protocol),
+                        Ok(protocol) => {
+                            self.add_connection(stream, peer, protocol, id, idle_timeout)
+                        }
                         Err(why) => {
                             error!("{peer}: build_protocol panicked: {why}; connection dropped")
                         }
@@ -1114,11 +1363,16 @@ impl Reactor {
         mut stream: TcpStream,
         peer: SocketAddr,
         protocol: Box<dyn Protocol>,
+        listener: SlotId,
+        idle_timeout: Option<Duration>,
     ) {
         let generation = self.next_generation();
         let entry = self.slots.vacant_entry();
         let Ok(key) = key_u32(entry.key()) else {
             warn!("connection from {peer} dropped: too many connections");
+            if let Some(Source::Listener(l)) = self.slot_mut(listener) {
+                l.release(peer);
+            }
             return;
         };
         let id = ConnectionId { key, generation };
@@ -1128,16 +1382,23 @@ impl Reactor {
                 .register(&mut stream, SlotId::from(id).token(), Interest::READABLE)
         {
             warn!("connection from {peer} dropped: cannot register it: {e}");
+            if let Some(Source::Listener(l)) = self.slot_mut(listener) {
+                l.release(peer);
+            }
             return;
         }
         entry.insert(Slot {
             generation,
             source: Source::Conn(Conn {
                 made: true,
+                listener: Some(listener),
                 ..Conn::new(stream, peer, Some(protocol), None, ConnState::Open)
             }),
         });
         debug!("accepted {id} from {peer}");
+        if idle_timeout.is_some() {
+            self.set_idle_timeout(id, idle_timeout);
+        }
         self.with_protocol(id, |p, t| p.connection_made(t));
     }
 

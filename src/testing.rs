@@ -108,6 +108,8 @@ pub struct StringTransport {
     buffer_full: bool,
     reading_paused: bool,
     write_closed: bool,
+    idle_timeout: Option<Duration>,
+    deadline: Option<Duration>,
 }
 
 impl Default for StringTransport {
@@ -143,6 +145,8 @@ impl StringTransport {
             buffer_full: false,
             reading_paused: false,
             write_closed: false,
+            idle_timeout: None,
+            deadline: None,
         }
     }
 
@@ -176,6 +180,12 @@ impl StringTransport {
     /// The watermarks the protocol set, `(low, high)`.
     pub fn write_watermarks(&self) -> (usize, usize) {
         self.watermarks
+    }
+
+    /// The idle timeout and deadline the protocol set, as given; a test
+    /// calls the protocol's `timeout_connection` itself to see what it does.
+    pub fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
+        (self.idle_timeout, self.deadline)
     }
 
     /// Whether the protocol called `lose_write_connection`.
@@ -232,6 +242,14 @@ impl Transport for StringTransport {
 
     fn lose_write_connection(&mut self) {
         self.write_closed = true;
+    }
+
+    fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.idle_timeout = timeout;
+    }
+
+    fn set_deadline(&mut self, after: Option<Duration>) {
+        self.deadline = after;
     }
 
     fn peer_addr(&self) -> SocketAddr {

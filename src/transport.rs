@@ -94,6 +94,16 @@ pub trait Transport {
     /// stops delivering frames then, as Twisted's receivers do.
     fn is_closing(&self) -> bool;
 
+    /// Calls [`Protocol::timeout_connection`](crate::Protocol::timeout_connection)
+    /// when nothing was read and no write made progress for `timeout`
+    /// (Twisted's `TimeoutMixin.setTimeout`); `None` turns it off. Traffic
+    /// resets it with no timer work: a check runs once per period.
+    fn set_idle_timeout(&mut self, timeout: Option<Duration>);
+
+    /// Calls `timeout_connection` once `after` has passed from now, however
+    /// busy the connection is; `None` cancels it.
+    fn set_deadline(&mut self, after: Option<Duration>);
+
     /// Sets the outgoing-buffer sizes at which producing pauses (`high`,
     /// reached or passed by a write) and resumes (`low`, drained below).
     /// Defaults: 64 KiB and 16 KiB. See [`Protocol::pause_producing`](crate::Protocol::pause_producing).

@@ -1,0 +1,192 @@
+//! Idle timeouts, deadlines and connection limits: what a server does about
+//! peers that go quiet, stay too long, or come too many at once.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{client, localhost, next, roundtrip, Echo, ReactorThread, WAIT};
+use reactor::{ListenOptions, Protocol, Reason, Timeout, Transport};
+
+/// Reads to the end; true for a clean EOF with nothing before it.
+fn closed_cleanly(s: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).is_ok_and(|n| n == 0)
+}
+
+#[test]
+fn two_thousand_quiet_connections_are_timed_out_and_a_busy_one_is_not() {
+    let server = ReactorThread::start(|r| {
+        let options = ListenOptions {
+            idle_timeout: Some(Duration::from_millis(300)),
+            ..ListenOptions::default()
+        };
+        let listener = r.listen_tcp_with(localhost(), || Echo, options)?;
+        Ok(listener.local_addr())
+    });
+    let mut busy = client(server.addr);
+    let quiet: Vec<TcpStream> = (0..2000).map(|_| client(server.addr)).collect();
+    // The busy client talks without pause until every quiet one is closed.
+    let done = Arc::new(AtomicBool::new(false));
+    let talker = {
+        let done = done.clone();
+        thread::spawn(move || {
+            let mut exchanges = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                assert_eq!(roundtrip(&mut busy, b"ping"), b"ping");
+                exchanges += 1;
+            }
+            (busy, exchanges)
+        })
+    };
+    let started = Instant::now();
+    for (i, mut s) in quiet.into_iter().enumerate() {
+        assert!(
+            closed_cleanly(&mut s),
+            "quiet connection {i} was not closed"
+        );
+    }
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let (mut busy, exchanges) = talker.join().expect("the busy client failed");
+    assert!(exchanges > 0);
+    assert_eq!(roundtrip(&mut busy, b"still here"), b"still here");
+    // Closed by the timeout, not at once.
+    assert!(took >= Duration::from_millis(250), "closed after {took:?}");
+}
+
+/// Reports `timeout_connection` and `connection_lost`; sets a deadline.
+struct Deadlined(Sender<String>);
+
+impl Protocol for Deadlined {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        transport.set_deadline(Some(Duration::from_millis(200)));
+    }
+    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+        transport.write(data);
+    }
+    fn timeout_connection(&mut self, transport: &mut dyn Transport, timeout: Timeout) {
+        let _ = self.0.send(format!("timeout:{timeout:?}"));
+        transport.write(b"time is up");
+        transport.lose_connection();
+    }
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.0.send(format!("lost:{reason:?}"));
+    }
+}
+
+#[test]
+fn a_deadline_ends_even_a_busy_connection() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let factory = move || Deadlined(tx.clone());
+        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+    });
+    let mut s = client(server.addr);
+    let mut echoed = Vec::new();
+    let mut buf = [0; 64];
+    let end = Instant::now() + WAIT;
+    // Talk until the server hangs up; it must before WAIT.
+    loop {
+        assert!(Instant::now() < end, "the deadline never came");
+        if s.write_all(b"x").is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => echoed.extend_from_slice(&buf[..n]),
+        }
+        if echoed.ends_with(b"time is up") {
+            break;
+        }
+    }
+    assert!(
+        echoed.ends_with(b"time is up"),
+        "got {:?}",
+        String::from_utf8_lossy(&echoed)
+    );
+    assert_eq!(next(&rx), "timeout:Deadline");
+    assert_eq!(next(&rx), "lost:LocalClosed");
+}
+
+#[test]
+fn the_eleventh_connection_from_one_address_is_closed_and_the_ten_go_on() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let options = ListenOptions {
+            max_connections_per_peer: Some(10),
+            ..ListenOptions::default()
+        };
+        let listener = r.listen_tcp_with(localhost(), || Echo, options)?;
+        tx.send(listener).unwrap();
+        Ok(listener.local_addr())
+    });
+    let listener = rx.recv().unwrap();
+    let mut ten: Vec<TcpStream> = (0..10).map(|_| client(server.addr)).collect();
+    for s in &mut ten {
+        assert_eq!(roundtrip(s, b"in"), b"in");
+    }
+    let mut eleventh = client(server.addr);
+    // Closed unread: a reset if our bytes got there first, else a FIN.
+    let _ = eleventh.write_all(b"me too");
+    let mut answer = Vec::new();
+    let end = eleventh.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "the eleventh was served");
+    assert!(
+        matches!(&end, Ok(0))
+            || end
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{end:?}"
+    );
+    for s in &mut ten {
+        assert_eq!(roundtrip(s, b"still in"), b"still in");
+    }
+    let stats = server.call(move |r| r.listener_stats(&listener)).unwrap();
+    assert_eq!((stats.open, stats.refused), (10, 1));
+    // One leaves: a newcomer is let in once the server has seen it go.
+    drop(ten.pop());
+    let end = Instant::now() + WAIT;
+    while server
+        .call(move |r| r.listener_stats(&listener))
+        .unwrap()
+        .open
+        != 9
+    {
+        assert!(Instant::now() < end, "the server never saw the close");
+        thread::yield_now();
+    }
+    let mut newcomer = client(server.addr);
+    assert_eq!(roundtrip(&mut newcomer, b"hello"), b"hello");
+}
+
+#[test]
+fn a_listener_limit_counts_every_peer() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let options = ListenOptions {
+            max_connections: Some(3),
+            ..ListenOptions::default()
+        };
+        let listener = r.listen_tcp_with(localhost(), || Echo, options)?;
+        tx.send(listener).unwrap();
+        Ok(listener.local_addr())
+    });
+    let listener = rx.recv().unwrap();
+    let mut three: Vec<TcpStream> = (0..3).map(|_| client(server.addr)).collect();
+    for s in &mut three {
+        assert_eq!(roundtrip(s, b"in"), b"in");
+    }
+    for _ in 0..2 {
+        let mut extra = client(server.addr);
+        assert!(closed_cleanly(&mut extra));
+    }
+    let stats = server.call(move |r| r.listener_stats(&listener)).unwrap();
+    assert_eq!((stats.open, stats.refused), (3, 2));
+}
