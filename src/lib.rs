@@ -53,12 +53,13 @@ mod reactor;
 mod reason;
 mod tcp;
 pub mod testing;
+pub mod threaded;
 mod timer;
 mod transport;
 mod udp;
 
 pub use crate::protocol::{ClientFactory, Factory, Protocol, SharedFactory, Timeout};
-pub use crate::reactor::{Reactor, ReactorHandle};
+pub use crate::reactor::{Reactor, ReactorHandle, DEFAULT_SHUTDOWN_GRACE};
 pub use crate::reason::Reason;
 pub use crate::tcp::{
     ListenOptions, ListenerHandle, ListenerStats, DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK,

@@ -28,6 +28,13 @@ pub(crate) const MAX_ACCEPTS_PER_EVENT: usize = 128;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
+/// The token of the signal source ([`Reactor::stop_on_signals`]); slot
+/// tokens never reach it (it would need slot key `u32::MAX - 1`).
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+
+/// How long `stop` waits for buffered bytes to flush by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// A callback scheduled with [`Reactor::call_later`].
 type TimerCallback = Box<dyn FnOnce(&mut Reactor)>;
 
@@ -139,6 +146,10 @@ pub struct Reactor {
     /// UDP endpoints whose send reported an ICMP refusal during a callback;
     /// their `connection_refused` runs once the callback returns.
     pub(crate) udp_refusals: Vec<SlotId>,
+    /// How long a graceful stop waits for buffers to flush.
+    shutdown_grace: Duration,
+    /// SIGINT and SIGTERM, once `stop_on_signals` was called.
+    signals: Option<signal_hook_mio::v1_0::Signals>,
     /// When the current turn's poll returned: the time a connection's
     /// activity is stamped with, so the hot path reads no clock.
     pub(crate) turn_now: Instant,
@@ -197,6 +208,8 @@ impl Reactor {
             running: false,
             remote: None,
             turn_now: Instant::now(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            signals: None,
         })
     }
 
@@ -232,6 +245,9 @@ impl Reactor {
         // A stop() asked for before run() (from a start hook, say) is honoured:
         // the loop below does not start.
         let result = self.run_loop();
+        if result.is_ok() {
+            self.drain_gracefully();
+        }
         self.shutdown();
         self.running = false;
         self.stopping = false;
@@ -294,6 +310,119 @@ impl Reactor {
         self.stopping = true;
     }
 
+    /// How long `stop` lets connections flush what they buffered before it
+    /// closes them regardless (default [`DEFAULT_SHUTDOWN_GRACE`]; zero
+    /// closes at once).
+    pub fn set_shutdown_grace(&mut self, grace: Duration) {
+        self.shutdown_grace = grace;
+    }
+
+    /// Makes SIGINT and SIGTERM stop the reactor gracefully, as the seeds'
+    /// servers catch `KeyboardInterrupt`; a second signal exits the process
+    /// at once with status 1. Replaces those signals' default action for the
+    /// whole process, so call it from applications, not libraries.
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use std::sync::atomic::AtomicBool;
+        if self.signals.is_some() {
+            return Ok(());
+        }
+        let again = Arc::new(AtomicBool::new(false));
+        for signal in [SIGINT, SIGTERM] {
+            // Registered first, so the first signal finds the flag false and
+            // only sets it; the second finds it set and exits.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, again.clone())?;
+            signal_hook::flag::register(signal, again.clone())?;
+        }
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    fn signalled(&mut self) {
+        let Some(signals) = &mut self.signals else {
+            return;
+        };
+        if let Some(signal) = signals.pending().next() {
+            let name = match signal {
+                signal_hook::consts::SIGINT => "SIGINT",
+                _ => "SIGTERM",
+            };
+            warn!(
+                "{name} received: stopping, flushing for at most {:?} (again to exit now)",
+                self.shutdown_grace
+            );
+            self.stop();
+        }
+    }
+
+    /// The graceful part of a stop: every connection is closed as by
+    /// `lose_connection` (with `ReactorStopped` as its reason), and the loop
+    /// serves only their flushing, and the peers' FINs, until all are done
+    /// or the grace period ends. No protocol, timer or datagram callback
+    /// runs meanwhile.
+    fn drain_gracefully(&mut self) {
+        let ids: Vec<ConnectionId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s.source, Source::Conn(_)))
+            .map(|(key, s)| ConnectionId {
+                key: key as u32,
+                generation: s.generation,
+            })
+            .collect();
+        // Connections already closed and lingering delivered their data;
+        // waiting for their peers' FINs would only delay the stop.
+        let lingering: Vec<SlotId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s.source, Source::Lingering(_)))
+            .map(|(key, s)| SlotId {
+                key: key as u32,
+                generation: s.generation,
+            })
+            .collect();
+        for id in lingering {
+            self.end_linger(id, "reactor stopping");
+        }
+        for id in ids {
+            self.close_for_stop(id);
+        }
+        self.apply_closes();
+        let deadline = Instant::now() + self.shutdown_grace;
+        let mut events = Events::with_capacity(256);
+        while self
+            .slots
+            .iter()
+            .any(|(_, s)| matches!(s.source, Source::Conn(_) | Source::Lingering(_)))
+        {
+            let now = Instant::now();
+            if now >= deadline {
+                debug!("shutdown grace of {:?} over", self.shutdown_grace);
+                break;
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(deadline - now)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    error!("poll failed while stopping: {e}");
+                    break;
+                }
+            }
+            self.turn_now = Instant::now();
+            for event in events.iter() {
+                let readiness = Readiness {
+                    readable: event.is_readable(),
+                    writable: event.is_writable(),
+                    must_drain: event.is_read_closed() || event.is_error(),
+                    error: event.is_error(),
+                };
+                self.dispatch(event.token(), readiness);
+            }
+        }
+    }
+
     /// Whether [`stop`](Reactor::stop) has been called during this run.
     pub fn is_stopping(&self) -> bool {
         self.stopping
@@ -335,7 +464,13 @@ impl Reactor {
 
     fn dispatch(&mut self, token: Token, readiness: Readiness) {
         if token == WAKER_TOKEN {
-            self.run_remote_calls();
+            if !self.stopping {
+                self.run_remote_calls();
+            }
+            return;
+        }
+        if token == SIGNAL_TOKEN {
+            self.signalled();
             return;
         }
         let id = SlotId::from_token(token);
@@ -343,6 +478,8 @@ impl Reactor {
             Some(slot) if slot.generation == id.generation => match slot.source {
                 Source::Conn(_) => self.conn_ready(id.into(), readiness),
                 Source::Lingering(_) => self.linger_ready(id),
+                // Stopping: no new connections, no datagram callbacks.
+                Source::Listener(_) | Source::Udp(_) if self.stopping => {}
                 Source::Listener(_) => self.accept_ready(id),
                 Source::Udp(_) => self.udp_ready(
                     id,

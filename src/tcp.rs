@@ -100,6 +100,9 @@ pub(crate) struct Conn {
     pub(crate) deadline: Option<TimerId>,
     /// The listener that accepted it, whose counts it is part of.
     pub(crate) listener: Option<SlotId>,
+    /// Closing because the reactor stops: once flushed it ends with
+    /// `ReactorStopped`, lingering as a `lose_connection` does.
+    pub(crate) stop_close: bool,
 }
 
 /// Whether we may still write to a connection (see `lose_write_connection`).
@@ -151,6 +154,7 @@ impl Conn {
             last_activity: Instant::now(),
             deadline: None,
             listener: None,
+            stop_close: false,
         }
     }
 }
@@ -905,6 +909,7 @@ impl Reactor {
             idle,
             deadline,
             listener,
+            stop_close,
             ..
         } = conn;
         if let Some(Source::Listener(listener)) = listener.and_then(|l| self.slot_mut(l)) {
@@ -925,6 +930,7 @@ impl Reactor {
                 drop(stream);
             }
             Reason::LocalClosed => self.linger(id, stream, peer),
+            Reason::ReactorStopped if stop_close => self.linger(id, stream, peer),
             // Closing the descriptor also removes it from epoll: no deregister call needed.
             _ => drop(stream),
         }
@@ -1186,6 +1192,9 @@ impl Reactor {
                     }
                 }
                 match conn.state {
+                    ConnState::Closing | ConnState::PeerClosing if conn.stop_close => {
+                        self.queue_close(id, Reason::ReactorStopped)
+                    }
                     ConnState::Closing => self.queue_close(id, Reason::LocalClosed),
                     ConnState::PeerClosing => self.queue_close(id, Reason::PeerClosed),
                     _ if conn.write_side == WriteSide::ShutWhenFlushed => self.shut_write_side(id),
@@ -1400,6 +1409,30 @@ impl Reactor {
             self.set_idle_timeout(id, idle_timeout);
         }
         self.with_protocol(id, |p, t| p.connection_made(t));
+    }
+
+    /// Starts closing connection `id` because the reactor stops: as
+    /// `lose_connection`, but the reason will be `ReactorStopped`.
+    pub(crate) fn close_for_stop(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        match conn.state {
+            ConnState::Connecting => self.queue_close(id, Reason::ReactorStopped),
+            ConnState::Closed => {}
+            // Nothing to deliver: closed at once, as an idle keep-alive
+            // connection should be, rather than waiting for the peer's FIN.
+            _ if conn.out.is_empty() => self.queue_close(id, Reason::ReactorStopped),
+            _ => {
+                conn.stop_close = true;
+                if conn.state == ConnState::Open {
+                    conn.state = ConnState::Closing;
+                }
+                // Its writable edge may have been in the batch the stop cut
+                // short, and will not come again: write until it would block.
+                self.flush(id);
+            }
+        }
     }
 
     /// Flushes what the socket takes now and queues the close that `stop` owes.
