@@ -49,7 +49,7 @@ fn an_echo_to_a_peer_that_does_not_read_stays_bounded_and_loses_nothing() {
             Ok(r.listen_tcp(localhost(), factory)?.local_addr())
         })
     };
-    const TOTAL: usize = 64 << 20;
+    const TOTAL: usize = 256 << 20;
     let data = Arc::new(pattern(TOTAL, 7));
     let s = client(server.addr);
     let mut writer = s.try_clone().unwrap();
