@@ -62,7 +62,7 @@
 mod common;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -70,6 +70,7 @@ use std::rc::Rc;
 use clap::Parser;
 use log::{info, warn};
 use reactor::framing::{FrameHandler, Frames, LengthPrefixedReceiver};
+use reactor::producer::{Progress, StreamSender};
 use reactor::Reason;
 use serde::{Deserialize, Serialize};
 
@@ -93,8 +94,6 @@ struct Args {
 
 /// Longest request header accepted, in bytes of JSON.
 const MAX_HEADER: usize = 64 * 1024;
-/// Bytes read from a file per write while downloading.
-const CHUNK: usize = 64 * 1024;
 /// Longest file name accepted, in bytes: the temporary name adds about 40
 /// and must stay under the usual 255.
 const MAX_NAME: usize = 200;
@@ -171,11 +170,8 @@ impl Drop for Upload {
 /// A download under way.
 struct Download {
     name: String,
-    file: File,
+    sender: StreamSender<File>,
     size: u64,
-    remaining: u64,
-    /// The read buffer, one chunk.
-    chunk: Box<[u8]>,
     /// Bytes that arrived meanwhile: the start of the next request.
     early: Vec<u8>,
 }
@@ -320,10 +316,8 @@ impl FileSession {
         send_ok(frames, size);
         self.state = State::Download(Download {
             name,
-            file,
+            sender: StreamSender::with_length(file, size),
             size,
-            remaining: size,
-            chunk: vec![0; CHUNK].into_boxed_slice(),
             early: Vec::new(),
         });
         // What is left of the current read is kept for later.
@@ -342,54 +336,40 @@ impl FileSession {
         let State::Download(download) = &mut self.state else {
             return;
         };
-        while download.remaining > 0
-            && !frames.transport().is_closing()
-            && !frames.transport().is_write_buffer_full()
-        {
-            let want = download.remaining.min(CHUNK as u64) as usize;
-            let n = match download.file.read(&mut download.chunk[..want]) {
-                Ok(0) => {
-                    // The answer promised `size` bytes: a short body must
-                    // not look complete, so the client gets a reset.
-                    warn!(
-                        "{:?} shrank while being sent, {} bytes short; aborting the connection",
-                        download.name, download.remaining
-                    );
-                    frames.transport().abort_connection();
-                    return;
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    warn!(
-                        "cannot read {:?}: {e}; aborting the connection",
-                        download.name
-                    );
-                    frames.transport().abort_connection();
-                    return;
-                }
-            };
-            frames.transport().write(&download.chunk[..n]);
-            download.remaining -= n as u64;
-        }
-        if download.remaining == 0 {
-            info!(
-                "{}: sent {:?} ({} bytes)",
-                frames.transport().peer_addr(),
-                download.name,
-                download.size
-            );
-            let early = std::mem::take(&mut download.early);
-            self.state = State::Idle;
-            if early.is_empty() {
-                frames.set_frame_mode();
-            } else {
-                // A request that came in the same read as the download's.
-                frames.set_frame_mode_with(&early);
+        match download.sender.produce(frames.transport()) {
+            Ok(Progress::Paused) => return,
+            Ok(Progress::Done) => {}
+            // The connection closed under us: `connection_lost` reports it.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+            Err(e) => {
+                // The answer promised `size` bytes: a short or failed body
+                // must not look complete, so the client gets a reset.
+                warn!(
+                    "cannot send {:?} ({e}) after {} of {} bytes; aborting the connection",
+                    download.name,
+                    download.sender.sent(),
+                    download.size
+                );
+                frames.transport().abort_connection();
+                return;
             }
-            // `start_download` paused reading if it got this far.
-            frames.transport().resume_reading();
         }
+        info!(
+            "{}: sent {:?} ({} bytes)",
+            frames.transport().peer_addr(),
+            download.name,
+            download.size
+        );
+        let early = std::mem::take(&mut download.early);
+        self.state = State::Idle;
+        if early.is_empty() {
+            frames.set_frame_mode();
+        } else {
+            // A request that came in the same read as the download's.
+            frames.set_frame_mode_with(&early);
+        }
+        // `start_download` paused reading if it got this far.
+        frames.transport().resume_reading();
     }
 
     /// The body of an upload (or a skipped one) is complete; `rest` is what
@@ -477,8 +457,10 @@ impl FrameHandler for FileSession {
                 upload.size
             ),
             State::Download(download) => warn!(
-                "{peer}: download of {:?} broken off with {} of {} bytes unsent ({reason})",
-                download.name, download.remaining, download.size
+                "{peer}: download of {:?} broken off after {} of {} bytes ({reason})",
+                download.name,
+                download.sender.sent(),
+                download.size
             ),
             State::Idle | State::Skip(_) => info!("{peer}: gone ({reason})"),
         }

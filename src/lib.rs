@@ -47,6 +47,7 @@
 mod buffer;
 pub mod framing;
 mod panic;
+pub mod producer;
 mod protocol;
 pub mod protocols;
 mod reactor;
