@@ -11,6 +11,11 @@
 //! cargo run --release --example echo_load -- --port 7000
 //! ```
 //!
+//! With `--graceful`, SIGINT or SIGTERM stops it the way the seeds' servers
+//! stop on Ctrl-C, but without losing a byte: it stops accepting, lets every
+//! connection flush what it was sent (for at most `--grace` seconds), closes
+//! them cleanly and exits 0; a second signal exits at once.
+//!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
 mod common;
@@ -30,10 +35,20 @@ struct Args {
     /// Port to listen on (0 picks a free one); 7000 is echo_load's default.
     #[arg(long, default_value_t = 7000)]
     port: u16,
+    /// Stop gracefully on SIGINT/SIGTERM: flush every connection, then exit 0.
+    #[arg(long)]
+    graceful: bool,
+    /// With --graceful: seconds to wait for connections to flush.
+    #[arg(long, value_parser = common::parse_duration, default_value = "5")]
+    grace: std::time::Duration,
 }
 
 fn serve(args: &Args) -> Result<(), String> {
     common::serve(&args.host, args.port, |reactor, addr| {
+        if args.graceful {
+            reactor.stop_on_signals()?;
+            reactor.set_shutdown_grace(args.grace);
+        }
         Ok(reactor.listen_tcp(addr, || Echo)?.local_addr())
     })
 }

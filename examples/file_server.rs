@@ -39,7 +39,7 @@
 //!   before any of its body. A refused upload's body (bad name, too large,
 //!   file not creatable, a disk error midway) is read and discarded, so
 //!   the connection stays usable. Closing instead would leave the body to
-//!   the reactor's lingering close, which gives up after 1 MiB or 2 s, and
+//!   the reactor's lingering close, which gives up after 16 MiB or 2 s, and
 //!   the reset that follows can destroy the refusal before the client reads
 //!   it. A client that sees the refusal early (as `file_client` does) stops
 //!   sending and hangs up.

@@ -36,7 +36,7 @@ pub const DEFAULT_LOW_WATERMARK: usize = 16 * 1024;
 const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The most a lingering connection discards before it is closed regardless.
-const LINGER_DISCARD_LIMIT: usize = 1 << 20;
+const LINGER_DISCARD_LIMIT: usize = 16 << 20;
 
 /// How long a connection still open after its deadline's hook ran, or still
 /// flushing after it, has before it is aborted.

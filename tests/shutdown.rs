@@ -2,9 +2,14 @@
 //! clean close; a peer that does not read is given up after the grace.
 
 mod common;
+#[path = "common/programs.rs"]
+mod programs;
 
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::process::Command;
 use std::sync::mpsc::{channel, Sender};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{client, localhost, next, pattern, read_n, ReactorThread, WAIT};
@@ -65,4 +70,58 @@ fn a_peer_that_never_reads_is_given_up_after_the_grace_period() {
         took >= Duration::from_millis(250) && took < WAIT,
         "stopped after {took:?}"
     );
+}
+
+#[test]
+fn sigterm_to_a_graceful_echo_server_mid_transfer_loses_nothing_it_echoed() {
+    let server = programs::Server::start_with("echo_server", &["--graceful"]);
+    let s = client(server.addr);
+    // Send without reading until every buffer on the way is full: the
+    // server's echo pauses reading at its high watermark.
+    let mut writer = s.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let data = pattern(64 << 20, 5);
+    let sent = thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut at = 0;
+                while at < data.len() {
+                    match writer.write(&data[at..(at + 65536).min(data.len())]) {
+                        Ok(n) => at += n,
+                        Err(e)
+                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                        {
+                            break
+                        }
+                        Err(e) => panic!("write failed: {e}"),
+                    }
+                }
+                at
+            })
+            .join()
+            .unwrap()
+    });
+    assert!(sent < data.len(), "nothing pushed back");
+    // Nothing more from us: the server will see our FIN once it has read
+    // (and, stopping, discarded) what is still on its way.
+    s.shutdown(Shutdown::Write).unwrap();
+    let pid = server.process.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let mut echoed = Vec::new();
+    let mut reader = s;
+    reader
+        .read_to_end(&mut echoed)
+        .expect("a clean close after the echo, not a reset");
+    assert!(!echoed.is_empty());
+    assert!(echoed.len() <= sent);
+    assert!(
+        echoed == data[..echoed.len()],
+        "the echo differs from what was sent"
+    );
+    let (status, rest) = server.wait_for_exit();
+    assert!(status.success(), "{status}");
+    assert!(rest.is_empty(), "more on stdout: {rest:?}");
 }
