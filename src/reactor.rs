@@ -388,6 +388,7 @@ impl Reactor {
         for id in lingering {
             self.end_linger(id, "reactor stopping");
         }
+        self.close_listening_sockets();
         for id in ids {
             self.close_for_stop(id);
         }

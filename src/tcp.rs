@@ -169,7 +169,9 @@ pub(crate) struct Lingering {
 }
 
 pub(crate) struct Listener {
-    socket: TcpListener,
+    /// `None` once the reactor is stopping: the port is closed at once, so
+    /// new clients are refused rather than queued for a server that exits.
+    socket: Option<TcpListener>,
     factory: Box<dyn Factory>,
     addr: SocketAddr,
     /// `accept` is failing for want of resources; warned once.
@@ -438,7 +440,7 @@ impl Reactor {
         entry.insert(Slot {
             generation,
             source: Source::Listener(Listener {
-                socket,
+                socket: Some(socket),
                 factory,
                 addr: local,
                 backing_off: false,
@@ -1308,7 +1310,10 @@ impl Reactor {
             let Some(Source::Listener(listener)) = self.slot_mut(id) else {
                 return;
             };
-            match listener.socket.accept() {
+            let Some(socket) = &listener.socket else {
+                return;
+            };
+            match socket.accept() {
                 Ok((stream, peer)) => {
                     if listener.backing_off {
                         listener.backing_off = false;
@@ -1409,6 +1414,16 @@ impl Reactor {
             self.set_idle_timeout(id, idle_timeout);
         }
         self.with_protocol(id, |p, t| p.connection_made(t));
+    }
+
+    /// Closes every listening socket (their factories stop later, after the
+    /// connections they built).
+    pub(crate) fn close_listening_sockets(&mut self) {
+        for (_, slot) in self.slots.iter_mut() {
+            if let Source::Listener(listener) = &mut slot.source {
+                listener.socket = None;
+            }
+        }
     }
 
     /// Starts closing connection `id` because the reactor stops: as

@@ -125,3 +125,38 @@ fn sigterm_to_a_graceful_echo_server_mid_transfer_loses_nothing_it_echoed() {
     assert!(status.success(), "{status}");
     assert!(rest.is_empty(), "more on stdout: {rest:?}");
 }
+
+#[test]
+fn a_second_sigterm_exits_at_once_even_while_the_first_is_still_flushing() {
+    let server = programs::Server::start_with("echo_server", &["--graceful", "--grace", "60"]);
+    let s = client(server.addr);
+    // A peer that sends but never reads: the stop cannot finish flushing.
+    let mut writer = s.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let chunk = pattern(65536, 9);
+    while writer.write(&chunk).is_ok() {}
+    let pid = server.process.0.id().to_string();
+    let term = || {
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+    };
+    term();
+    // The first signal has been handled once the listener is gone.
+    let end = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(server.addr).is_ok() {
+        assert!(
+            Instant::now() < end,
+            "the first SIGTERM did not stop the listener"
+        );
+        thread::yield_now();
+    }
+    term();
+    let started = Instant::now();
+    let (status, rest) = server.wait_for_exit();
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert!(started.elapsed() < WAIT);
+    assert!(rest.is_empty(), "more on stdout: {rest:?}");
+    drop(s);
+}
