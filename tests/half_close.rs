@@ -116,3 +116,33 @@ fn lose_write_connection_sends_eof_and_keeps_reading_until_the_peer_closes() {
     assert_eq!(next(&rx), "lost:PeerClosed");
     assert_quiet(&rx);
 }
+
+/// Counts lines until the peer's FIN, then says how many.
+struct CountLines(usize);
+
+impl reactor::framing::LineHandler for CountLines {
+    fn line_received(&mut self, _lines: &mut reactor::framing::Lines<'_>, _line: &[u8]) {
+        self.0 += 1;
+    }
+    fn allows_half_close(&self) -> bool {
+        true
+    }
+    fn read_connection_lost(&mut self, lines: &mut reactor::framing::Lines<'_>) {
+        lines.send_line(format!("{} lines", self.0).as_bytes());
+        lines.transport().lose_connection();
+    }
+}
+
+#[test]
+fn a_line_handler_can_opt_into_half_close_through_its_receiver() {
+    let server = ReactorThread::start(|r| {
+        let factory = || reactor::framing::LineReceiver::new(CountLines(0));
+        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+    });
+    let mut s = client(server.addr);
+    s.write_all(b"a\r\nb\r\nc\r\n").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    assert_eq!(answer, b"3 lines\r\n");
+}

@@ -158,6 +158,25 @@ pub trait FrameHandler: 'static {
         frames.transport().resume_reading();
     }
 
+    /// The idle timeout or deadline passed; see
+    /// [`Protocol::timeout_connection`](crate::Protocol::timeout_connection).
+    /// The default closes the connection.
+    fn timeout_connection(&mut self, frames: &mut Frames<'_>, timeout: crate::Timeout) {
+        let _ = timeout;
+        frames.transport().lose_connection();
+    }
+
+    /// Whether the peer's FIN should leave the connection open for writing;
+    /// see [`Protocol::allows_half_close`](crate::Protocol::allows_half_close).
+    fn allows_half_close(&self) -> bool {
+        false
+    }
+
+    /// The peer closed its writing side (with `allows_half_close`).
+    fn read_connection_lost(&mut self, frames: &mut Frames<'_>) {
+        let _ = frames;
+    }
+
     /// A timer scheduled through [`Frames::call_later`] fired.
     fn timer_fired(&mut self, frames: &mut Frames<'_>, tag: u64) {
         let _ = (frames, tag);
@@ -485,6 +504,20 @@ impl<C: FrameCodec, H: FrameHandler> Protocol for FrameReceiver<C, H> {
         self.handler.resume_producing(&mut frames);
         // Bytes the handler handed back are delivered now, not behind the next read.
         self.replay(transport);
+    }
+
+    fn timeout_connection(&mut self, transport: &mut dyn Transport, timeout: crate::Timeout) {
+        let mut frames = Self::frames(transport, &mut self.state, &self.codec);
+        self.handler.timeout_connection(&mut frames, timeout);
+    }
+
+    fn allows_half_close(&self) -> bool {
+        self.handler.allows_half_close()
+    }
+
+    fn read_connection_lost(&mut self, transport: &mut dyn Transport) {
+        let mut frames = Self::frames(transport, &mut self.state, &self.codec);
+        self.handler.read_connection_lost(&mut frames);
     }
 
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {

@@ -60,6 +60,25 @@ pub trait LineHandler: 'static {
         lines.transport().resume_reading();
     }
 
+    /// The idle timeout or deadline passed; see
+    /// [`Protocol::timeout_connection`](crate::Protocol::timeout_connection).
+    /// The default closes the connection.
+    fn timeout_connection(&mut self, lines: &mut Lines<'_>, timeout: crate::Timeout) {
+        let _ = timeout;
+        lines.transport().lose_connection();
+    }
+
+    /// Whether the peer's FIN should leave the connection open for writing;
+    /// see [`Protocol::allows_half_close`](crate::Protocol::allows_half_close).
+    fn allows_half_close(&self) -> bool {
+        false
+    }
+
+    /// The peer closed its writing side (with `allows_half_close`).
+    fn read_connection_lost(&mut self, lines: &mut Lines<'_>) {
+        let _ = lines;
+    }
+
     /// A timer scheduled through [`Lines::transport`]`().call_later` fired.
     fn timer_fired(&mut self, lines: &mut Lines<'_>, tag: u64) {
         let _ = (lines, tag);
@@ -382,6 +401,26 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
         self.handler.resume_producing(&mut lines);
         // Bytes the handler handed back are delivered now, not behind the next read.
         self.replay(transport);
+    }
+
+    fn timeout_connection(&mut self, transport: &mut dyn Transport, timeout: crate::Timeout) {
+        let mut lines = Lines {
+            transport,
+            state: &mut self.state,
+        };
+        self.handler.timeout_connection(&mut lines, timeout);
+    }
+
+    fn allows_half_close(&self) -> bool {
+        self.handler.allows_half_close()
+    }
+
+    fn read_connection_lost(&mut self, transport: &mut dyn Transport) {
+        let mut lines = Lines {
+            transport,
+            state: &mut self.state,
+        };
+        self.handler.read_connection_lost(&mut lines);
     }
 
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
