@@ -98,11 +98,18 @@ pub(crate) struct Conn {
     pub(crate) last_activity: Instant,
     /// The whole-connection deadline's timer, if one is set.
     pub(crate) deadline: Option<TimerId>,
+    /// `timeout_connection(Deadline)` ran for the current deadline; when
+    /// its grace timer fires the connection is aborted.
+    pub(crate) deadline_told: bool,
     /// The listener that accepted it, whose counts it is part of.
     pub(crate) listener: Option<SlotId>,
     /// Closing because the reactor stops: once flushed it ends with
     /// `ReactorStopped`, lingering as a `lose_connection` does.
     pub(crate) stop_close: bool,
+    /// It still had bytes buffered when the stop came, so its close waits
+    /// for the peer's FIN (within the grace period) even if the peer is
+    /// quiet.
+    pub(crate) flushed_on_stop: bool,
 }
 
 /// Whether we may still write to a connection (see `lose_write_connection`).
@@ -153,8 +160,10 @@ impl Conn {
             idle: None,
             last_activity: Instant::now(),
             deadline: None,
+            deadline_told: false,
             listener: None,
             stop_close: false,
+            flushed_on_stop: false,
         }
     }
 }
@@ -214,6 +223,9 @@ impl Listener {
         self.stats.open -= 1;
         if let Some(count) = self.per_peer.get_mut(&peer.ip()) {
             *count -= 1;
+            if *count == 0 {
+                self.per_peer.remove(&peer.ip());
+            }
         }
     }
 }
@@ -724,6 +736,7 @@ impl Reactor {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
+        conn.deadline_told = false;
         if let Some(timer) = conn.deadline.take() {
             self.cancel(timer);
         }
@@ -775,19 +788,24 @@ impl Reactor {
             return;
         };
         conn.deadline = None;
+        let already_told = std::mem::replace(&mut conn.deadline_told, true);
         match conn.state {
-            ConnState::Open => {
+            ConnState::Open if !already_told => {
                 self.with_protocol(id, |p, t| p.timeout_connection(t, Timeout::Deadline));
-                // Whatever the hook did, the connection is over soon.
-                let timer = self.schedule(DEADLINE_GRACE, TimerAction::Deadline(id));
                 match self.conn_mut(id) {
-                    Some(conn) if conn.state != ConnState::Closed => conn.deadline = Some(timer),
-                    _ => {
-                        self.cancel(timer);
+                    // The hook set a new deadline: that one stands.
+                    Some(conn) if conn.deadline.is_some() => {}
+                    // Otherwise the connection is over soon, whatever the hook did.
+                    Some(conn) if conn.state != ConnState::Closed => {
+                        let timer = self.schedule(DEADLINE_GRACE, TimerAction::Deadline(id));
+                        if let Some(conn) = self.conn_mut(id) {
+                            conn.deadline = Some(timer);
+                        }
                     }
+                    _ => {}
                 }
             }
-            ConnState::Closing | ConnState::PeerClosing => {
+            ConnState::Open | ConnState::Closing | ConnState::PeerClosing => {
                 debug!(
                     "connection {id} still open {DEADLINE_GRACE:?} after its deadline; aborting"
                 );
@@ -912,16 +930,11 @@ impl Reactor {
             deadline,
             listener,
             stop_close,
+            flushed_on_stop,
             ..
         } = conn;
         if let Some(Source::Listener(listener)) = listener.and_then(|l| self.slot_mut(l)) {
-            listener.stats.open -= 1;
-            if let Some(count) = listener.per_peer.get_mut(&peer.ip()) {
-                *count -= 1;
-                if *count == 0 {
-                    listener.per_peer.remove(&peer.ip());
-                }
-            }
+            listener.release(peer);
         }
         for timer in idle.map(|(_, timer)| timer).into_iter().chain(deadline) {
             self.cancel(timer);
@@ -931,8 +944,8 @@ impl Reactor {
                 let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                 drop(stream);
             }
-            Reason::LocalClosed => self.linger(id, stream, peer),
-            Reason::ReactorStopped if stop_close => self.linger(id, stream, peer),
+            Reason::LocalClosed => self.linger(id, stream, peer, true),
+            Reason::ReactorStopped if stop_close => self.linger(id, stream, peer, flushed_on_stop),
             // Closing the descriptor also removes it from epoll: no deregister call needed.
             _ => drop(stream),
         }
@@ -940,27 +953,37 @@ impl Reactor {
             self.cancel(timer);
         }
         debug!("connection {id} to {peer} closed: {reason}");
-        let outcome = crate::panic::catch(|| {
-            if made {
-                if let Some(mut protocol) = protocol {
+        // Each under its own catch: a panicking protocol must not cost the
+        // client factory its hooks (a reconnecting factory would stop).
+        if made {
+            if let Some(mut protocol) = protocol {
+                let lost = crate::panic::catch(|| {
                     let mut transport = ConnTransport {
                         reactor: self,
                         id,
                         peer,
                     };
                     protocol.connection_lost(&mut transport, &reason);
+                });
+                if let Err(why) = lost {
+                    error!("{peer}: connection_lost of connection {id} panicked: {why}");
                 }
-                if let Some(mut factory) = client_factory {
-                    factory.client_connection_lost(self, &reason);
-                    factory.stop_factory();
-                }
-            } else if let Some(mut factory) = client_factory {
-                factory.client_connection_failed(self, &reason);
-                factory.stop_factory();
             }
-        });
-        if let Err(why) = outcome {
-            error!("{peer}: connection_lost of connection {id} panicked: {why}");
+        }
+        if let Some(mut factory) = client_factory {
+            let hooks = crate::panic::catch(|| {
+                if made {
+                    factory.client_connection_lost(self, &reason);
+                } else {
+                    factory.client_connection_failed(self, &reason);
+                }
+            });
+            if let Err(why) = hooks {
+                error!("{peer}: a client factory hook panicked: {why}");
+            }
+            if let Err(why) = crate::panic::catch(|| factory.stop_factory()) {
+                error!("{peer}: stop_factory panicked: {why}");
+            }
         }
     }
 
@@ -1005,7 +1028,18 @@ impl Reactor {
     /// reset, which can destroy the tail of our reply at the peer (an HTTP
     /// 400 sent while the client is still sending, say). Bounded by
     /// [`LINGER_TIMEOUT`] and [`LINGER_DISCARD_LIMIT`].
-    fn linger(&mut self, id: ConnectionId, stream: TcpStream, peer: SocketAddr) {
+    ///
+    /// With `wait_if_quiet` false (a stopping reactor closing a connection
+    /// with nothing buffered), a peer that has sent nothing unread is not
+    /// waited for: its socket is closed once drained, which sends a FIN, not
+    /// a reset, and an idle keep-alive peer does not hold up the stop.
+    fn linger(
+        &mut self,
+        id: ConnectionId,
+        stream: TcpStream,
+        peer: SocketAddr,
+        wait_if_quiet: bool,
+    ) {
         if stream.shutdown(Shutdown::Write).is_err() {
             return;
         }
@@ -1026,6 +1060,13 @@ impl Reactor {
         debug_assert_eq!(key, id.key as usize);
         // Input that arrived before the close raised no edge we will see again.
         self.linger_ready(slot);
+        if !wait_if_quiet {
+            if let Some(Source::Lingering(lingering)) = self.slot_mut(slot) {
+                if lingering.discarded == 0 {
+                    self.end_linger(slot, "nothing unread at stop");
+                }
+            }
+        }
     }
 
     /// Discards what a lingering connection's peer sent; closes it at the
@@ -1213,7 +1254,8 @@ impl Reactor {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        if conn.out.len() < conn.low_water && conn.flow != Flow::Flowing {
+        // An empty buffer is below any low watermark, 0 included.
+        if (conn.out.is_empty() || conn.out.len() < conn.low_water) && conn.flow != Flow::Flowing {
             let paused = conn.flow == Flow::Paused;
             conn.flow = Flow::Flowing;
             if paused && conn.state == ConnState::Open {
@@ -1333,7 +1375,10 @@ impl Reactor {
                             self.add_connection(stream, peer, protocol, id, idle_timeout)
                         }
                         Err(why) => {
-                            error!("{peer}: build_protocol panicked: {why}; connection dropped")
+                            error!("{peer}: build_protocol panicked: {why}; connection dropped");
+                            if let Some(Source::Listener(listener)) = self.slot_mut(id) {
+                                listener.release(peer);
+                            }
                         }
                     }
                 }
@@ -1435,11 +1480,16 @@ impl Reactor {
         match conn.state {
             ConnState::Connecting => self.queue_close(id, Reason::ReactorStopped),
             ConnState::Closed => {}
-            // Nothing to deliver: closed at once, as an idle keep-alive
-            // connection should be, rather than waiting for the peer's FIN.
-            _ if conn.out.is_empty() => self.queue_close(id, Reason::ReactorStopped),
+            // Nothing buffered: closed now. Unread input is drained first
+            // (closing over it would reset the peer and destroy what the
+            // kernel still holds for it); a quiet peer is not waited for.
+            _ if conn.out.is_empty() => {
+                conn.stop_close = true;
+                self.queue_close(id, Reason::ReactorStopped);
+            }
             _ => {
                 conn.stop_close = true;
+                conn.flushed_on_stop = true;
                 if conn.state == ConnState::Open {
                     conn.state = ConnState::Closing;
                 }

@@ -230,3 +230,43 @@ fn paused_reading_delivers_nothing_until_resumed_then_everything_in_order() {
     assert_eq!(next(&rx), "one");
     assert_eq!(next(&rx), "two");
 }
+
+/// Echoes with a low watermark of 0: paused until the buffer is empty.
+struct DrainFully(Sender<String>);
+
+impl Protocol for DrainFully {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        transport.set_write_watermarks(0, 64 * 1024);
+    }
+    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+        transport.write(data);
+    }
+    fn pause_producing(&mut self, transport: &mut dyn Transport) {
+        let _ = self.0.send("paused".into());
+        transport.pause_reading();
+    }
+}
+
+#[test]
+fn a_low_watermark_of_zero_resumes_once_the_buffer_is_empty() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let factory = move || DrainFully(tx.clone());
+        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+    });
+    const TOTAL: usize = 16 << 20;
+    let data = Arc::new(pattern(TOTAL, 11));
+    let s = client(server.addr);
+    let mut writer = s.try_clone().unwrap();
+    let sender = {
+        let data = data.clone();
+        thread::spawn(move || writer.write_all(&data).unwrap())
+    };
+    // Read only once the server has paused, so that it must resume.
+    assert_eq!(next(&rx), "paused");
+    let mut echoed = vec![0; TOTAL];
+    let mut reader = s;
+    reader.read_exact(&mut echoed).expect("the echo stalled");
+    sender.join().unwrap();
+    assert!(echoed == *data);
+}

@@ -160,3 +160,36 @@ fn a_second_sigterm_exits_at_once_even_while_the_first_is_still_flushing() {
     assert!(rest.is_empty(), "more on stdout: {rest:?}");
     drop(s);
 }
+
+/// Stops reading, then writes 1 MiB, which the kernel takes at once.
+struct WritesWithoutReading(Sender<String>);
+
+impl Protocol for WritesWithoutReading {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        transport.pause_reading();
+        transport.write(&pattern(1 << 20, 4));
+        let _ = self.0.send(format!("buffered:{}", transport.buffered()));
+    }
+    fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+}
+
+#[test]
+fn stop_with_unread_input_and_nothing_buffered_still_delivers_everything() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let factory = move || WritesWithoutReading(tx.clone());
+        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+    });
+    let mut s = client(server.addr);
+    let buffered = next(&rx);
+    // Input the server will never read, in its socket when it stops.
+    s.write_all(&[b'q'; 1000]).unwrap();
+    server.handle.stop();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .expect("a clean close, not a reset that destroys what the kernel held");
+    assert_eq!(got.len(), 1 << 20, "{buffered}");
+    assert!(got == pattern(1 << 20, 4));
+    drop(s);
+    server.stop();
+}
