@@ -1,20 +1,25 @@
-//! An echo server (RFC 862) on the reactor: every byte received goes straight
-//! back. It is the reactor side of the echo benchmark against
-//! `tokio_echo_server` (drive either with `echo_load`), so the protocol is
-//! the bare minimum and logs nothing per connection.
+//! An echo server (RFC 862): every byte received goes straight back, under
+//! either model: `--model reactor` (the default: one thread, the reactor) or
+//! `--model threads` (a thread per connection, blocking reads and writes,
+//! [`reactor::threaded`]). Both serve the very same `Echo` protocol. It is
+//! the server side of the echo benchmark against `tokio_echo_server` (drive
+//! any of them with `echo_load`) and of the `compare` example, so the
+//! protocol is the bare minimum and logs nothing per connection.
 //!
 //! The same `Protocol`/`Factory` shape as `TSServProtocol` in section 2.7 of
 //! seed `004_1074fc63d98d4db4.txt`, minus the timestamp.
 //!
 //! ```text
 //! cargo run --release --example echo_server
+//! cargo run --release --example echo_server -- --model threads
 //! cargo run --release --example echo_load -- --port 7000
 //! ```
 //!
 //! With `--graceful`, SIGINT or SIGTERM stops it the way the seeds' servers
 //! stop on Ctrl-C, but without losing a byte: it stops accepting, lets every
 //! connection flush what it was sent (for at most `--grace` seconds), closes
-//! them cleanly and exits 0; a second signal exits at once.
+//! them cleanly and exits 0; a second signal exits at once. It is the
+//! reactor's feature: with `--model threads` it is refused.
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
@@ -22,12 +27,24 @@ mod common;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 // Zero-sized, so idle connections cost the server no protocol memory.
 use reactor::protocols::Echo;
+use reactor::threaded;
+
+/// How connections are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Model {
+    /// One thread, the reactor: non-blocking sockets, callbacks.
+    Reactor,
+    /// A thread per connection: blocking reads and writes.
+    Threads,
+}
 
 #[derive(Parser, Debug)]
-#[command(about = "Echo server on the reactor: sends back every byte it receives")]
+#[command(
+    about = "Echo server: sends back every byte it receives, on the reactor or a thread per connection"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -35,7 +52,11 @@ struct Args {
     /// Port to listen on (0 picks a free one); 7000 is echo_load's default.
     #[arg(long, default_value_t = 7000)]
     port: u16,
-    /// Stop gracefully on SIGINT/SIGTERM: flush every connection, then exit 0.
+    /// Serving model: `reactor` (one thread) or `threads` (one per connection).
+    #[arg(long, value_enum, default_value_t = Model::Reactor)]
+    model: Model,
+    /// Stop gracefully on SIGINT/SIGTERM: flush every connection, then exit 0
+    /// (reactor model only).
     #[arg(long)]
     graceful: bool,
     /// With --graceful: seconds to wait for connections to flush.
@@ -44,13 +65,27 @@ struct Args {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    common::serve(&args.host, args.port, |reactor, addr| {
-        if args.graceful {
-            reactor.stop_on_signals()?;
-            reactor.set_shutdown_grace(args.grace);
+    match args.model {
+        Model::Reactor => common::serve(&args.host, args.port, |reactor, addr| {
+            if args.graceful {
+                reactor.stop_on_signals()?;
+                reactor.set_shutdown_grace(args.grace);
+            }
+            Ok(reactor.listen_tcp(addr, || Echo)?.local_addr())
+        }),
+        Model::Threads if args.graceful => {
+            Err("--graceful is the reactor's: it cannot be used with --model threads".into())
         }
-        Ok(reactor.listen_tcp(addr, || Echo)?.local_addr())
-    })
+        Model::Threads => {
+            let addr = common::resolve(&args.host, args.port)?;
+            let server = threaded::listen_tcp(addr, || Echo)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            common::announce(server.local_addr())?;
+            // Serves until the process is killed.
+            server.wait();
+            Ok(())
+        }
+    }
 }
 
 fn main() -> ExitCode {

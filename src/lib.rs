@@ -54,6 +54,7 @@ mod reactor;
 mod reason;
 mod tcp;
 pub mod testing;
+pub mod threaded;
 mod timer;
 mod transport;
 mod udp;

@@ -1,0 +1,128 @@
+//! The accept loop of the threaded TCP servers: a non-blocking listener
+//! under a [`Waiter`], handing out blocking streams.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, error, warn};
+use socket2::{Domain, Socket, Type};
+
+use super::options::ThreadedOptions;
+use super::state::{ServerState, Waiter};
+use super::workers::Workers;
+
+/// How long the loop waits before accepting again after `accept` failed for
+/// want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): the reactor's figure.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// A bound, listening socket and the poll its loop waits in.
+pub(crate) struct Acceptor {
+    listener: mio::net::TcpListener,
+    waiter: Waiter,
+    addr: SocketAddr,
+}
+
+impl Acceptor {
+    /// Binds and listens on `addr` (SO_REUSEADDR, `options.backlog`), and
+    /// makes the server state whose `stop` ends [`run`](Acceptor::run).
+    pub(crate) fn bind(
+        addr: SocketAddr,
+        options: &ThreadedOptions,
+    ) -> io::Result<(Acceptor, Arc<ServerState>)> {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(options.backlog)?;
+        let mut listener = mio::net::TcpListener::from_std(socket.into());
+        let addr = listener.local_addr()?;
+        let workers = Arc::new(Workers::new(
+            options.thread_name.clone(),
+            options.stack_size,
+        ));
+        let (waiter, state) = Waiter::new(&mut listener, workers)?;
+        let acceptor = Acceptor {
+            listener,
+            waiter,
+            addr,
+        };
+        Ok((acceptor, state))
+    }
+
+    /// The bound address, with the real port when port 0 was asked for.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Accepts connections until `state` stops, handing each one, in
+    /// blocking mode, to `serve`. Errors that concern one connection skip
+    /// it; running out of descriptors or memory leaves the client in the
+    /// kernel's backlog and retries every 100 ms, as the reactor does.
+    pub(crate) fn run(
+        &mut self,
+        state: &ServerState,
+        mut serve: impl FnMut(TcpStream, SocketAddr),
+    ) {
+        let mut backing_off = false;
+        while !state.is_stopping() {
+            let timeout = backing_off.then_some(ACCEPT_RETRY);
+            if let Err(e) = self.waiter.wait(timeout) {
+                error!(
+                    "waiting for connections on {} failed: {e}; no longer accepting",
+                    self.addr
+                );
+                return;
+            }
+            loop {
+                if state.is_stopping() {
+                    return;
+                }
+                match self.listener.accept() {
+                    Ok((stream, peer)) => {
+                        if backing_off {
+                            backing_off = false;
+                            warn!("accepting on {} again", self.addr);
+                        }
+                        let stream = TcpStream::from(stream);
+                        // mio accepts non-blocking sockets; workers block.
+                        if let Err(e) = stream.set_nonblocking(false) {
+                            warn!("connection from {peer} dropped: {e}");
+                            continue;
+                        }
+                        serve(stream, peer);
+                        state.workers.reap();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted
+                                | io::ErrorKind::ConnectionAborted
+                                | io::ErrorKind::ConnectionReset
+                                | io::ErrorKind::PermissionDenied
+                        ) =>
+                    {
+                        debug!("accept on {} skipped a connection: {e}", self.addr);
+                    }
+                    Err(e) => {
+                        if !backing_off {
+                            backing_off = true;
+                            warn!(
+                                "accept on {} failed: {e}; retrying every {} ms",
+                                self.addr,
+                                ACCEPT_RETRY.as_millis()
+                            );
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The blocking [`Transport`]: what a protocol writes through on its
+//! connection's own thread. Writes go straight to the socket and return
+//! once the kernel has every byte, so nothing is ever buffered here.
+
+use std::io::{self, IoSlice, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use crate::reactor::Reactor;
+use crate::reason::Reason;
+use crate::timer::{TimerHeap, TimerId};
+use crate::transport::{ConnectionId, Transport};
+
+/// How long a protocol that kept its connection after its deadline has
+/// before it is asked again: the reactor's grace period.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// Most chunks one vectored write hands the kernel, as in the reactor.
+const MAX_IOVECS: usize = 16;
+
+/// Where a connection stands, as its protocol has left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Open,
+    /// `lose_connection` was called: the connection closes with
+    /// `LocalClosed` once the current callback returns. Writes made until
+    /// then still go out (writes are synchronous, so there is no buffer to
+    /// flush first).
+    Closing,
+    /// Closed with this reason; writes are ignored.
+    Closed(Reason),
+}
+
+/// What one of the connection's timers does when it comes due.
+pub(crate) enum Due {
+    /// The protocol's own timer: `timer_fired(tag)`.
+    Protocol(u64),
+    /// Time to see whether the idle timeout has passed.
+    IdleCheck,
+    /// The deadline set with `set_deadline` (or its grace period) passed.
+    Deadline,
+}
+
+/// One connection's end on its own thread.
+pub(crate) struct BlockingTransport {
+    /// `None` once aborted: the descriptor is closed so the peer gets its
+    /// reset at once.
+    stream: Option<TcpStream>,
+    peer: SocketAddr,
+    id: ConnectionId,
+    state: State,
+    /// `lose_write_connection` sent our FIN.
+    write_shut: bool,
+    /// The peer's FIN came and the protocol keeps the connection half-open.
+    pub(crate) read_closed: bool,
+    pub(crate) reading_paused: bool,
+    pub(crate) timers: TimerHeap<Due>,
+    /// The idle timeout and the timer that checks it.
+    idle: Option<(Duration, TimerId)>,
+    deadline: Option<TimerId>,
+    /// When something was last read or written, while an idle timeout is set.
+    last_activity: Instant,
+    /// SO_RCVTIMEO as last set, to set it only when it changes.
+    read_timeout: Option<Duration>,
+}
+
+impl BlockingTransport {
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, id: ConnectionId) -> Self {
+        BlockingTransport {
+            stream: Some(stream),
+            peer,
+            id,
+            state: State::Open,
+            write_shut: false,
+            read_closed: false,
+            reading_paused: false,
+            timers: TimerHeap::new(),
+            idle: None,
+            deadline: None,
+            last_activity: Instant::now(),
+            read_timeout: None,
+        }
+    }
+
+    /// Whether the connection is open: no close asked for or found.
+    pub(crate) fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Whether our FIN went out (`lose_write_connection`).
+    pub(crate) fn is_write_shut(&self) -> bool {
+        self.write_shut
+    }
+
+    /// Why the connection must end now, if it must.
+    pub(crate) fn close_request(&self) -> Option<Reason> {
+        match &self.state {
+            State::Open => None,
+            State::Closing => Some(Reason::LocalClosed),
+            State::Closed(reason) => Some(reason.clone()),
+        }
+    }
+
+    /// Closes with `reason` unless a close with a reason of its own
+    /// (an abort, an error) came first.
+    pub(crate) fn fail(&mut self, reason: Reason) {
+        if !matches!(self.state, State::Closed(_)) {
+            self.state = State::Closed(reason);
+        }
+    }
+
+    /// The socket, until it is closed by an abort.
+    pub(crate) fn stream(&self) -> Option<&TcpStream> {
+        self.stream.as_ref()
+    }
+
+    /// Takes the socket out, to close it.
+    pub(crate) fn take_stream(&mut self) -> Option<TcpStream> {
+        self.stream.take()
+    }
+
+    /// Reads into `buf`, waiting at most `timeout` (forever if `None`).
+    pub(crate) fn read(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+        let Some(stream) = &self.stream else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if timeout != self.read_timeout {
+            stream.set_read_timeout(timeout)?;
+            self.read_timeout = timeout;
+        }
+        let n = io::Read::read(&mut &*stream, buf)?;
+        if n > 0 && self.idle.is_some() {
+            self.last_activity = Instant::now();
+        }
+        Ok(n)
+    }
+
+    /// An idle check came due at `now`: schedules the next one and says
+    /// whether the connection has been quiet for the whole timeout.
+    pub(crate) fn idle_check_due(&mut self, now: Instant) -> bool {
+        let Some((timeout, _)) = self.idle else {
+            return false;
+        };
+        let quiet = now.saturating_duration_since(self.last_activity);
+        let due = quiet >= timeout;
+        // Checked again one timeout after the last activity, or after this
+        // check if the protocol keeps the connection.
+        let next = if due { timeout } else { timeout - quiet };
+        let timer = self.timers.insert(now + next, Due::IdleCheck);
+        self.idle = Some((timeout, timer));
+        due
+    }
+
+    /// The deadline passed and the protocol was told: if it kept the
+    /// connection, it is asked again after the grace period.
+    pub(crate) fn deadline_told(&mut self) {
+        self.deadline = None;
+        if self.is_open() {
+            let timer = self
+                .timers
+                .insert(Instant::now() + DEADLINE_GRACE, Due::Deadline);
+            self.deadline = Some(timer);
+        }
+    }
+
+    /// Whether `write` may send: open (or closing within this callback),
+    /// and our writing side not shut.
+    fn writable(&self) -> bool {
+        matches!(self.state, State::Open | State::Closing) && !self.write_shut
+    }
+
+    fn write_chunks(&mut self, chunks: &[&[u8]]) {
+        if !self.writable() {
+            debug!("write to closed connection {} ignored", self.id);
+            return;
+        }
+        let Some(stream) = &self.stream else {
+            return;
+        };
+        match write_all_vectored(stream, chunks) {
+            Ok(()) => {
+                if self.idle.is_some() {
+                    self.last_activity = Instant::now();
+                }
+            }
+            // SO_SNDTIMEO (the idle timeout) passed with no progress.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                debug!(
+                    "write to {} made no progress for the idle timeout; aborting",
+                    self.id
+                );
+                self.fail(Reason::Aborted);
+            }
+            Err(e) => {
+                debug!("write to {} failed: {e}", self.id);
+                self.fail(Reason::from(e));
+            }
+        }
+    }
+}
+
+/// Writes every byte of `chunks`, in order, as vectored writes of up to
+/// [`MAX_IOVECS`] chunks; blocks until the kernel has taken them all.
+fn write_all_vectored(mut stream: impl Write, chunks: &[&[u8]]) -> io::Result<()> {
+    // The next byte to write is chunks[index][offset..].
+    let mut index = 0;
+    let mut offset = 0;
+    while index < chunks.len() {
+        if offset == chunks[index].len() {
+            index += 1;
+            offset = 0;
+            continue;
+        }
+        let result = if index + 1 == chunks.len() {
+            stream.write(&chunks[index][offset..])
+        } else {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            slices[0] = IoSlice::new(&chunks[index][offset..]);
+            let mut n = 1;
+            for chunk in &chunks[index + 1..] {
+                if n == MAX_IOVECS {
+                    break;
+                }
+                slices[n] = IoSlice::new(chunk);
+                n += 1;
+            }
+            stream.write_vectored(&slices[..n])
+        };
+        let mut written = match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while written > 0 {
+            let left = chunks[index].len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Transport for BlockingTransport {
+    /// Blocks until the kernel has taken every byte.
+    fn write(&mut self, data: &[u8]) {
+        self.write_chunks(&[data]);
+    }
+
+    fn write_vectored(&mut self, chunks: &[&[u8]]) {
+        self.write_chunks(chunks);
+    }
+
+    fn lose_connection(&mut self) {
+        if self.state == State::Open {
+            self.state = State::Closing;
+        }
+    }
+
+    fn abort_connection(&mut self) {
+        self.fail(Reason::Aborted);
+    }
+
+    fn lose_write_connection(&mut self) {
+        if self.state != State::Open || self.write_shut {
+            return;
+        }
+        self.write_shut = true;
+        let shut = match &self.stream {
+            Some(stream) => stream.shutdown(Shutdown::Write),
+            None => Ok(()),
+        };
+        if let Err(e) = shut {
+            self.fail(Reason::from(e));
+        } else if self.read_closed {
+            // Both sides are shut: the connection is done.
+            self.fail(Reason::PeerClosed);
+        }
+    }
+
+    fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.stream {
+            Some(stream) if !matches!(self.state, State::Closed(_)) => stream.local_addr(),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        match &self.stream {
+            Some(stream) => stream.set_nodelay(nodelay),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Always 0: a write returns only once the kernel has every byte.
+    fn buffered(&self) -> usize {
+        0
+    }
+
+    fn is_closing(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// Also bounds a blocked write: one that makes no progress for
+    /// `timeout` aborts the connection (SO_SNDTIMEO), where the reactor
+    /// would call `timeout_connection` and abort one period later.
+    fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        if let Some((_, timer)) = self.idle.take() {
+            self.timers.cancel(timer);
+        }
+        let now = Instant::now();
+        self.last_activity = now;
+        if let Some(timeout) = timeout {
+            let timer = self.timers.insert(now + timeout, Due::IdleCheck);
+            self.idle = Some((timeout, timer));
+        }
+        if let Some(stream) = &self.stream {
+            // A zero timeout would mean "none" to set_write_timeout's caller
+            // and is refused by it; one never fires as a write stall anyway.
+            let stall = timeout.filter(|t| !t.is_zero());
+            if let Err(e) = stream.set_write_timeout(stall) {
+                self.fail(Reason::from(e));
+            }
+        }
+    }
+
+    /// Checked between reads and callbacks: a write blocked on a peer that
+    /// does not read is not interrupted by it (an idle timeout is).
+    fn set_deadline(&mut self, after: Option<Duration>) {
+        if let Some(timer) = self.deadline.take() {
+            self.timers.cancel(timer);
+        }
+        if let Some(after) = after {
+            let timer = self.timers.insert(Instant::now() + after, Due::Deadline);
+            self.deadline = Some(timer);
+        }
+    }
+
+    /// Ignored: writes block instead of buffering, so no mark is ever
+    /// crossed and `pause_producing` is never called.
+    fn set_write_watermarks(&mut self, low: usize, high: usize) {
+        let _ = (low, high);
+    }
+
+    /// Always false: nothing is ever buffered.
+    fn is_write_buffer_full(&self) -> bool {
+        false
+    }
+
+    /// The connection's thread stops reading (timers still fire) until
+    /// `resume_reading`, which only this connection's own callbacks can
+    /// call: a timer, say.
+    fn pause_reading(&mut self) {
+        self.reading_paused = true;
+    }
+
+    fn resume_reading(&mut self) {
+        self.reading_paused = false;
+    }
+
+    /// Fires on this connection's thread: its blocking read waits no
+    /// longer than the earliest timer.
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
+        self.timers
+            .insert(Instant::now() + delay, Due::Protocol(tag))
+    }
+
+    fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.timers.cancel(timer).is_some()
+    }
+
+    /// Always `None`: there is no reactor. A protocol that needs one (to
+    /// write to other connections, connect, or stop) runs on the reactor only.
+    fn reactor(&mut self) -> Option<&mut Reactor> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most 7 bytes per call, from one or several slices: a
+    /// blocking socket interrupted by a signal, or one with a send timeout,
+    /// returns such partial counts.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(7 - n);
+                self.0.extend_from_slice(&buf[..take]);
+                n += take;
+                if n == 7 {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn vectored_writes_resume_exactly_where_a_partial_write_stopped() {
+        // More chunks than one vectored write takes, empty ones among them,
+        // of lengths that partial writes of 7 cut everywhere.
+        let chunks: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; usize::from(i % 5) * 3]).collect();
+        let slices: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let mut out = Trickle(Vec::new());
+        write_all_vectored(&mut out, &slices).unwrap();
+        assert_eq!(out.0, chunks.concat());
+    }
+
+    #[test]
+    fn a_writer_that_takes_nothing_is_an_error_not_a_spin() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+                Ok(0)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let err = write_all_vectored(Full, &[b"abc"]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    }
+}
