@@ -16,7 +16,9 @@ use crate::transport::Transport;
 /// connection's [`Transport`], through which it writes, closes, schedules
 /// timers and reaches the [`Reactor`].
 ///
-/// Callbacks run on the reactor thread and must not block.
+/// On the reactor, callbacks run on the reactor's thread and must not block;
+/// on the [`threaded`](crate::threaded) server each connection's callbacks
+/// run on that connection's own thread.
 pub trait Protocol: 'static {
     /// The connection is established; `transport` is ready for writing.
     fn connection_made(&mut self, transport: &mut dyn Transport) {

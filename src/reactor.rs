@@ -140,6 +140,9 @@ pub struct Reactor {
     /// Connections whose buffers crossed their high watermark during the
     /// current callback; told once it returns.
     pub(crate) pauses: Vec<ConnectionId>,
+    /// Connections told to `lose_connection` with nothing buffered: closed
+    /// once the current callback returns, if nothing was buffered meanwhile.
+    pub(crate) empty_closing: Vec<ConnectionId>,
     /// Sources that hit their fairness cap and still have work: served again
     /// after the next (non-blocking) poll.
     pub(crate) again: Vec<SlotId>,
@@ -202,6 +205,7 @@ impl Reactor {
             read_buf: vec![0; READ_BUFFER_SIZE],
             closes: Vec::new(),
             pauses: Vec::new(),
+            empty_closing: Vec::new(),
             again: Vec::new(),
             udp_refusals: Vec::new(),
             stopping: false,
@@ -258,6 +262,8 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         let mut leftovers: Vec<SlotId> = Vec::new();
         while !self.stopping {
+            // Closes asked for outside any callback (before `run`, say).
+            self.apply_closes();
             mem::swap(&mut leftovers, &mut self.again);
             let timeout = if !leftovers.is_empty() {
                 Some(Duration::ZERO)

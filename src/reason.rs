@@ -17,7 +17,8 @@ pub enum Reason {
     /// We closed it with `abort_connection`: buffered bytes were dropped and
     /// the peer got a reset.
     Aborted,
-    /// The reactor stopped while the connection was still open.
+    /// The reactor (or the threaded server) stopped while the connection was
+    /// still open.
     ReactorStopped,
     /// A connection attempt did not complete within its timeout.
     TimedOut,
@@ -77,7 +78,7 @@ impl fmt::Display for Reason {
             Reason::PeerClosed => f.write_str("connection closed cleanly by the peer"),
             Reason::LocalClosed => f.write_str("connection closed cleanly by us"),
             Reason::Aborted => f.write_str("connection aborted by us"),
-            Reason::ReactorStopped => f.write_str("connection lost: the reactor stopped"),
+            Reason::ReactorStopped => f.write_str("connection lost: the server stopped"),
             Reason::TimedOut => f.write_str("connection attempt timed out"),
             Reason::BadInput(why) => write!(f, "closed by us on bad input: {why}"),
             Reason::Panicked(why) => write!(f, "aborted: the protocol panicked: {why}"),

@@ -675,8 +675,15 @@ impl Reactor {
             return;
         };
         match conn.state {
-            ConnState::Open if conn.out.is_empty() => self.queue_close(id, Reason::LocalClosed),
-            ConnState::Open => conn.state = ConnState::Closing,
+            ConnState::Open => {
+                conn.state = ConnState::Closing;
+                // Closed once the callback returns, so writes later in the
+                // same callback are still sent (as in Twisted), whether or
+                // not something was buffered before.
+                if conn.out.is_empty() {
+                    self.empty_closing.push(id);
+                }
+            }
             ConnState::Connecting => self.queue_close(id, Reason::Aborted),
             ConnState::Closing | ConnState::PeerClosing | ConnState::Closed => {}
         }
@@ -897,6 +904,13 @@ impl Reactor {
         // pause_producing and connection_lost may write or close anything,
         // queueing more of either; both are applied in this pass.
         loop {
+            while let Some(id) = self.empty_closing.pop() {
+                if let Some(conn) = self.conn_mut(id) {
+                    if conn.state == ConnState::Closing && conn.out.is_empty() {
+                        self.queue_close(id, Reason::LocalClosed);
+                    }
+                }
+            }
             self.apply_pauses();
             if self.closes.is_empty() {
                 break;

@@ -48,8 +48,8 @@ impl fmt::Display for ConnectionId {
 ///
 /// The reactor's implementation never blocks: `write` sends what the socket
 /// takes at once and buffers the rest. Other implementations (an in-memory
-/// [`StringTransport`](crate::testing::StringTransport), later a blocking
-/// thread-per-connection one) let the same protocol run elsewhere.
+/// [`StringTransport`](crate::testing::StringTransport), the blocking
+/// thread-per-connection one in [`threaded`](crate::threaded)) let the same protocol run elsewhere.
 pub trait Transport {
     /// Queues `data` for sending. Never blocks and never fails loudly: after
     /// the connection is closed it is a no-op logged at debug level, and an

@@ -765,3 +765,25 @@ fn closing_with_unread_input_delivers_the_reply_and_a_clean_eof_not_a_reset() {
         assert_eq!(s.read(&mut rest).unwrap(), 0, "round {round}");
     }
 }
+
+/// Closes first, writes after, in one callback.
+struct CloseThenWrite;
+
+impl Protocol for CloseThenWrite {
+    fn data_received(&mut self, transport: &mut dyn Transport, _data: &[u8]) {
+        transport.lose_connection();
+        assert!(transport.is_closing());
+        transport.write(b"bye");
+    }
+}
+
+#[test]
+fn writes_after_lose_connection_in_the_same_callback_are_still_sent() {
+    let server =
+        ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || CloseThenWrite)?.local_addr()));
+    let mut s = client(server.addr);
+    s.write_all(b"hi").unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"bye");
+}

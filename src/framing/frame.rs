@@ -146,7 +146,7 @@ pub trait FrameHandler: 'static {
     }
 
     /// The outgoing buffer reached its high watermark; see
-    /// [`Protocol::pause_producing`](crate::Protocol::pause_producing). The
+    /// [`Protocol::pause_producing`]. The
     /// default stops reading.
     fn pause_producing(&mut self, frames: &mut Frames<'_>) {
         frames.transport().pause_reading();
@@ -159,7 +159,7 @@ pub trait FrameHandler: 'static {
     }
 
     /// The idle timeout or deadline passed; see
-    /// [`Protocol::timeout_connection`](crate::Protocol::timeout_connection).
+    /// [`Protocol::timeout_connection`].
     /// The default closes the connection.
     fn timeout_connection(&mut self, frames: &mut Frames<'_>, timeout: crate::Timeout) {
         let _ = timeout;
@@ -167,7 +167,7 @@ pub trait FrameHandler: 'static {
     }
 
     /// Whether the peer's FIN should leave the connection open for writing;
-    /// see [`Protocol::allows_half_close`](crate::Protocol::allows_half_close).
+    /// see [`Protocol::allows_half_close`].
     fn allows_half_close(&self) -> bool {
         false
     }

@@ -48,7 +48,7 @@ pub trait LineHandler: 'static {
     }
 
     /// The outgoing buffer reached its high watermark; see
-    /// [`Protocol::pause_producing`](crate::Protocol::pause_producing). The
+    /// [`Protocol::pause_producing`]. The
     /// default stops reading.
     fn pause_producing(&mut self, lines: &mut Lines<'_>) {
         lines.transport().pause_reading();
@@ -61,7 +61,7 @@ pub trait LineHandler: 'static {
     }
 
     /// The idle timeout or deadline passed; see
-    /// [`Protocol::timeout_connection`](crate::Protocol::timeout_connection).
+    /// [`Protocol::timeout_connection`].
     /// The default closes the connection.
     fn timeout_connection(&mut self, lines: &mut Lines<'_>, timeout: crate::Timeout) {
         let _ = timeout;
@@ -69,7 +69,7 @@ pub trait LineHandler: 'static {
     }
 
     /// Whether the peer's FIN should leave the connection open for writing;
-    /// see [`Protocol::allows_half_close`](crate::Protocol::allows_half_close).
+    /// see [`Protocol::allows_half_close`].
     fn allows_half_close(&self) -> bool {
         false
     }
