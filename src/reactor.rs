@@ -371,32 +371,14 @@ impl Reactor {
     /// or the grace period ends. No protocol, timer or datagram callback
     /// runs meanwhile.
     fn drain_gracefully(&mut self) {
-        let ids: Vec<ConnectionId> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| matches!(s.source, Source::Conn(_)))
-            .map(|(key, s)| ConnectionId {
-                key: key as u32,
-                generation: s.generation,
-            })
-            .collect();
         // Connections already closed and lingering delivered their data;
         // waiting for their peers' FINs would only delay the stop.
-        let lingering: Vec<SlotId> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| matches!(s.source, Source::Lingering(_)))
-            .map(|(key, s)| SlotId {
-                key: key as u32,
-                generation: s.generation,
-            })
-            .collect();
-        for id in lingering {
+        for id in self.slot_ids(|s| matches!(s, Source::Lingering(_))) {
             self.end_linger(id, "reactor stopping");
         }
         self.close_listening_sockets();
-        for id in ids {
-            self.close_for_stop(id);
+        for id in self.slot_ids(|s| matches!(s, Source::Conn(_))) {
+            self.close_for_stop(id.into());
         }
         self.apply_closes();
         let deadline = Instant::now() + self.shutdown_grace;
@@ -546,37 +528,34 @@ impl Reactor {
         }
     }
 
+    /// The ids of the slots whose source `pick` selects (for stopping, which
+    /// closes sources while going through them).
+    fn slot_ids(&self, pick: impl Fn(&Source) -> bool) -> Vec<SlotId> {
+        self.slots
+            .iter()
+            .filter(|(_, slot)| pick(&slot.source))
+            .map(|(key, slot)| SlotId {
+                key: key as u32,
+                generation: slot.generation,
+            })
+            .collect()
+    }
+
     /// Closes what is still open when the loop ends.
     fn shutdown(&mut self) {
         // connection_lost may open new connections; give those a few rounds
         // to be closed too, then stop following.
         for _round in 0..3 {
-            let ids: Vec<ConnectionId> = self
-                .slots
-                .iter()
-                .filter(|(_, s)| matches!(s.source, Source::Conn(_)))
-                .map(|(key, s)| ConnectionId {
-                    key: key as u32,
-                    generation: s.generation,
-                })
-                .collect();
+            let ids = self.slot_ids(|s| matches!(s, Source::Conn(_)));
             if ids.is_empty() {
                 break;
             }
             for id in ids {
-                self.close_on_stop(id);
+                self.close_on_stop(id.into());
             }
             self.apply_closes();
         }
-        let others: Vec<SlotId> = self
-            .slots
-            .iter()
-            .map(|(key, s)| SlotId {
-                key: key as u32,
-                generation: s.generation,
-            })
-            .collect();
-        for id in others {
+        for id in self.slot_ids(|_| true) {
             self.remove_listener(id);
             self.remove_udp(id);
             self.end_linger(id, "reactor stopped");
