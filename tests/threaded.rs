@@ -53,6 +53,9 @@ under_both_models!(
     a_half_closing_protocol_answers_after_the_peers_fin,
     a_panicking_protocol_loses_only_its_own_connection,
     stopping_the_server_closes_every_open_connection,
+    a_connection_kept_past_its_deadline_is_aborted_after_the_grace,
+    a_deadline_set_in_the_hook_replaces_the_old_one,
+    a_reset_ends_a_connection_that_is_not_reading,
 );
 
 // ------------------------------------------------------------------ threads

@@ -27,7 +27,11 @@ pub(crate) type ThreadFactory = Mutex<Box<dyn Factory + Send>>;
 const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The most a lingering connection discards before it is closed regardless.
-const LINGER_DISCARD_LIMIT: usize = 1 << 20;
+const LINGER_DISCARD_LIMIT: usize = 16 << 20;
+
+/// How often a connection that is not reading (paused, or half-closed)
+/// looks for a reset from its peer.
+const ERROR_CHECK: Duration = Duration::from_secs(1);
 
 /// The shortest read timeout: SO_RCVTIMEO cannot be zero (that means none).
 const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
@@ -117,10 +121,23 @@ impl Connection<'_> {
                 continue;
             }
             if self.transport.reading_paused || self.transport.read_closed {
-                // Only a timer (or shutdown, which unparks) can change that.
-                match next {
-                    Some(at) => thread::park_timeout(at.saturating_duration_since(Instant::now())),
-                    None => thread::park(),
+                // Only a timer (or shutdown, which unparks) can change that;
+                // but a reset from the peer must still end the connection,
+                // as the reactor's error event does: checked every second.
+                let wait = next.map_or(ERROR_CHECK, |at| {
+                    at.saturating_duration_since(Instant::now())
+                        .min(ERROR_CHECK)
+                });
+                thread::park_timeout(wait);
+                if let Some(e) = self.transport.take_socket_error() {
+                    if self.state.is_stopping() {
+                        return Reason::ReactorStopped;
+                    }
+                    debug!(
+                        "connection {} failed while not reading: {e}",
+                        self.transport.id()
+                    );
+                    return Reason::from(e);
                 }
                 continue;
             }
@@ -179,8 +196,16 @@ impl Connection<'_> {
                     }
                 }
                 Due::Deadline => {
-                    self.call(|p, t| p.timeout_connection(t, Timeout::Deadline));
-                    self.transport.deadline_told();
+                    if self.transport.deadline_fired() {
+                        debug!(
+                            "connection {} still open after its deadline; aborting",
+                            self.transport.id()
+                        );
+                        self.transport.fail(Reason::Aborted);
+                    } else {
+                        self.call(|p, t| p.timeout_connection(t, Timeout::Deadline));
+                        self.transport.after_deadline_hook();
+                    }
                 }
             }
         }

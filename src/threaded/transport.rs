@@ -14,7 +14,7 @@ use crate::timer::{TimerHeap, TimerId};
 use crate::transport::{ConnectionId, Transport};
 
 /// How long a protocol that kept its connection after its deadline has
-/// before it is asked again: the reactor's grace period.
+/// before the connection is aborted: the reactor's grace period.
 const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Most chunks one vectored write hands the kernel, as in the reactor.
@@ -60,6 +60,8 @@ pub(crate) struct BlockingTransport {
     /// The idle timeout and the timer that checks it.
     idle: Option<(Duration, TimerId)>,
     deadline: Option<TimerId>,
+    /// `timeout_connection(Deadline)` ran for the current deadline.
+    deadline_told: bool,
     /// When something was last read or written, while an idle timeout is set.
     last_activity: Instant,
     /// SO_RCVTIMEO as last set, to set it only when it changes.
@@ -79,6 +81,7 @@ impl BlockingTransport {
             timers: TimerHeap::new(),
             idle: None,
             deadline: None,
+            deadline_told: false,
             last_activity: Instant::now(),
             read_timeout: None,
         }
@@ -112,6 +115,15 @@ impl BlockingTransport {
     }
 
     /// The socket, until it is closed by an abort.
+    /// The socket's pending error (SO_ERROR), if any: a reset that came
+    /// while the connection was not reading.
+    pub(crate) fn take_socket_error(&self) -> Option<io::Error> {
+        match self.stream()?.take_error() {
+            Ok(error) => error,
+            Err(e) => Some(e),
+        }
+    }
+
     pub(crate) fn stream(&self) -> Option<&TcpStream> {
         self.stream.as_ref()
     }
@@ -153,11 +165,19 @@ impl BlockingTransport {
         due
     }
 
-    /// The deadline passed and the protocol was told: if it kept the
-    /// connection, it is asked again after the grace period.
-    pub(crate) fn deadline_told(&mut self) {
+    /// The deadline timer fired: true if the protocol was told of this
+    /// deadline already (this is its grace timer, and the connection is to
+    /// be aborted), false if it is to be told now.
+    pub(crate) fn deadline_fired(&mut self) -> bool {
         self.deadline = None;
-        if self.is_open() {
+        std::mem::replace(&mut self.deadline_told, true)
+    }
+
+    /// After the protocol was told of its deadline, as in the reactor: a
+    /// deadline it set meanwhile stands; otherwise, if it kept the
+    /// connection, the connection is aborted after the grace period.
+    pub(crate) fn after_deadline_hook(&mut self) {
+        if self.deadline.is_none() && self.is_open() {
             let timer = self
                 .timers
                 .insert(Instant::now() + DEADLINE_GRACE, Due::Deadline);
@@ -348,6 +368,7 @@ impl Transport for BlockingTransport {
     /// Checked between reads and callbacks: a write blocked on a peer that
     /// does not read is not interrupted by it (an idle timeout is).
     fn set_deadline(&mut self, after: Option<Duration>) {
+        self.deadline_told = false;
         if let Some(timer) = self.deadline.take() {
             self.timers.cancel(timer);
         }

@@ -11,11 +11,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::mpsc::{channel, Sender};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reactor::framing::{LineHandler, LineReceiver, Lines};
 use reactor::threaded::{self, ThreadedServer};
-use reactor::{Protocol, Reason, Transport};
+use reactor::{Protocol, Reason, Timeout, Transport};
 
 use crate::common::{
     assert_quiet, client, localhost, next, pattern, read_n, reset, roundtrip, Echo, ReactorThread,
@@ -501,4 +501,100 @@ pub fn stopping_the_server_closes_every_open_connection(model: Model) {
         assert_eq!(read_to_eof(c), b"");
     }
     assert_quiet(&rx);
+}
+
+// ------------------------------------------------------------------ deadlines and resets
+
+/// Keeps its connection when its deadline passes, optionally setting a new
+/// one; reports the hook and the end.
+struct KeepsPastDeadline {
+    tx: Sender<String>,
+    extend_to: Option<Duration>,
+}
+
+impl Protocol for KeepsPastDeadline {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        transport.set_deadline(Some(Duration::from_millis(100)));
+    }
+    fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+    fn timeout_connection(&mut self, transport: &mut dyn Transport, timeout: Timeout) {
+        let _ = self.tx.send(format!("timeout:{timeout:?}"));
+        if let Some(after) = self.extend_to.take() {
+            transport.set_deadline(Some(after));
+        }
+    }
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.tx.send(format!("lost:{reason:?}"));
+    }
+}
+
+pub fn a_connection_kept_past_its_deadline_is_aborted_after_the_grace(model: Model) {
+    let (tx, rx) = channel();
+    let server = serve(model, move || KeepsPastDeadline {
+        tx: tx.clone(),
+        extend_to: None,
+    });
+    let mut s = client(server.addr);
+    assert_eq!(next(&rx), "timeout:Deadline");
+    // Told once, then aborted: not asked again every second.
+    assert_eq!(next(&rx), "lost:Aborted");
+    expect_reset(&mut s);
+}
+
+pub fn a_deadline_set_in_the_hook_replaces_the_old_one(model: Model) {
+    let (tx, rx) = channel();
+    let server = serve(model, move || KeepsPastDeadline {
+        tx: tx.clone(),
+        extend_to: Some(Duration::from_millis(300)),
+    });
+    let _s = client(server.addr);
+    let started = Instant::now();
+    assert_eq!(next(&rx), "timeout:Deadline");
+    // The extended deadline, told once, then the grace, then the abort.
+    assert_eq!(next(&rx), "timeout:Deadline");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(next(&rx), "lost:Aborted");
+}
+
+/// Stops reading at once (or opts into half-close), and reports the end.
+struct NotReading {
+    tx: Sender<String>,
+    pause: bool,
+}
+
+impl Protocol for NotReading {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        if self.pause {
+            transport.pause_reading();
+        }
+        let _ = self.tx.send("made".into());
+    }
+    fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+    fn allows_half_close(&self) -> bool {
+        true
+    }
+    fn read_connection_lost(&mut self, _t: &mut dyn Transport) {
+        let _ = self.tx.send("read_connection_lost".into());
+    }
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.tx.send(format!("lost:{}", reason.is_clean()));
+    }
+}
+
+pub fn a_reset_ends_a_connection_that_is_not_reading(model: Model) {
+    for pause in [true, false] {
+        let (tx, rx) = channel();
+        let server = serve(model, move || NotReading {
+            tx: tx.clone(),
+            pause,
+        });
+        let s = client(server.addr);
+        assert_eq!(next(&rx), "made");
+        if !pause {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            assert_eq!(next(&rx), "read_connection_lost");
+        }
+        reset(s);
+        assert_eq!(next(&rx), "lost:false", "paused: {pause}");
+    }
 }
