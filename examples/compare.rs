@@ -24,7 +24,10 @@
 //! limit first (children inherit it); a count that the limit (or the
 //! process limit, for the threads model) cannot reach is skipped with a
 //! note. Every run is bounded in time, all traffic stays on loopback, and
-//! every child is killed when this program exits, even on an error.
+//! every child is killed when this program exits: on an error, a panic, or
+//! SIGINT, SIGTERM or SIGHUP (then it exits with 128 + the signal's number,
+//! 130, 143 or 129). SIGKILL, or another signal that kills this program
+//! outright, still leaves them running.
 //!
 //! Build the siblings first; they are looked for next to this binary:
 //!
@@ -40,7 +43,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -177,31 +180,93 @@ mod procfs {
 
 /// Child processes that cannot outlive this program.
 mod children {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, MutexGuard, PoisonError};
+
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+
     use super::*;
 
+    /// Every child not yet killed, by pid: the children of the [`Guard`]s,
+    /// and what the signal thread kills.
+    static LIVE: Mutex<BTreeMap<u32, Child>> = Mutex::new(BTreeMap::new());
+
+    /// The registry, also after a panic elsewhere (nothing panics while
+    /// holding it).
+    fn live() -> MutexGuard<'static, BTreeMap<u32, Child>> {
+        LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Kills every child and exits when SIGINT, SIGTERM or SIGHUP arrives,
+    /// with 128 + the signal's number, as a shell reports a process killed
+    /// by it. The signals are handled on a thread of their own (signal-hook's
+    /// handler only wakes it through a pipe), which kills and reaps every
+    /// registered child while holding the registry, so that no child starts
+    /// after the sweep (spawning holds the registry too), then exits
+    /// without releasing it. Call before starting any child.
+    pub fn kill_all_on_signals() -> Result<(), String> {
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .map_err(|e| format!("cannot handle SIGINT, SIGTERM and SIGHUP: {e}"))?;
+        thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let Some(signal) = signals.forever().next() else {
+                    return;
+                };
+                let mut live = live();
+                for child in live.values_mut() {
+                    let _ = child.kill();
+                }
+                for child in live.values_mut() {
+                    let _ = child.wait();
+                }
+                eprintln!(
+                    "\ncompare: stopped by signal {signal}; {} child process(es) killed",
+                    live.len()
+                );
+                std::process::exit(128 + signal);
+            })
+            .map(drop)
+            .map_err(|e| format!("cannot start the signal thread: {e}"))
+    }
+
     /// A child process killed and reaped when dropped, on every path out
-    /// (an error, a panic): no server or load outlives a measurement.
+    /// (an error, a panic): no server or load outlives a measurement. The
+    /// child itself lives in the registry, where a signal finds it too.
     pub struct Guard {
-        pub child: Child,
+        pid: u32,
         pub stdout: Option<JoinHandle<Vec<u8>>>,
         pub stderr: Option<JoinHandle<Vec<u8>>>,
     }
 
     impl Drop for Guard {
         fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.kill();
         }
     }
 
     impl Guard {
         pub fn pid(&self) -> u32 {
-            self.child.id()
+            self.pid
         }
 
         /// Whether the child has exited.
         pub fn exited(&mut self) -> bool {
-            matches!(self.child.try_wait(), Ok(Some(_)))
+            live()
+                .get_mut(&self.pid)
+                .map_or(true, |child| matches!(child.try_wait(), Ok(Some(_))))
+        }
+
+        /// Kills and reaps the child (if it still runs) and forgets it.
+        /// Under the registry's lock, so that a signal thread that finds it
+        /// gone from the registry knows it killed already.
+        pub fn kill(&mut self) {
+            let mut live = live();
+            if let Some(mut child) = live.remove(&self.pid) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
 
         /// What the child wrote on stderr, once it has exited.
@@ -213,6 +278,28 @@ mod children {
         pub fn stdout_text(&mut self) -> String {
             text(self.stdout.take())
         }
+    }
+
+    /// Starts `cmd` (stdin from /dev/null, stdout and stderr piped) and
+    /// registers it, holding the registry throughout: a signal thread
+    /// either sees it registered or has already ended the program. Returns
+    /// its pid and its stdout and stderr.
+    fn start(cmd: &mut Command) -> Result<(u32, ChildStdout, ChildStderr), String> {
+        let mut live = live();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let pid = child.id();
+        live.insert(pid, child);
+        Ok((
+            pid,
+            stdout.expect("stdout is piped"),
+            stderr.expect("stderr is piped"),
+        ))
     }
 
     fn text(reader: Option<JoinHandle<Vec<u8>>>) -> String {
@@ -233,31 +320,17 @@ mod children {
 
     /// Starts `cmd` with stdout and stderr collected in the background.
     pub fn spawn(cmd: &mut Command) -> Result<Guard, String> {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-        let stdout = child.stdout.take().map(drain);
-        let stderr = child.stderr.take().map(drain);
+        let (pid, stdout, stderr) = start(cmd)?;
         Ok(Guard {
-            child,
-            stdout,
-            stderr,
+            pid,
+            stdout: Some(drain(stdout)),
+            stderr: Some(drain(stderr)),
         })
     }
 
     /// Starts a server and waits (at most 10 s) for its `listening on ADDR`.
     pub fn start_server(cmd: &mut Command) -> Result<(Guard, SocketAddr), String> {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().map(drain);
+        let (pid, stdout, stderr) = start(cmd)?;
         let (tx, rx) = channel();
         let stdout = thread::spawn(move || {
             let mut lines = BufReader::new(stdout);
@@ -269,9 +342,9 @@ mod children {
             rest
         });
         let mut guard = Guard {
-            child,
+            pid,
             stdout: Some(stdout),
-            stderr,
+            stderr: Some(drain(stderr)),
         };
         let first = first_line(&rx);
         let addr = first
@@ -281,8 +354,7 @@ mod children {
         match addr {
             Some(addr) => Ok((guard, addr)),
             None => {
-                let _ = guard.child.kill();
-                let _ = guard.child.wait();
+                guard.kill();
                 Err(format!(
                     "{:?} did not say where it listens (first line {first:?}): {}",
                     cmd.get_program(),
@@ -867,5 +939,9 @@ fn run(args: &Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     common::init_logging();
+    // Before any child starts, so that none outlives a SIGTERM.
+    if let Err(e) = children::kill_all_on_signals() {
+        return common::exit_with("compare", Err(e));
+    }
     common::exit_with("compare", run(&args))
 }

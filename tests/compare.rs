@@ -147,3 +147,130 @@ fn compare_says_when_a_count_cannot_be_reached() {
         "header and the one reachable row:\n{text}"
     );
 }
+
+/// The children of `parent` (from /proc/PID/stat), with their names.
+fn children_of(parent: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            found.push((pid, stat[open + 1..close].to_string()));
+        }
+    }
+    found
+}
+
+/// Whether `pid` is still a running process (neither gone nor a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|close| stat[close + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+/// Sends `signal` (a name such as "TERM") to `pid` with kill(1).
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{signal} {pid}: {status}");
+}
+
+/// Processes killed (SIGKILL) when dropped, if still running: whatever the
+/// test's outcome, none of them outlives it.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if running(pid) {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Polls `done` every 10 ms for at most `limit`: for process state only
+/// /proc can report.
+fn poll_until(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn compare_killed_by_sigterm_takes_its_servers_and_load_with_it() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Duration;
+
+    let mut compare = Command::new(example("compare"))
+        .args(["--models", "reactor", "--conns", "1", "--secs", "600"])
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("compare starts");
+    let pid = compare.id();
+    let mut cleanup = KillOnDrop(vec![pid]);
+    // The server and the load running: a measurement under way.
+    let mut kids = Vec::new();
+    let started = poll_until(Duration::from_secs(30), || {
+        kids = children_of(pid);
+        let names: Vec<&str> = kids.iter().map(|(_, n)| n.as_str()).collect();
+        names.contains(&"echo_server") && names.contains(&"echo_load")
+    });
+    cleanup.0.extend(kids.iter().map(|&(pid, _)| pid));
+    assert!(started, "compare's children did not start: {kids:?}");
+    signal(pid, "TERM");
+    let mut status = None;
+    assert!(
+        poll_until(Duration::from_secs(10), || {
+            status = compare.try_wait().expect("waiting for compare");
+            status.is_some()
+        }),
+        "compare did not exit after SIGTERM"
+    );
+    let status = status.unwrap();
+    let left = || -> Vec<&(u32, String)> { kids.iter().filter(|(p, _)| running(*p)).collect() };
+    assert!(
+        poll_until(Duration::from_secs(10), || left().is_empty()),
+        "still running after compare exited ({status}): {:?}",
+        left()
+    );
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(128 + 15), None),
+        "compare's exit status: {status}"
+    );
+}

@@ -479,6 +479,216 @@ fn udp_servers_answer_each_datagram_through_the_servers_socket() {
     });
 }
 
+// ------------------------------------------------------------------ limits
+
+/// Handles each datagram by reporting the thread it runs on, then waiting
+/// for the gate to open.
+struct Gated {
+    started: Sender<Option<String>>,
+    gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl DatagramHandler for Gated {
+    fn handle(&mut self, _data: &[u8], _c: SocketAddr, _s: &UdpSocket) -> std::io::Result<()> {
+        let name = thread::current().name().map(str::to_string);
+        let _ = self.started.send(name);
+        let (open, cv) = &*self.gate;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        Ok(())
+    }
+}
+
+/// Threads of this process called exactly `name`.
+fn threads_called(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task is readable")
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|n| n.trim_end() == name)
+        })
+        .count()
+}
+
+#[test]
+fn a_threading_udp_server_handles_datagrams_inline_past_its_thread_limit() {
+    // The documented default bound.
+    const LIMIT: usize = 64;
+    assert_eq!(ThreadedOptions::default().max_datagram_threads, Some(LIMIT));
+    let (started, rx) = channel();
+    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let handler_gate = Arc::clone(&gate);
+    let server = ThreadingUdpServer::bind_with(
+        localhost(),
+        move || Gated {
+            started: started.clone(),
+            gate: Arc::clone(&handler_gate),
+        },
+        options("udpcap"),
+    )
+    .unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let done = in_background(move || server.serve_forever());
+    let sender = UdpSocket::bind(localhost()).unwrap();
+    let sent = LIMIT + 16;
+    for _ in 0..sent {
+        sender.send_to(b"x", addr).unwrap();
+    }
+    // LIMIT handlers on threads of their own, then one on the receiving
+    // thread, which receives nothing more while it is busy.
+    let names: Vec<Option<String>> = (0..=LIMIT)
+        .map(|_| rx.recv_timeout(WAIT).expect("a handler started"))
+        .collect();
+    let on_workers = names
+        .iter()
+        .filter(|n| n.as_deref() == Some("udpcap"))
+        .count();
+    assert_eq!(on_workers, LIMIT, "{names:?}");
+    assert_eq!(threads_called("udpcap"), LIMIT);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "a handler started past the limit while the receiving thread was busy"
+    );
+    // Open the gate: every datagram is handled, the rest within the bound.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    for _ in LIMIT + 1..sent {
+        rx.recv_timeout(WAIT).expect("every datagram was handled");
+    }
+    handle.shutdown();
+    done.recv_timeout(WAIT).expect("serve_forever returned");
+    wait_until("the datagram threads are gone", || {
+        threads_called("udpcap") == 0
+    });
+}
+
+/// A factory that reports its start and stop hooks.
+struct Hooks(Sender<String>);
+
+impl Factory for Hooks {
+    fn build_protocol(&mut self, _peer: SocketAddr) -> Box<dyn Protocol> {
+        Box::new(common::Echo)
+    }
+    fn start_factory(&mut self) {
+        let _ = self.0.send("start".into());
+    }
+    fn stop_factory(&mut self) {
+        let _ = self.0.send("stop".into());
+    }
+}
+
+struct Nothing;
+
+impl RequestHandler for Nothing {
+    fn handle(&mut self, _r: &mut TcpStream, _c: SocketAddr) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_thread_name_with_a_nul_byte_is_refused_when_binding() {
+    let bad = options("bad\0name");
+    let (tx, rx) = channel();
+    match ThreadedServer::listen_tcp_with(localhost(), Hooks(tx), bad.clone()) {
+        Ok(_) => panic!("listening with a NUL in the thread name succeeded"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}"),
+    }
+    // Refused before start_factory, so no stop_factory is owed.
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), Vec::<String>::new());
+    let kind = |r: std::io::Result<()>| r.map_err(|e| e.kind());
+    assert_eq!(
+        kind(ThreadingTcpServer::bind_with(localhost(), || Nothing, bad.clone()).map(drop)),
+        Err(ErrorKind::InvalidInput)
+    );
+    assert_eq!(
+        kind(TcpServer::bind_with(localhost(), || Nothing, bad.clone()).map(drop)),
+        Err(ErrorKind::InvalidInput)
+    );
+    assert_eq!(
+        kind(ThreadingUdpServer::bind_with(localhost(), || UpperDatagrams, bad).map(drop)),
+        Err(ErrorKind::InvalidInput)
+    );
+}
+
+/// Read-write mappings of `stack` bytes (give or take the guard and
+/// rounding): thread stacks of that size. A finished thread's stack stays
+/// mapped until the thread is joined; glibc then caches at most 40 MiB of
+/// stacks, so a larger one is unmapped at the join.
+fn stacks_mapped(stack: usize) -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .expect("/proc/self/maps is readable")
+        .lines()
+        .filter(|line| {
+            let mut fields = line.split_whitespace();
+            let (Some(range), Some("rw-p")) = (fields.next(), fields.next()) else {
+                return false;
+            };
+            let Some((start, end)) = range.split_once('-') else {
+                return false;
+            };
+            let size = usize::from_str_radix(end, 16).unwrap_or(0)
+                - usize::from_str_radix(start, 16).unwrap_or(0);
+            (stack..stack + (64 << 10)).contains(&size)
+        })
+        .count()
+}
+
+#[test]
+fn finished_connection_threads_are_joined_without_another_connection() {
+    // A size no other thread here uses, above glibc's stack cache.
+    const STACK: usize = (44 << 20) + (20 << 10);
+    let baseline = stacks_mapped(STACK);
+    let options = ThreadedOptions {
+        stack_size: STACK,
+        ..options("reaper")
+    };
+    let server = ThreadedServer::listen_tcp_with(localhost(), || common::Echo, options).unwrap();
+    let mut clients: Vec<_> = (0..8).map(|_| client(server.local_addr())).collect();
+    for c in &mut clients {
+        assert_eq!(roundtrip(c, b"x"), b"x");
+    }
+    assert_eq!(threads_called("reaper"), 8);
+    assert_eq!(stacks_mapped(STACK), baseline + 8);
+    drop(clients);
+    wait_until("every connection has ended", || {
+        server.connection_count() == 0
+    });
+    // No new connection arrives to prompt the accept loop.
+    wait_until("the finished threads are joined", || {
+        stacks_mapped(STACK) == baseline
+    });
+    assert_eq!(threads_called("reaper"), 0);
+    server.shutdown();
+}
+
+#[test]
+fn finished_datagram_threads_are_joined_without_another_datagram() {
+    const STACK: usize = (45 << 20) + (36 << 10);
+    let baseline = stacks_mapped(STACK);
+    let options = ThreadedOptions {
+        stack_size: STACK,
+        ..options("udpreaper")
+    };
+    let server = ThreadingUdpServer::bind_with(localhost(), || UpperDatagrams, options).unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let done = in_background(move || server.serve_forever());
+    let socket = UdpSocket::bind(localhost()).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0; 16];
+    for _ in 0..4 {
+        socket.send_to(b"x", addr).unwrap();
+        let (n, _) = socket.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"X");
+    }
+    wait_until("the finished datagram threads are joined", || {
+        stacks_mapped(STACK) == baseline
+    });
+    handle.shutdown();
+    done.recv_timeout(WAIT).expect("serve_forever returned");
+}
+
 // ------------------------------------------------------------------ examples
 
 #[test]

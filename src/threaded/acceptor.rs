@@ -11,7 +11,6 @@ use socket2::{Domain, Socket, Type};
 
 use super::options::ThreadedOptions;
 use super::state::{ServerState, Waiter};
-use super::workers::Workers;
 
 /// How long the loop waits before accepting again after `accept` failed for
 /// want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): the reactor's figure.
@@ -31,6 +30,9 @@ impl Acceptor {
         addr: SocketAddr,
         options: &ThreadedOptions,
     ) -> io::Result<(Acceptor, Arc<ServerState>)> {
+        // A name that would make spawning panic is refused here, before
+        // anything (start_factory included) has run.
+        options.check()?;
         let socket = Socket::new(
             Domain::for_address(addr),
             Type::STREAM,
@@ -42,11 +44,7 @@ impl Acceptor {
         socket.listen(options.backlog)?;
         let mut listener = mio::net::TcpListener::from_std(socket.into());
         let addr = listener.local_addr()?;
-        let workers = Arc::new(Workers::new(
-            options.thread_name.clone(),
-            options.stack_size,
-        ));
-        let (waiter, state) = Waiter::new(&mut listener, workers)?;
+        let (waiter, state) = Waiter::new(&mut listener, options)?;
         let acceptor = Acceptor {
             listener,
             waiter,
@@ -64,6 +62,8 @@ impl Acceptor {
     /// blocking mode, to `serve`. Errors that concern one connection skip
     /// it; running out of descriptors or memory leaves the client in the
     /// kernel's backlog and retries every 100 ms, as the reactor does.
+    /// Finished workers are joined whenever the loop wakes, and a worker
+    /// wakes it when it returns.
     pub(crate) fn run(
         &mut self,
         state: &ServerState,
@@ -79,6 +79,7 @@ impl Acceptor {
                 );
                 return;
             }
+            state.workers.reap();
             loop {
                 if state.is_stopping() {
                     return;

@@ -1,9 +1,9 @@
 //! `socketserver`-style UDP servers: a [`DatagramHandler`] gets one datagram,
 //! its sender's address and the server's socket to answer through, handled
 //! one at a time ([`UdpServer`]) or each on a thread of its own
-//! ([`ThreadingUdpServer`]). Python's `socketserver.UDPServer` and
-//! `ThreadingUDPServer`, whose handlers find the same three things in
-//! `self.request` and `self.client_address`.
+//! ([`ThreadingUdpServer`], up to a bound on its threads). Python's
+//! `socketserver.UDPServer` and `ThreadingUDPServer`, whose handlers find
+//! the same three things in `self.request` and `self.client_address`.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,7 +14,6 @@ use log::{debug, error, warn};
 use super::options::ThreadedOptions;
 use super::state::{ServerHandle, ServerState, Waiter};
 use super::stream_server::report;
-use super::workers::Workers;
 
 /// Larger than the largest UDP payload (65,507 bytes over IPv4), so no
 /// datagram is truncated (Python's `max_packet_size` is 8192).
@@ -60,15 +59,12 @@ impl Receiver {
         addr: SocketAddr,
         options: &ThreadedOptions,
     ) -> io::Result<(Receiver, Arc<ServerState>)> {
+        options.check()?;
         let socket = UdpSocket::bind(addr)?;
         socket.set_nonblocking(true)?;
         let addr = socket.local_addr()?;
         let mut registered = mio::net::UdpSocket::from_std(socket.try_clone()?);
-        let workers = Arc::new(Workers::new(
-            options.thread_name.clone(),
-            options.stack_size,
-        ));
-        let (waiter, state) = Waiter::new(&mut registered, workers)?;
+        let (waiter, state) = Waiter::new(&mut registered, options)?;
         let receiver = Receiver {
             socket: Arc::new(socket),
             _registered: registered,
@@ -79,6 +75,8 @@ impl Receiver {
     }
 
     /// Receives datagrams until `state` stops, handing each to `serve`.
+    /// Finished workers are joined whenever the loop wakes, and a worker
+    /// wakes it when it returns.
     fn run(
         &mut self,
         state: &ServerState,
@@ -93,6 +91,7 @@ impl Receiver {
                 );
                 return;
             }
+            state.workers.reap();
             while !state.is_stopping() {
                 match self.socket.recv_from(&mut buf) {
                     Ok((n, client)) => {
@@ -157,10 +156,22 @@ where
 /// on a thread of its own (copied there), by a handler made on that thread.
 /// A thread per datagram is what Python does; it costs a thread start
 /// (tens of microseconds) per datagram, so it suits handlers that block.
+///
+/// Unlike Python's, the threads are bounded:
+/// [`ThreadedOptions::max_datagram_threads`] (default
+/// [`DEFAULT_MAX_DATAGRAM_THREADS`](super::DEFAULT_MAX_DATAGRAM_THREADS),
+/// 64) handlers run on threads at once. At the limit, the next datagram is
+/// handled on the receiving thread itself, and nothing is received until it
+/// is done: later datagrams wait in the socket's receive buffer, and what
+/// does not fit there is dropped by the kernel. That is the back-pressure,
+/// rather than a thread per datagram until the system refuses one.
+/// Shutting down waits for every handler, the one on the receiving thread
+/// included, to return.
 pub struct ThreadingUdpServer<F> {
     receiver: Receiver,
     state: Arc<ServerState>,
     make_handler: Arc<F>,
+    max_threads: Option<usize>,
 }
 
 impl<F, H> ThreadingUdpServer<F>
@@ -175,7 +186,8 @@ where
     }
 
     /// [`bind`](ThreadingUdpServer::bind) with explicit options (thread
-    /// stack size and name).
+    /// stack size and name, and the bound on handler threads). A thread
+    /// name holding a NUL byte is refused (`InvalidInput`).
     pub fn bind_with(
         addr: SocketAddr,
         make_handler: F,
@@ -186,6 +198,7 @@ where
             receiver,
             state,
             make_handler: Arc::new(make_handler),
+            max_threads: options.max_datagram_threads,
         })
     }
 
@@ -200,12 +213,20 @@ where
         ServerHandle::new(Arc::clone(&self.state))
     }
 
-    /// Receives datagrams, each handled on a new thread, until shut down;
-    /// then waits for the handler threads to return.
+    /// Receives datagrams, each handled on a new thread (or, with
+    /// `max_datagram_threads` handlers already running, on this one), until
+    /// shut down; then waits for the handler threads to return.
     pub fn serve_forever(mut self) {
         let state = Arc::clone(&self.state);
         let make_handler = &self.make_handler;
+        let max_threads = self.max_threads;
         self.receiver.run(&state, |data, client, socket| {
+            // Only this thread starts workers, so the count cannot grow
+            // between the check and the spawn; it only shrinks.
+            if max_threads.is_some_and(|max| state.workers.live() >= max) {
+                process_datagram(&mut || make_handler(), data, client, socket);
+                return;
+            }
             let data = data.to_vec();
             let socket = Arc::clone(socket);
             let make_handler = Arc::clone(make_handler);

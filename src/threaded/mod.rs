@@ -84,7 +84,15 @@
 //! **Threads.** Each connection thread gets [`DEFAULT_STACK_SIZE`] (256 KiB,
 //! [`ThreadedOptions::stack_size`]) of stack rather than Rust's 2 MiB: it is
 //! address space, of which only the touched pages cost memory, but 10,000
-//! connections would otherwise reserve 20 GiB of it.
+//! connections would otherwise reserve 20 GiB of it. A thread that returns
+//! wakes the accept (or receive) loop, which joins it at once, so a burst
+//! of connections followed by silence leaves no finished thread's stack
+//! mapped. A [`ThreadingUdpServer`] runs at most
+//! [`ThreadedOptions::max_datagram_threads`] handler threads (default
+//! [`DEFAULT_MAX_DATAGRAM_THREADS`], 64); past that it handles a datagram
+//! on its receiving thread, and the socket's buffer (then the kernel,
+//! dropping) absorbs what arrives meanwhile. A thread name holding a NUL
+//! byte is refused when binding, with `InvalidInput`.
 
 mod acceptor;
 mod connection;
@@ -97,7 +105,7 @@ mod transport;
 mod workers;
 
 pub use self::datagram_server::{DatagramHandler, ThreadingUdpServer, UdpServer};
-pub use self::options::{ThreadedOptions, DEFAULT_STACK_SIZE};
+pub use self::options::{ThreadedOptions, DEFAULT_MAX_DATAGRAM_THREADS, DEFAULT_STACK_SIZE};
 pub use self::server::{listen_tcp, ThreadedServer};
 pub use self::state::ServerHandle;
 pub use self::stream_server::{RequestHandler, TcpServer, ThreadingTcpServer};

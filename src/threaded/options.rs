@@ -1,5 +1,7 @@
 //! Settings shared by every threaded server.
 
+use std::io;
+
 /// Thread and socket settings for the threaded servers
 /// ([`ThreadedServer`](super::ThreadedServer), [`ThreadingTcpServer`](super::ThreadingTcpServer)
 /// and the others).
@@ -12,12 +14,30 @@ pub struct ThreadedOptions {
     pub stack_size: usize,
     /// Name of the worker threads, as `top -H` shows them (at most 15 bytes
     /// survive on Linux); the accept loop's thread of a
-    /// [`ThreadedServer`](super::ThreadedServer) is `NAME-accept`.
+    /// [`ThreadedServer`](super::ThreadedServer) is `NAME-accept`. A name
+    /// holding a NUL byte is refused when binding (`InvalidInput`).
     pub thread_name: String,
     /// Bytes each connection thread reads at once (default 64 KiB, the
     /// reactor's read size).
     pub read_buffer: usize,
+    /// Most datagrams a [`ThreadingUdpServer`](super::ThreadingUdpServer)
+    /// handles on threads of their own at once (default
+    /// [`DEFAULT_MAX_DATAGRAM_THREADS`]; `None`: no limit, as Python's
+    /// `ThreadingUDPServer`). At the limit, the next datagram is handled on
+    /// the receiving thread itself, which receives nothing meanwhile: later
+    /// datagrams wait in the socket's receive buffer, and the kernel drops
+    /// what does not fit, as UDP allows. `Some(0)` handles every datagram
+    /// on the receiving thread, as [`UdpServer`](super::UdpServer) does.
+    /// The TCP servers ignore it: a connection cannot wait in a buffer.
+    pub max_datagram_threads: Option<usize>,
 }
+
+/// Default bound on a [`ThreadingUdpServer`](super::ThreadingUdpServer)'s
+/// handler threads: 64. Without one, a flood of datagrams to handlers that
+/// block starts a thread per datagram until the system refuses (each with
+/// [`DEFAULT_STACK_SIZE`] of address space); 64 threads keep 64 handlers
+/// blocking at once, and past that the socket buffer absorbs the burst.
+pub const DEFAULT_MAX_DATAGRAM_THREADS: usize = 64;
 
 /// Default worker stack: 256 KiB. Rust's default is 2 MiB; a protocol
 /// callback needs a few KiB, and printing a panic's backtrace
@@ -35,6 +55,21 @@ impl Default for ThreadedOptions {
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "threaded".to_string(),
             read_buffer: 64 * 1024,
+            max_datagram_threads: Some(DEFAULT_MAX_DATAGRAM_THREADS),
         }
+    }
+}
+
+impl ThreadedOptions {
+    /// Refuses what would make starting a thread panic later, once the
+    /// server runs: a thread name holding a NUL byte.
+    pub(crate) fn check(&self) -> io::Result<()> {
+        if self.thread_name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("thread name {:?} contains a NUL byte", self.thread_name),
+            ));
+        }
+        Ok(())
     }
 }

@@ -39,7 +39,10 @@ pub struct ThreadedServer {
 
 impl ThreadedServer {
     /// Binds `addr` (port 0 picks a free port), calls the factory's
-    /// `start_factory`, and starts accepting on a thread of its own.
+    /// `start_factory`, and starts accepting on a thread of its own. A
+    /// thread name holding a NUL byte is refused (`InvalidInput`) before
+    /// `start_factory` runs; once it has run, every error path calls
+    /// `stop_factory`.
     ///
     /// The factory must be `Send`: it is shared by the connection threads,
     /// each of which builds its own protocol with it (a `Box<dyn Protocol>`

@@ -11,6 +11,7 @@ use log::error;
 use mio::event::Source;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::options::ThreadedOptions;
 use super::workers::Workers;
 
 const SOCKET: Token = Token(0);
@@ -19,8 +20,9 @@ const WAKE: Token = Token(1);
 /// The state every thread of one server can reach.
 pub(crate) struct ServerState {
     stopping: AtomicBool,
-    /// Wakes the loop blocked in [`Waiter::wait`].
-    waker: Waker,
+    /// Wakes the loop blocked in [`Waiter::wait`]; the workers hold it too,
+    /// to have the loop join them as they finish.
+    waker: Arc<Waker>,
     pub(crate) workers: Arc<Workers>,
 }
 
@@ -56,15 +58,22 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     /// Watches `source` for readability; returns the waiter and a new state
-    /// (holding `workers`) whose `stop` wakes it.
+    /// whose `stop` wakes it, with an empty registry of workers (named and
+    /// sized after `options`) whose every return wakes it too, so that the
+    /// loop joins them promptly.
     pub(crate) fn new(
         source: &mut impl Source,
-        workers: Arc<Workers>,
+        options: &ThreadedOptions,
     ) -> io::Result<(Waiter, Arc<ServerState>)> {
         let poll = Poll::new()?;
         poll.registry()
             .register(source, SOCKET, Interest::READABLE)?;
-        let waker = Waker::new(poll.registry(), WAKE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let workers = Arc::new(Workers::new(
+            options.thread_name.clone(),
+            options.stack_size,
+            Arc::clone(&waker),
+        ));
         let state = Arc::new(ServerState {
             stopping: AtomicBool::new(false),
             waker,
@@ -77,9 +86,10 @@ impl Waiter {
         Ok((waiter, state))
     }
 
-    /// Blocks until the socket may be readable, the server stops, or
-    /// `timeout` passes. The socket is registered edge-triggered: the caller
-    /// must take everything ready (to `WouldBlock`) before waiting again.
+    /// Blocks until the socket may be readable, the server stops, a worker
+    /// returns, or `timeout` passes. The socket is registered
+    /// edge-triggered: the caller must take everything ready (to
+    /// `WouldBlock`) before waiting again.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         match self.poll.poll(&mut self.events, timeout) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),

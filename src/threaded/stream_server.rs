@@ -61,7 +61,8 @@ where
     }
 
     /// [`bind`](TcpServer::bind) with explicit options (only the backlog
-    /// matters here: no thread is started).
+    /// matters here: no thread is started; a thread name holding a NUL
+    /// byte is still refused, with `InvalidInput`).
     pub fn bind_with(
         addr: SocketAddr,
         make_handler: F,
@@ -137,7 +138,9 @@ where
     }
 
     /// [`bind`](ThreadingTcpServer::bind) with explicit options (backlog,
-    /// thread stack size and name).
+    /// thread stack size and name). A thread name holding a NUL byte is
+    /// refused (`InvalidInput`) here rather than failing when the first
+    /// connection's thread starts.
     pub fn bind_with(
         addr: SocketAddr,
         make_handler: F,

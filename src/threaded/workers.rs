@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use mio::Waker;
+
 /// Names one worker thread in its server's registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct WorkerId(u64);
@@ -45,16 +47,23 @@ pub(crate) struct Workers {
     registry: Mutex<Registry>,
     name: String,
     stack_size: usize,
+    /// Wakes the loop that spawns the workers (the accept or receive loop)
+    /// when one has returned, so that it joins the thread at once rather
+    /// than at the next connection or datagram: until it is joined, a
+    /// finished thread's stack stays mapped.
+    reaper: Arc<Waker>,
 }
 
 impl Workers {
     /// An empty registry whose threads will be called `name` and get
-    /// `stack_size` bytes of stack.
-    pub(crate) fn new(name: String, stack_size: usize) -> Self {
+    /// `stack_size` bytes of stack; `reaper` wakes the loop that calls
+    /// [`reap`](Workers::reap).
+    pub(crate) fn new(name: String, stack_size: usize, reaper: Arc<Waker>) -> Self {
         Workers {
             registry: Mutex::new(Registry::default()),
             name,
             stack_size,
+            reaper,
         }
     }
 
@@ -135,13 +144,25 @@ impl Workers {
         self.lock().live.remove(&id);
     }
 
-    /// A worker's last act: forgets it (closing the registry's descriptor)
-    /// and queues its handle for joining.
+    /// A worker's last act: forgets it (closing the registry's descriptor),
+    /// queues its handle for joining and wakes the loop that joins it. A
+    /// worker whose handle `spawn` has not stored yet is queued by `spawn`
+    /// instead, on the spawning loop's thread, which reaps after spawning.
     fn exited(&self, id: WorkerId) {
-        let mut registry = self.lock();
-        if let Some(worker) = registry.live.remove(&id) {
-            if let Some(handle) = worker.thread {
-                registry.exited.push(handle);
+        let queued = {
+            let mut registry = self.lock();
+            match registry.live.remove(&id).and_then(|worker| worker.thread) {
+                Some(handle) => {
+                    registry.exited.push(handle);
+                    true
+                }
+                None => false,
+            }
+        };
+        if queued {
+            if let Err(e) = self.reaper.wake() {
+                // Joined at the next wake-up or at shutdown instead.
+                log::debug!("cannot wake the loop to join a finished worker: {e}");
             }
         }
     }
@@ -175,8 +196,10 @@ impl Workers {
         }
     }
 
-    /// Joins the workers that have already returned, so their handles do not
-    /// pile up in a long-running server.
+    /// Joins the workers that have already returned, so their handles and
+    /// stacks do not pile up in a long-running server. The spawning loop
+    /// calls it after each spawn and whenever it wakes, which a returning
+    /// worker causes.
     pub(crate) fn reap(&self) {
         let exited = std::mem::take(&mut self.lock().exited);
         for handle in exited {
