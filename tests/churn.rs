@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::thread;
-use std::time::Instant;
-
-use common::{client, localhost, reset, roundtrip, Echo, ReactorThread, WAIT};
+use common::{client, localhost, reset, roundtrip, wait_until, Echo, ReactorThread};
 use reactor::ListenOptions;
 
 fn open_descriptors() -> usize {
@@ -32,16 +29,13 @@ fn twenty_thousand_connect_close_cycles_leave_no_descriptor_or_memory_behind() {
     });
     let listener = rx.recv().unwrap();
     let wait_until_idle = || {
-        let end = Instant::now() + WAIT;
-        while server
-            .call(move |r| r.listener_stats(&listener))
-            .unwrap()
-            .open
-            != 0
-        {
-            assert!(Instant::now() < end, "the server kept connections open");
-            thread::yield_now();
-        }
+        wait_until("the server has closed every connection", || {
+            server
+                .call(move |r| r.listener_stats(&listener))
+                .unwrap()
+                .open
+                == 0
+        });
     };
     // Warm up, so allocations that are made once are not counted as growth.
     for _ in 0..500 {

@@ -24,7 +24,7 @@ fn cpu_ticks(stat_file: &mut File) -> u64 {
 
 #[test]
 fn accept_backs_off_on_emfile_and_recovers() {
-    let server = ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || Echo)?.local_addr()));
+    let server = listening(|| Echo);
     let mut first = client(server.addr);
     assert_eq!(roundtrip(&mut first, b"one"), b"one");
 

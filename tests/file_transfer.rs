@@ -13,14 +13,17 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
 #[path = "common/programs.rs"]
 mod programs;
+#[path = "common/wait.rs"]
+mod wait;
 
 use programs::*;
+use wait::wait_until;
 
 /// A fresh directory under the system's temporary directory, removed when
 /// dropped.
@@ -63,15 +66,6 @@ fn listing(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Waits for `condition`, checking every few milliseconds, for at most [`WAIT`].
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn start_server(store: &Path, more: &[&str]) -> Server {

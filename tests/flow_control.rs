@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::{client, localhost, next, pattern, ReactorThread, WAIT};
+use common::{client, listening, next, pattern, WAIT};
 use reactor::{Protocol, Reason, Transport, DEFAULT_HIGH_WATERMARK};
 
 /// Echoes, remembering the most it ever had buffered, and reports pauses.
@@ -41,12 +41,9 @@ fn an_echo_to_a_peer_that_does_not_read_stays_bounded_and_loses_nothing() {
     let (tx, rx) = channel();
     let server = {
         let largest = largest.clone();
-        ReactorThread::start(move |r| {
-            let factory = move || MeasuredEcho {
-                largest: largest.clone(),
-                tx: tx.clone(),
-            };
-            Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+        listening(move || MeasuredEcho {
+            largest: largest.clone(),
+            tx: tx.clone(),
         })
     };
     const TOTAL: usize = 256 << 20;
@@ -151,15 +148,12 @@ fn a_producer_streams_everything_holding_at_most_its_watermark_and_a_chunk() {
     let (tx, rx) = channel();
     let server = {
         let largest = largest.clone();
-        ReactorThread::start(move |r| {
-            let factory = move || Streamer {
-                total: TOTAL,
-                sent: 0,
-                chunk: CHUNK,
-                largest: largest.clone(),
-                tx: tx.clone(),
-            };
-            Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+        listening(move || Streamer {
+            total: TOTAL,
+            sent: 0,
+            chunk: CHUNK,
+            largest: largest.clone(),
+            tx: tx.clone(),
         })
     };
     let mut s = client(server.addr);
@@ -213,10 +207,7 @@ impl Protocol for Pausable {
 #[test]
 fn paused_reading_delivers_nothing_until_resumed_then_everything_in_order() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || Pausable(tx.clone());
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || Pausable(tx.clone()));
     let mut s = client(server.addr);
     s.write_all(b"pause\n").unwrap();
     assert_eq!(next(&rx), "pause");
@@ -250,10 +241,7 @@ impl Protocol for DrainFully {
 #[test]
 fn a_low_watermark_of_zero_resumes_once_the_buffer_is_empty() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || DrainFully(tx.clone());
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || DrainFully(tx.clone()));
     const TOTAL: usize = 16 << 20;
     let data = Arc::new(pattern(TOTAL, 11));
     let s = client(server.addr);

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 
-use common::{assert_quiet, client, localhost, next, pattern, ReactorThread};
+use common::{assert_quiet, client, listening, next, pattern};
 use reactor::framing::{
     FrameHandler, Frames, LengthPrefix, LengthPrefixedReceiver, LineHandler, LineReceiver, Lines,
     NetstringReceiver,
@@ -65,10 +65,7 @@ impl FrameHandler for FrameRecorder {
 #[test]
 fn length_prefixed_frames_echo_in_order_however_the_bytes_are_split() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || LengthPrefixedReceiver::new(FrameRecorder(tx.clone()));
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || LengthPrefixedReceiver::new(FrameRecorder(tx.clone())));
     let mut s = client(server.addr);
     assert_eq!(next(&rx), "made");
     let payloads = [
@@ -110,10 +107,7 @@ fn length_prefixed_frames_echo_in_order_however_the_bytes_are_split() {
 #[test]
 fn a_declared_length_of_four_gibibytes_is_refused_without_allocating_it() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || LengthPrefixedReceiver::new(FrameRecorder(tx.clone()));
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || LengthPrefixedReceiver::new(FrameRecorder(tx.clone())));
     let mut s = client(server.addr);
     assert_eq!(next(&rx), "made");
     let before = LARGEST.load(Ordering::Relaxed);
@@ -139,10 +133,7 @@ fn a_declared_length_of_four_gibibytes_is_refused_without_allocating_it() {
 #[test]
 fn a_malformed_netstring_closes_with_a_reason_and_later_frames_are_ignored() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || NetstringReceiver::new(FrameRecorder(tx.clone()));
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || NetstringReceiver::new(FrameRecorder(tx.clone())));
     let mut s = client(server.addr);
     assert_eq!(next(&rx), "made");
     s.write_all(b"3:abc,3:abcd,2:ok,").unwrap();
@@ -188,15 +179,12 @@ impl LineHandler for Upload {
 #[test]
 fn line_mode_raw_mode_and_back_within_one_read() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || {
-            LineReceiver::new(Upload {
-                tx: tx.clone(),
-                remaining: 0,
-                received: Vec::new(),
-            })
-        };
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+    let server = listening(move || {
+        LineReceiver::new(Upload {
+            tx: tx.clone(),
+            remaining: 0,
+            received: Vec::new(),
+        })
     });
     let mut s = client(server.addr);
     // Header, body with line breaks inside, and the next line: one write.
@@ -221,11 +209,8 @@ fn an_eight_bit_prefix_refuses_to_send_what_it_cannot_declare() {
         fn frame_received(&mut self, _f: &mut Frames<'_>, _frame: &[u8]) {}
     }
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory =
-            move || LengthPrefixedReceiver::with_prefix(LengthPrefix::U8, Big(tx.clone()));
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server =
+        listening(move || LengthPrefixedReceiver::with_prefix(LengthPrefix::U8, Big(tx.clone())));
     let mut s = client(server.addr);
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::sync::mpsc::{channel, Sender};
 
-use common::{assert_quiet, client, localhost, next, ReactorThread};
+use common::{assert_quiet, client, listening, localhost, next, ReactorThread};
 use reactor::{Protocol, Reason, Transport};
 
 /// Collects a request until the peer's FIN, then answers it reversed.
@@ -37,13 +37,10 @@ impl Protocol for ReverseAtEnd {
 
 fn reverse_server(opt_in: bool) -> (ReactorThread, std::sync::mpsc::Receiver<String>) {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || ReverseAtEnd {
-            tx: tx.clone(),
-            request: Vec::new(),
-            opt_in,
-        };
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+    let server = listening(move || ReverseAtEnd {
+        tx: tx.clone(),
+        request: Vec::new(),
+        opt_in,
     });
     (server, rx)
 }
@@ -102,10 +99,7 @@ impl Protocol for GoodbyeFirst {
 #[test]
 fn lose_write_connection_sends_eof_and_keeps_reading_until_the_peer_closes() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || GoodbyeFirst(tx.clone());
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || GoodbyeFirst(tx.clone()));
     let mut s = client(server.addr);
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();

@@ -440,21 +440,6 @@ fn a_client_that_hangs_up_mid_request_is_dropped_quietly() {
 }
 
 #[test]
-fn both_http_servers_explain_their_flags() {
-    for name in ["http_hello", "hyper_hello"] {
-        let out = run_to_end(Command::new(example(name)).arg("--help"), b"");
-        assert!(out.status.success(), "{name} --help: {}", out.status);
-        for flag in ["--host", "--port"] {
-            assert!(
-                out.stdout.contains(flag),
-                "{name} --help does not mention {flag}:\n{}",
-                out.stdout
-            );
-        }
-    }
-}
-
-#[test]
 fn hyper_hello_answers_get_with_the_same_bytes() {
     let server = Server::start("hyper_hello");
     let mut conn = connect(server.addr);

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{client, localhost, next, roundtrip, Echo, ReactorThread, WAIT};
+use common::{
+    client, listening, localhost, next, roundtrip, wait_until, Echo, ReactorThread, WAIT,
+};
 use reactor::{ListenOptions, Protocol, Reason, Timeout, Transport};
 
 /// Reads to the end; true for a clean EOF with nothing before it.
@@ -84,10 +86,7 @@ impl Protocol for Deadlined {
 #[test]
 fn a_deadline_ends_even_a_busy_connection() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || Deadlined(tx.clone());
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || Deadlined(tx.clone()));
     let mut s = client(server.addr);
     let mut echoed = Vec::new();
     let mut buf = [0; 64];
@@ -152,16 +151,13 @@ fn the_eleventh_connection_from_one_address_is_closed_and_the_ten_go_on() {
     assert_eq!((stats.open, stats.refused), (10, 1));
     // One leaves: a newcomer is let in once the server has seen it go.
     drop(ten.pop());
-    let end = Instant::now() + WAIT;
-    while server
-        .call(move |r| r.listener_stats(&listener))
-        .unwrap()
-        .open
-        != 9
-    {
-        assert!(Instant::now() < end, "the server never saw the close");
-        thread::yield_now();
-    }
+    wait_until("the server has seen the close", || {
+        server
+            .call(move |r| r.listener_stats(&listener))
+            .unwrap()
+            .open
+            == 9
+    });
     let mut newcomer = client(server.addr);
     assert_eq!(roundtrip(&mut newcomer, b"hello"), b"hello");
 }
@@ -208,10 +204,7 @@ impl Protocol for Extends {
 #[test]
 fn a_deadline_hook_may_extend_the_deadline() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || Extends(tx.clone());
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || Extends(tx.clone()));
     let mut s = client(server.addr);
     assert_eq!(next(&rx), "timeout:Deadline");
     // Only the extended deadline is pending: no grace timer that would

@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::Command;
 use std::thread;
 
 #[path = "common/programs.rs"]
@@ -151,19 +150,4 @@ fn upper_server_takes_a_64_kib_line_and_hangs_up_on_a_longer_one() {
     conn.write_all(b"x").unwrap();
     expect_eof(&mut conn);
     assert_eq!(server.stop(), Vec::<String>::new());
-}
-
-#[test]
-fn line_examples_explain_their_flags() {
-    for name in ["line_timestamp_server", "upper_server"] {
-        let out = run_to_end(Command::new(example(name)).arg("--help"), b"");
-        assert!(out.status.success(), "{name} --help: {}", out.status);
-        for flag in ["--host", "--port"] {
-            assert!(
-                out.stdout.contains(flag),
-                "{name} --help does not mention {flag}:\n{}",
-                out.stdout
-            );
-        }
-    }
 }

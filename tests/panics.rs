@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
-use common::{client, localhost, next, roundtrip, ReactorThread};
+use common::{client, listening, localhost, next, roundtrip, ReactorThread};
 use reactor::{Protocol, Reason, Transport};
 
 /// Echoes, but panics on `boom`; reports how it ended.
@@ -30,10 +30,7 @@ impl Protocol for Fragile {
 #[test]
 fn a_panicking_protocol_loses_its_connection_and_a_hundred_others_keep_echoing() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || Fragile(tx.clone());
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || Fragile(tx.clone()));
     let mut others: Vec<_> = (0..100).map(|_| client(server.addr)).collect();
     for (i, s) in others.iter_mut().enumerate() {
         let msg = format!("hello {i}");

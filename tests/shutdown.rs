@@ -12,7 +12,9 @@ use std::sync::mpsc::{channel, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{client, localhost, next, pattern, read_n, ReactorThread, WAIT};
+use common::{
+    client, listening, localhost, next, pattern, read_n, wait_until, ReactorThread, WAIT,
+};
 use reactor::{Protocol, Reason, Transport};
 
 const TOTAL: usize = 64 << 20;
@@ -34,10 +36,7 @@ impl Protocol for BigWriter {
 #[test]
 fn stop_during_a_64_mib_transfer_delivers_every_written_byte_then_a_clean_close() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || BigWriter(tx.clone());
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || BigWriter(tx.clone()));
     let mut s = client(server.addr);
     assert_eq!(next(&rx), "written");
     let mut got = read_n(&mut s, 1 << 20);
@@ -144,14 +143,9 @@ fn a_second_sigterm_exits_at_once_even_while_the_first_is_still_flushing() {
     };
     term();
     // The first signal has been handled once the listener is gone.
-    let end = Instant::now() + WAIT;
-    while std::net::TcpStream::connect(server.addr).is_ok() {
-        assert!(
-            Instant::now() < end,
-            "the first SIGTERM did not stop the listener"
-        );
-        thread::yield_now();
-    }
+    wait_until("the first SIGTERM has closed the listener", || {
+        std::net::TcpStream::connect(server.addr).is_err()
+    });
     term();
     let started = Instant::now();
     let (status, rest) = server.wait_for_exit();
@@ -176,10 +170,7 @@ impl Protocol for WritesWithoutReading {
 #[test]
 fn stop_with_unread_input_and_nothing_buffered_still_delivers_everything() {
     let (tx, rx) = channel();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || WritesWithoutReading(tx.clone());
-        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-    });
+    let server = listening(move || WritesWithoutReading(tx.clone()));
     let mut s = client(server.addr);
     let buffered = next(&rx);
     // Input the server will never read, in its socket when it stops.

@@ -324,7 +324,7 @@ fn stop_from_a_callback_ends_run_and_loses_every_connection() {
 
 #[test]
 fn a_thousand_concurrent_connections_are_served_at_once() {
-    let server = ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || Echo)?.local_addr()));
+    let server = listening(|| Echo);
     let mut clients: Vec<TcpStream> = (0..1000).map(|_| client(server.addr)).collect();
     for (i, c) in clients.iter_mut().enumerate() {
         c.write_all(format!("message {i:04}").as_bytes()).unwrap();
@@ -339,7 +339,7 @@ fn a_thousand_concurrent_connections_are_served_at_once() {
 #[test]
 fn sixty_four_mib_in_random_chunks_echo_back_identical() {
     const LEN: usize = 64 << 20;
-    let server = ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || Echo)?.local_addr()));
+    let server = listening(|| Echo);
     let data = pattern(LEN, 42);
     let mut c = client(server.addr);
     let mut writer = c.try_clone().unwrap();
@@ -748,8 +748,7 @@ impl Protocol for SayByeAndClose {
 
 #[test]
 fn closing_with_unread_input_delivers_the_reply_and_a_clean_eof_not_a_reset() {
-    let server =
-        ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || SayByeAndClose)?.local_addr()));
+    let server = listening(|| SayByeAndClose);
     for round in 0..20 {
         let mut s = client(server.addr);
         // More than one read's worth: the server closes with input unread.
@@ -779,8 +778,7 @@ impl Protocol for CloseThenWrite {
 
 #[test]
 fn writes_after_lose_connection_in_the_same_callback_are_still_sent() {
-    let server =
-        ReactorThread::start(|r| Ok(r.listen_tcp(localhost(), || CloseThenWrite)?.local_addr()));
+    let server = listening(|| CloseThenWrite);
     let mut s = client(server.addr);
     s.write_all(b"hi").unwrap();
     let mut got = Vec::new();

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{client, localhost, next, roundtrip, Recorder, WAIT};
+use common::{client, localhost, next, roundtrip, wait_until, Recorder, WAIT};
 use reactor::threaded::{
     self, DatagramHandler, RequestHandler, TcpServer, ThreadedOptions, ThreadedServer,
     ThreadingTcpServer, ThreadingUdpServer, UdpServer,
@@ -71,17 +71,6 @@ fn threads_named(prefix: &str) -> usize {
                 .is_ok_and(|name| name.trim_end().starts_with(prefix))
         })
         .count()
-}
-
-/// Waits (at most [`WAIT`]) for `done`, checking every millisecond: for
-/// state only the kernel can report, such as a joined thread's task leaving
-/// /proc.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// Shuts `server` down on another thread and fails if that takes longer

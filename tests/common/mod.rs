@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use reactor::{Protocol, Reactor, ReactorHandle, Reason, Transport};
 
+mod wait;
+// Not every test file waits on a condition.
+#[allow(unused_imports)]
+pub use wait::wait_until;
+
 /// How long a test waits for any one expected event before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -76,6 +81,12 @@ impl Drop for ReactorThread {
             self.handle.stop();
         }
     }
+}
+
+/// A reactor thread listening on a loopback port, building each
+/// connection's protocol with `factory`.
+pub fn listening<P: Protocol>(factory: impl FnMut() -> P + Send + 'static) -> ReactorThread {
+    ReactorThread::start(move |r| Ok(r.listen_tcp(localhost(), factory)?.local_addr()))
 }
 
 /// Sends back whatever arrives.

@@ -18,8 +18,8 @@ use reactor::threaded::{self, ThreadedServer};
 use reactor::{Protocol, Reason, Timeout, Transport};
 
 use crate::common::{
-    assert_quiet, client, localhost, next, pattern, read_n, reset, roundtrip, Echo, ReactorThread,
-    Recorder,
+    assert_quiet, client, listening, localhost, next, pattern, read_n, reset, roundtrip, Echo,
+    ReactorThread, Recorder,
 };
 
 /// How connections are served.
@@ -65,9 +65,7 @@ impl Drop for Served {
 /// Serves protocols from `factory` on a loopback port under `model`.
 pub fn serve<P: Protocol>(model: Model, factory: impl FnMut() -> P + Send + 'static) -> Served {
     let server = match model {
-        Model::Reactor => Running::Reactor(ReactorThread::start(move |r| {
-            Ok(r.listen_tcp(localhost(), factory)?.local_addr())
-        })),
+        Model::Reactor => Running::Reactor(listening(factory)),
         Model::Threads => Running::Threads(
             threaded::listen_tcp(localhost(), factory).expect("listen on loopback"),
         ),
