@@ -21,14 +21,21 @@
 //! waits for end-of-file on stdin, or `--hold-secs`, before exiting. This is
 //! for measuring a server's memory per idle connection (`bench/echo.sh`).
 //!
-//! Single-threaded (one reactor), so it takes one core at most. Run a server
-//! and then, for example:
+//! Single-threaded (one reactor), so it takes one core at most. With
+//! `--io-uring` the same ping-pong is driven through io_uring instead
+//! (`uring.rs`): it costs less CPU per message than an epoll server doing the
+//! same work, so one core of it
+//! keeps a server busy, which is what `bench/echo.sh` needs to measure the
+//! server rather than the load. Run a server and then, for example:
 //!
 //! ```text
 //! cargo run --release --example echo_load -- --port 7000 --conns 50 --size 512 --secs 5
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
+#[cfg(target_os = "linux")]
+mod uring;
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -77,6 +84,12 @@ struct Args {
     /// connecting takes longer, the run starts at once, with a warning.
     #[arg(long, value_parser = parse_unix_time)]
     start_at: Option<f64>,
+    /// Drive the ping-pong through io_uring instead of the reactor: the
+    /// load then costs less CPU per message than the server, so one core
+    /// of it can keep a server busy (Linux 6.1+; see `uring.rs`).
+    /// Connections are opened one at a time, and --max-pending is unused.
+    #[arg(long, conflicts_with = "idle")]
+    io_uring: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,6 +395,22 @@ fn main() -> ExitCode {
         Ok(addr) => addr,
         Err(e) => return common::exit_with("echo_load", Err(e)),
     };
+    #[cfg(not(target_os = "linux"))]
+    if args.io_uring {
+        eprintln!("echo_load: --io-uring needs Linux");
+        return ExitCode::FAILURE;
+    }
+    #[cfg(target_os = "linux")]
+    if args.io_uring {
+        return uring::run(&uring::Settings {
+            addr,
+            conns: args.conns,
+            size: args.size as usize,
+            secs: args.secs,
+            connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+            start_at: args.start_at,
+        });
+    }
     let mut reactor = match Reactor::new() {
         Ok(r) => r,
         Err(e) => {
@@ -449,17 +478,41 @@ fn main() -> ExitCode {
         (Some(s), Some(e)) => (e - s).as_secs_f64(),
         _ => b.secs,
     };
-    let rate = common::load::rate(b.msgs, elapsed);
+    print_outcome(&Outcome {
+        conns: b.conns,
+        size: b.size,
+        secs: b.secs,
+        msgs: b.msgs,
+        elapsed,
+        hist: &b.hist,
+        errors: b.errors,
+    });
+    ExitCode::SUCCESS
+}
+
+/// What a finished run reports, whichever engine drove it.
+pub struct Outcome<'a> {
+    pub conns: u32,
+    pub size: usize,
+    pub secs: f64,
+    pub msgs: u64,
+    /// Seconds the run actually lasted.
+    pub elapsed: f64,
+    pub hist: &'a Histogram,
+    pub errors: u64,
+}
+
+/// Prints the one result line.
+pub fn print_outcome(o: &Outcome) {
     println!(
         "conns={} size={} secs={} msgs={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} errors={}",
-        b.conns,
-        b.size,
-        b.secs,
-        b.msgs,
-        rate,
-        b.hist.quantile(0.50) / 1000.0,
-        b.hist.quantile(0.99) / 1000.0,
-        b.errors
+        o.conns,
+        o.size,
+        o.secs,
+        o.msgs,
+        common::load::rate(o.msgs, o.elapsed),
+        o.hist.quantile(0.50) / 1000.0,
+        o.hist.quantile(0.99) / 1000.0,
+        o.errors
     );
-    ExitCode::SUCCESS
 }
