@@ -9,6 +9,7 @@
 #                clients (--conns, --clients); its result line starts with
 #                that name, e.g. `conns=50 size=512 ...`
 #   ROUNDS SECS LOAD_PROCS START_DELAY PIN NO_BUILD   as documented in the scripts
+#   LOAD_ARGS    array: extra arguments for every load process (may be empty)
 #
 # Every child is started through start_server or run_load, recorded in
 # CHILDREN, and killed when the script exits.
@@ -60,15 +61,7 @@ bench_init() {
     trap 'exit 143' TERM
 
     CPUS=$(nproc)
-    # Command prefixes that pin the server to CPU 0 and the load processes to
-    # the others when PIN=1 (on 2 CPUs, every load process shares CPU 1).
-    # taskset execs the command, so $! is still the process's own pid.
-    PIN_SERVER=()
-    PIN_CLIENT=()
-    if [[ $PIN == 1 ]] && command -v taskset >/dev/null && ((CPUS > 1)); then
-        PIN_SERVER=(taskset -c 0)
-        PIN_CLIENT=(taskset -c "1-$((CPUS - 1))")
-    fi
+    bench_pin
 
     if [[ $NO_BUILD != 1 ]]; then
         log "building (cargo build --release --examples)..."
@@ -78,6 +71,18 @@ bench_init() {
     for bin in "$LOAD_BIN" "${SERVER_BIN[@]}"; do
         [[ -x $bin ]] || die "$bin is missing; build with cargo build --release --examples"
     done
+}
+
+# bench_pin: command prefixes that pin the server to CPU 0 and the load
+# processes to the others when PIN=1 (on 2 CPUs, every load process shares
+# CPU 1). taskset execs the command, so $! is still the process's own pid.
+bench_pin() {
+    PIN_SERVER=()
+    PIN_CLIENT=()
+    if [[ $PIN == 1 ]] && command -v taskset >/dev/null && ((CPUS > 1)); then
+        PIN_SERVER=(taskset -c 0)
+        PIN_CLIENT=(taskset -c "1-$((CPUS - 1))")
+    fi
 }
 
 # raise_nofile: lifts the soft descriptor limit as far as allowed; sets NOFILE.
@@ -105,6 +110,31 @@ med() {
     median $1
 }
 
+# ratio_interval LIST: "LOW HIGH COVERAGE" for the median of the
+# space-separated ratios: the sign-test (order statistic) interval, the
+# narrowest whose coverage is at least 95%, or [min, max] when even that
+# covers less (fewer than 6 rounds; its coverage is printed).
+ratio_interval() {
+    # shellcheck disable=SC2086 # word splitting of the list is intended
+    printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 }
+        END {
+            n = NR; if (n == 0) { print "nan nan 0"; exit }
+            # cdf[j] = P(Binomial(n, 1/2) <= j)
+            p = 1; for (i = 1; i <= n; i++) p /= 2
+            c = p; cdf[0] = c
+            for (j = 1; j <= n; j++) { p = p * (n - j + 1) / j; c += p; cdf[j] = c }
+            k = 1
+            for (j = 2; j <= n / 2; j++) if (2 * cdf[j - 1] <= 0.05) k = j
+            printf "%s %s %.3f\n", v[k], v[n + 1 - k], 1 - 2 * cdf[k - 1] }'
+}
+
+# ratio_verdict MEDIAN LOW HIGH: PASS when the median ratio is at least 1;
+# TIE when it is below 1 but the interval reaches 1 (no measurable
+# difference); FAIL when the whole interval is below 1.
+ratio_verdict() {
+    awk -v m="$1" -v hi="$3" 'BEGIN { print (m >= 1 ? "PASS" : (hi >= 1 ? "TIE" : "FAIL")) }'
+}
+
 # field NAME LINE: the value of NAME=... in a result line
 field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
@@ -118,7 +148,7 @@ start_server() {
     SPID=$!
     CHILDREN+=("$SPID")
     for ((i = 0; i < 100; i++)); do
-        line=$(grep -m1 '^listening on ' "$out" || true)
+        line=$(grep -m1 "^listening on " "$out" 2>/dev/null || true)
         [[ -n $line ]] && break
         kill -0 "$SPID" 2>/dev/null || die "$name server exited: $(cat "$out.err")"
         sleep 0.1
@@ -154,7 +184,7 @@ run_load() {
         out=$TMP/load.$i
         "${PIN_CLIENT[@]}" timeout -k 5 "$LOAD_LIMIT" "$LOAD_BIN" --host "$HOST" \
             --port "$SPORT" "$LOAD_COUNT" "$n" --size "$size" --secs "$SECS" \
-            --start-at "$start_at" >"$out.out" 2>"$out.err" &
+            --start-at "$start_at" "${LOAD_ARGS[@]}" >"$out.out" 2>"$out.err" &
         pids+=("$!")
         outs+=("$out")
         CHILDREN+=("$!")
@@ -205,12 +235,13 @@ cpu_us_per_msg() {
 # alternating which goes first, each a fresh process. Appends per-run msgs/s,
 # p50, p99 and server CPU us per message to RUNS[LOAD,SERVER,rate|p50|p99|cpu],
 # sums errors and lost into RUNS[LOAD,SERVER,errors|lost], and sets
-# RATIOS[LOAD] to the reactor/tokio msgs/s ratio of each round.
+# RATIOS[LOAD] to the reactor/other msgs/s ratio of each round, where the
+# other server is ${SERVERS[1]}.
 measure_throughput() {
     local load=$1 n=${1%%:*} size=${1##*:} round name line cpu0 cpu1 cpu errors lost order ratios=()
     local -A rate
     for ((round = 1; round <= ROUNDS; round++)); do
-        if ((round % 2)); then order=(reactor tokio); else order=(tokio reactor); fi
+        if ((round % 2)); then order=("${SERVERS[@]}"); else order=("${SERVERS[1]}" "${SERVERS[0]}"); fi
         rate=()
         for name in "${order[@]}"; do
             start_server "$name"
@@ -231,8 +262,8 @@ measure_throughput() {
             RUNS[$load,$name,errors]=$((${RUNS[$load,$name,errors]:-0} + ${errors:-0}))
             RUNS[$load,$name,lost]=$((${RUNS[$load,$name,lost]:-0} + ${lost:-0}))
         done
-        ratios+=("$(ratio "${rate[reactor]}" "${rate[tokio]}")")
+        ratios+=("$(ratio "${rate[reactor]}" "${rate[${SERVERS[1]}]}")")
     done
     RATIOS[$load]="${ratios[*]}"
-    log "$n x $size: msgs/s reactor${RUNS[$load,reactor,rate]}, tokio${RUNS[$load,tokio,rate]}; ratio by round ${ratios[*]}"
+    log "$n x $size: msgs/s reactor${RUNS[$load,reactor,rate]}, ${SERVERS[1]}${RUNS[$load,${SERVERS[1]},rate]}; ratio by round ${ratios[*]}"
 }

@@ -46,6 +46,7 @@ BENCH=udp.sh
 BIN=target/release/examples
 LOAD_BIN=$BIN/udp_load
 LOAD_COUNT=--clients
+LOAD_ARGS=()
 declare -A SERVER_BIN=([reactor]=$BIN/udp_echo_server [tokio]=$BIN/tokio_udp_echo_server)
 
 # shellcheck source=bench/lib.sh
