@@ -402,6 +402,13 @@ fn main() -> ExitCode {
     }
     #[cfg(target_os = "linux")]
     if args.io_uring {
+        if args.conns > uring::MAX_CONNS {
+            eprintln!(
+                "echo_load: --io-uring drives at most {} connections",
+                uring::MAX_CONNS
+            );
+            return ExitCode::FAILURE;
+        }
         return uring::run(&uring::Settings {
             addr,
             conns: args.conns,

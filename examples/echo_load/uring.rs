@@ -47,10 +47,14 @@ struct Conn {
     stream: TcpStream,
     /// The message being echoed; the kernel reads it while a send is queued.
     sent: &'static mut [u8],
-    /// Where the echo is received; the kernel writes it while a recv is queued.
+    /// Where the echo is received; the kernel writes it while a recv is
+    /// queued. One byte longer than a message, so that a server sending
+    /// more than it was sent is seen at once.
     echo: &'static mut [u8],
     /// Bytes of the echo received so far.
     got: usize,
+    /// Bytes of the message the kernel has taken so far.
+    put: usize,
     seq: u64,
     sent_at: Instant,
     /// The send's completion has not arrived yet.
@@ -60,6 +64,10 @@ struct Conn {
     /// Still counted: not lost, not failed.
     live: bool,
 }
+
+/// The most connections one ring serves: two entries each, and a ring has
+/// at most 32,768.
+pub const MAX_CONNS: u32 = 16_384;
 
 /// `user_data` of a completion: connection index, and which operation.
 const RECV: u64 = 1;
@@ -86,8 +94,9 @@ pub fn run(s: &Settings) -> ExitCode {
                 // the run ends are never waited for. Leaked, they outlive
                 // every operation; the process exits right after.
                 sent: Box::leak(vec![0u8; s.size].into_boxed_slice()),
-                echo: Box::leak(vec![0u8; s.size].into_boxed_slice()),
+                echo: Box::leak(vec![0u8; s.size + 1].into_boxed_slice()),
                 got: 0,
+                put: 0,
                 seq: 0,
                 sent_at: Instant::now(),
                 sending: false,
@@ -119,8 +128,20 @@ pub fn run(s: &Settings) -> ExitCode {
         .build(entries)
     {
         Ok(ring) => ring,
-        Err(e) => {
+        // No io_uring (ENOSYS), forbidden (EPERM: a seccomp filter, or
+        // kernel.io_uring_disabled), or a kernel older than DEFER_TASKRUN
+        // (EINVAL; the size is within the limit, checked in main).
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
+            ) =>
+        {
             eprintln!("echo_load: io_uring is not available here ({e}); run without --io-uring");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("echo_load: cannot set up io_uring with {entries} entries: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -139,7 +160,7 @@ pub fn run(s: &Settings) -> ExitCode {
     let started = Instant::now();
     for (idx, conn) in conns.iter_mut().enumerate() {
         fill_message(conn.sent, idx as u32, 0);
-        stamp(conn.sent, 0);
+        stamp(conn.sent, idx, 0);
         conn.sent_at = started;
         queue_message(&mut ring, conn, idx);
     }
@@ -153,7 +174,7 @@ pub fn run(s: &Settings) -> ExitCode {
         let wait = types::SubmitArgs::new().timespec(&timeout);
         match ring.submitter().submit_with_args(1, &wait) {
             Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(ETIME) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 eprintln!("echo_load: io_uring_enter failed: {e}");
@@ -170,19 +191,31 @@ pub fn run(s: &Settings) -> ExitCode {
                 continue;
             }
             let failure = if tag & RECV == 0 {
-                conn.sending = false;
                 match result {
-                    r if r == s.size as i32 => None,
                     r if r < 0 => {
                         Some(format!("send failed: {}", io::Error::from_raw_os_error(-r)))
                     }
-                    r => Some(format!("short send of {r} bytes")),
+                    0 => Some("send took no bytes".to_string()),
+                    r => {
+                        // A send may take part of the message when the socket
+                        // buffer is short of room: queue the rest.
+                        conn.put += r as usize;
+                        if conn.put < s.size {
+                            queue_send(&mut ring, conn, idx);
+                        } else {
+                            conn.sending = false;
+                        }
+                        None
+                    }
                 }
             } else {
                 match result {
                     0 => Some("the server closed the connection".to_string()),
                     r if r < 0 => {
                         Some(format!("recv failed: {}", io::Error::from_raw_os_error(-r)))
+                    }
+                    r if conn.got + r as usize > s.size => {
+                        Some("the server sent more than it was sent".to_string())
                     }
                     r => {
                         let n = r as usize;
@@ -216,13 +249,15 @@ pub fn run(s: &Settings) -> ExitCode {
                     conn.bad = false;
                 }
                 conn.seq += 1;
-                stamp(conn.sent, conn.seq);
+                stamp(conn.sent, idx, conn.seq);
                 conn.sent_at = now;
                 queue_message(&mut ring, conn, idx);
             }
         }
     }
     let elapsed = (now.min(end) - started).as_secs_f64();
+    // Operations still queued hold their own references to the sockets, and
+    // the buffers are leaked, so closing the sockets now is safe.
     drop(conns);
     crate::print_outcome(&Outcome {
         conns: s.conns,
@@ -236,14 +271,15 @@ pub fn run(s: &Settings) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Writes message number `seq` over the first (up to 8) bytes.
-fn stamp(buf: &mut [u8], seq: u64) {
+/// Writes message number `seq` of connection `idx` over the first (up to 8)
+/// bytes: a hash of both, so that even messages of 8 bytes or fewer differ
+/// between connections and from one message to the next.
+fn stamp(buf: &mut [u8], idx: usize, seq: u64) {
+    let mut tag = [0u8; 8];
+    fill_message(&mut tag, idx as u32, seq);
     let n = buf.len().min(8);
-    buf[..n].copy_from_slice(&seq.to_le_bytes()[..n]);
+    buf[..n].copy_from_slice(&tag[..n]);
 }
-
-/// `ETIME`: the wait's timeout passed with nothing completed.
-const ETIME: i32 = 62;
 
 fn connect(s: &Settings) -> io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&s.addr, s.connect_timeout)?;
@@ -262,19 +298,26 @@ fn connect(s: &Settings) -> io::Result<TcpStream> {
 /// Queues the send of `conn.sent` and the recv of its echo.
 fn queue_message(ring: &mut IoUring, conn: &mut Conn, idx: usize) {
     conn.got = 0;
+    conn.put = 0;
     conn.sending = true;
+    queue_send(ring, conn, idx);
+    queue_recv(ring, conn, idx);
+}
+
+/// Queues a send of the part of the message the kernel has not taken yet.
+fn queue_send(ring: &mut IoUring, conn: &mut Conn, idx: usize) {
+    let rest = &conn.sent[conn.put..];
     let send = opcode::Send::new(
         types::Fd(conn.stream.as_raw_fd()),
-        conn.sent.as_ptr(),
-        conn.sent.len() as u32,
+        rest.as_ptr(),
+        rest.len() as u32,
     )
     .build()
     .user_data(send_tag(idx));
     push(ring, &send);
-    queue_recv(ring, conn, idx);
 }
 
-/// Queues a recv for the rest of the echo.
+/// Queues a recv for the rest of the echo, and one byte more.
 fn queue_recv(ring: &mut IoUring, conn: &mut Conn, idx: usize) {
     let rest = &mut conn.echo[conn.got..];
     let recv = opcode::Recv::new(
@@ -288,16 +331,17 @@ fn queue_recv(ring: &mut IoUring, conn: &mut Conn, idx: usize) {
 }
 
 fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) {
-    // The queue holds one send and one recv per connection, and each
-    // connection has at most one of each outstanding, so it cannot be full
-    // once the previous entries were submitted; if it is, submit first.
+    // Each connection has at most one send and one recv outstanding, and
+    // the queue has room for two per connection, so once the entries before
+    // are submitted there is room; if the queue is full, submit first.
     loop {
-        // SAFETY: the entry points into `sent`/`echo` buffers that are leaked
-        // (never freed) and a socket that stays open until the process
-        // exits, and each buffer has at most one operation on it at a time
-        // (a send reads `sent` while nothing writes it: it is refilled only
-        // after the send completed; a recv writes the unfilled part of `echo`
-        // and nothing else touches it until it completes).
+        // SAFETY: the entry points into a `sent` or `echo` buffer, which is
+        // leaked (never freed), and names a socket that in-flight operations
+        // keep open. Each buffer has at most one operation on it at a time,
+        // and nothing else touches it meanwhile: a send reads the unsent
+        // part of `sent`, which is refilled only after the whole message was
+        // taken; a recv writes the unfilled part of `echo`, which is read
+        // only once that recv has completed.
         if unsafe { ring.submission().push(entry) }.is_ok() {
             return;
         }
