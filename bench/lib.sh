@@ -128,11 +128,14 @@ ratio_interval() {
             printf "%s %s %.3f\n", v[k], v[n + 1 - k], 1 - 2 * cdf[k - 1] }'
 }
 
-# ratio_verdict MEDIAN LOW HIGH: PASS when the median ratio is at least 1;
-# TIE when it is below 1 but the interval reaches 1 (no measurable
-# difference); FAIL when the whole interval is below 1.
+# ratio_verdict MEDIAN HIGH COVERAGE: PASS when the median ratio is at
+# least 1; TIE when it is below 1 but the interval reaches 1 (no measurable
+# difference); FAIL when the whole interval is below 1; n/a when the
+# interval covers less than 90% (too few rounds to say).
 ratio_verdict() {
-    awk -v m="$1" -v hi="$3" 'BEGIN { print (m >= 1 ? "PASS" : (hi >= 1 ? "TIE" : "FAIL")) }'
+    awk -v m="$1" -v hi="$2" -v cov="$3" 'BEGIN {
+        if (cov < 0.9) print "n/a"
+        else print (m >= 1 ? "PASS" : (hi >= 1 ? "TIE" : "FAIL")) }'
 }
 
 # field NAME LINE: the value of NAME=... in a result line

@@ -48,6 +48,7 @@ LOAD_BIN=$BIN/udp_load
 LOAD_COUNT=--clients
 LOAD_ARGS=()
 declare -A SERVER_BIN=([reactor]=$BIN/udp_echo_server [tokio]=$BIN/tokio_udp_echo_server)
+SERVERS=(reactor tokio)
 
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
