@@ -17,9 +17,10 @@
 //!
 //! Each message is checked byte for byte and timed as in the reactor engine,
 //! but filled more cheaply: the body is the connection's own pseudo-random
-//! pattern, written once, and each message stamps its sequence number over
-//! the first bytes, so a stale, misrouted or corrupted echo still fails the
-//! comparison while the per-message work stays a few nanoseconds.
+//! pattern, written once, and each message stamps a hash of the connection
+//! and its sequence number over the first bytes (see `stamp`), so a stale,
+//! misrouted or corrupted echo still fails the comparison while the
+//! per-message work stays a few nanoseconds.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -57,7 +58,7 @@ struct Conn {
     put: usize,
     seq: u64,
     sent_at: Instant,
-    /// The send's completion has not arrived yet.
+    /// The kernel has not yet taken the whole message.
     sending: bool,
     /// Some byte of this echo differed.
     bad: bool,
