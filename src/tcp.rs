@@ -1397,16 +1397,7 @@ impl Reactor {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // Errors that concern only the connection being accepted.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::ConnectionReset
-                            | io::ErrorKind::PermissionDenied
-                    ) =>
-                {
+                Err(e) if concerns_only_this_connection(&e) => {
                     debug!("accept on {} skipped a connection: {e}", listener.addr);
                 }
                 Err(e) => {
@@ -1527,6 +1518,20 @@ impl Reactor {
 
 /// One write of `chunks` straight to the socket. Returns how many bytes the
 /// kernel took (0 if it would block).
+/// Whether an `accept` error concerns only the connection being accepted
+/// (it was aborted or reset while queued, a firewall refused it, a signal
+/// interrupted the call): the listener goes on with the next one. Anything
+/// else (out of descriptors or memory) concerns the listener.
+pub(crate) fn concerns_only_this_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::PermissionDenied
+    )
+}
+
 fn write_direct(stream: &TcpStream, chunks: &[&[u8]]) -> io::Result<usize> {
     let mut stream = stream;
     loop {

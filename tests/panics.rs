@@ -7,25 +7,8 @@ use std::io::{Read, Write};
 use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
-use common::{client, listening, localhost, next, roundtrip, ReactorThread};
+use common::{client, listening, localhost, next, roundtrip, Fragile, ReactorThread};
 use reactor::{Protocol, Reason, Transport};
-
-/// Echoes, but panics on `boom`; reports how it ended.
-struct Fragile(Sender<String>);
-
-impl Protocol for Fragile {
-    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
-        if data == b"boom" {
-            panic!("asked to explode");
-        }
-        transport.write(data);
-    }
-    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
-        if !matches!(reason, Reason::PeerClosed | Reason::ReactorStopped) {
-            let _ = self.0.send(format!("lost:{reason}"));
-        }
-    }
-}
 
 #[test]
 fn a_panicking_protocol_loses_its_connection_and_a_hundred_others_keep_echoing() {

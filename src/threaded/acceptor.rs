@@ -100,15 +100,7 @@ impl Acceptor {
                         state.workers.reap();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::Interrupted
-                                | io::ErrorKind::ConnectionAborted
-                                | io::ErrorKind::ConnectionReset
-                                | io::ErrorKind::PermissionDenied
-                        ) =>
-                    {
+                    Err(e) if crate::tcp::concerns_only_this_connection(&e) => {
                         debug!("accept on {} skipped a connection: {e}", self.addr);
                     }
                     Err(e) => {

@@ -89,6 +89,24 @@ pub fn listening<P: Protocol>(factory: impl FnMut() -> P + Send + 'static) -> Re
     ReactorThread::start(move |r| Ok(r.listen_tcp(localhost(), factory)?.local_addr()))
 }
 
+/// Echoes, but panics on `boom`; reports how it ended (`lost:REASON`)
+/// unless the peer closed or the reactor stopped.
+pub struct Fragile(pub Sender<String>);
+
+impl Protocol for Fragile {
+    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+        if data == b"boom" {
+            panic!("asked to explode");
+        }
+        transport.write(data);
+    }
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        if !matches!(reason, Reason::PeerClosed | Reason::ReactorStopped) {
+            let _ = self.0.send(format!("lost:{reason}"));
+        }
+    }
+}
+
 /// Sends back whatever arrives.
 pub struct Echo;
 

@@ -19,7 +19,7 @@ use reactor::{Protocol, Reason, Timeout, Transport};
 
 use crate::common::{
     assert_quiet, client, listening, localhost, next, pattern, read_n, reset, roundtrip, Echo,
-    ReactorThread, Recorder,
+    Fragile, ReactorThread, Recorder,
 };
 
 /// How connections are served.
@@ -435,23 +435,6 @@ pub fn a_half_closing_protocol_answers_after_the_peers_fin(model: Model) {
 }
 
 // ------------------------------------------------------------------ faults
-
-/// Echoes, but panics on `boom`; reports how it ended.
-struct Fragile(Sender<String>);
-
-impl Protocol for Fragile {
-    fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
-        if data == b"boom" {
-            panic!("asked to explode");
-        }
-        t.write(data);
-    }
-    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
-        if !matches!(reason, Reason::PeerClosed | Reason::ReactorStopped) {
-            let _ = self.0.send(format!("lost:{reason}"));
-        }
-    }
-}
 
 pub fn a_panicking_protocol_loses_only_its_own_connection(model: Model) {
     let (tx, rx) = channel();
