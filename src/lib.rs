@@ -52,6 +52,7 @@ mod protocol;
 pub mod protocols;
 mod reactor;
 mod reason;
+mod rules;
 mod tcp;
 pub mod testing;
 pub mod threaded;
@@ -62,9 +63,8 @@ mod udp;
 pub use crate::protocol::{ClientFactory, Factory, Protocol, SharedFactory, Timeout};
 pub use crate::reactor::{Reactor, ReactorHandle, DEFAULT_SHUTDOWN_GRACE};
 pub use crate::reason::Reason;
-pub use crate::tcp::{
-    ListenOptions, ListenerHandle, ListenerStats, DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK,
-};
+pub use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
+pub use crate::tcp::{ListenOptions, ListenerHandle, ListenerStats};
 pub use crate::timer::TimerId;
 pub use crate::transport::{ConnectionId, Transport};
 pub use crate::udp::{

@@ -29,3 +29,12 @@ fn message(payload: &(dyn Any + Send)) -> String {
         "a panic with a non-text payload".to_string()
     }
 }
+
+/// Drops `value` under [`catch`]: a user type's `Drop` (a protocol, a
+/// factory, a timer's closure) may panic like any other callback. `what`
+/// names it in the log line.
+pub(crate) fn drop_caught<T>(value: T, what: &str) {
+    if let Err(why) = catch(move || drop(value)) {
+        log::error!("dropping {what} panicked: {why}");
+    }
+}

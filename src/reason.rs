@@ -32,6 +32,28 @@ pub enum Reason {
     /// panic's message): the connection was aborted, and the reactor and
     /// every other connection carried on.
     Panicked(String),
+    /// A write would have taken the connection's buffered output past its
+    /// hard cap ([`Transport::set_write_buffer_limit`](crate::Transport::set_write_buffer_limit),
+    /// [`ListenOptions::write_buffer_limit`](crate::ListenOptions::write_buffer_limit)):
+    /// the peer reads too slowly or not at all. The connection was aborted
+    /// (the peer got a reset) and its buffer dropped.
+    BufferOverflow {
+        /// The cap that was in force, in bytes.
+        limit: usize,
+    },
+    /// The connection was closed for `cause` with `unsent` bytes still
+    /// buffered (a stop whose grace period ran out, say), or with input
+    /// from the peer that the protocol never saw. Those bytes were dropped,
+    /// so the peer got a reset rather than a clean end of stream: a
+    /// truncated reply never passes for a complete one.
+    Discarded {
+        /// Bytes written but never handed to the kernel.
+        unsent: usize,
+        /// Bytes the peer sent that no protocol read.
+        unread: usize,
+        /// Why the connection was closed.
+        cause: Box<Reason>,
+    },
     /// An I/O error: a reset, a broken pipe, a refused or unreachable connect.
     Error {
         /// The error's kind, e.g. `ConnectionReset` or `ConnectionRefused`.
@@ -82,6 +104,17 @@ impl fmt::Display for Reason {
             Reason::TimedOut => f.write_str("connection attempt timed out"),
             Reason::BadInput(why) => write!(f, "closed by us on bad input: {why}"),
             Reason::Panicked(why) => write!(f, "aborted: the protocol panicked: {why}"),
+            Reason::BufferOverflow { limit } => {
+                write!(f, "aborted: buffered output passed its limit of {limit} bytes (the peer does not read)")
+            }
+            Reason::Discarded {
+                unsent,
+                unread,
+                cause,
+            } => write!(
+                f,
+                "{cause}; reset, discarding {unsent} unsent and {unread} unread bytes"
+            ),
             Reason::Error {
                 kind,
                 os_code: Some(code),

@@ -17,33 +17,12 @@ use crate::reactor::{
     MAX_READS_PER_EVENT,
 };
 use crate::reason::Reason;
+use crate::rules::{
+    concerns_only_this_connection, ACCEPT_RETRY, DEADLINE_GRACE, DEFAULT_HIGH_WATERMARK,
+    DEFAULT_LOW_WATERMARK, LINGER_DISCARD_LIMIT, LINGER_TIMEOUT, MAX_IOVECS,
+};
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
-
-/// How long a listener waits before accepting again after `accept` failed
-/// for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM).
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-
-/// Default high watermark of a connection's outgoing buffer: crossing it
-/// pauses the protocol's producing (and, by default, reading).
-pub const DEFAULT_HIGH_WATERMARK: usize = 64 * 1024;
-
-/// Default low watermark: draining below it resumes producing.
-pub const DEFAULT_LOW_WATERMARK: usize = 16 * 1024;
-
-/// How long a cleanly closed connection may linger, discarding what the peer
-/// still sends, before its descriptor is closed regardless.
-const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The most a lingering connection discards before it is closed regardless.
-const LINGER_DISCARD_LIMIT: usize = 16 << 20;
-
-/// How long a connection still open after its deadline's hook ran, or still
-/// flushing after it, has before it is aborted.
-const DEADLINE_GRACE: Duration = Duration::from_secs(1);
-
-/// Most chunks one vectored write hands the kernel; the rest are buffered.
-const MAX_IOVECS: usize = 16;
 
 /// The id [`Reactor::connect_tcp`] returns when the attempt failed before a
 /// socket existed; it never names a live connection.
@@ -374,6 +353,10 @@ impl Transport for ConnTransport<'_> {
 
     fn set_write_watermarks(&mut self, low: usize, high: usize) {
         self.reactor.set_write_watermarks(self.id, low, high);
+    }
+
+    fn set_write_buffer_limit(&mut self, bytes: usize) {
+        let _ = bytes; // TODO(issue 12): the cap
     }
 
     fn is_write_buffer_full(&self) -> bool {
@@ -1518,20 +1501,6 @@ impl Reactor {
 
 /// One write of `chunks` straight to the socket. Returns how many bytes the
 /// kernel took (0 if it would block).
-/// Whether an `accept` error concerns only the connection being accepted
-/// (it was aborted or reset while queued, a firewall refused it, a signal
-/// interrupted the call): the listener goes on with the next one. Anything
-/// else (out of descriptors or memory) concerns the listener.
-pub(crate) fn concerns_only_this_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::PermissionDenied
-    )
-}
-
 fn write_direct(stream: &TcpStream, chunks: &[&[u8]]) -> io::Result<usize> {
     let mut stream = stream;
     loop {

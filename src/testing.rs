@@ -105,6 +105,7 @@ pub struct StringTransport {
     id: ConnectionId,
     clock: Clock,
     watermarks: (usize, usize),
+    write_buffer_limit: usize,
     buffer_full: bool,
     reading_paused: bool,
     write_closed: bool,
@@ -139,9 +140,10 @@ impl StringTransport {
             id: ConnectionId::from_parts(0, 1),
             clock: Clock::new(),
             watermarks: (
-                crate::tcp::DEFAULT_LOW_WATERMARK,
-                crate::tcp::DEFAULT_HIGH_WATERMARK,
+                crate::rules::DEFAULT_LOW_WATERMARK,
+                crate::rules::DEFAULT_HIGH_WATERMARK,
             ),
+            write_buffer_limit: crate::rules::DEFAULT_WRITE_BUFFER_LIMIT,
             buffer_full: false,
             reading_paused: false,
             write_closed: false,
@@ -180,6 +182,12 @@ impl StringTransport {
     /// The watermarks the protocol set, `(low, high)`.
     pub fn write_watermarks(&self) -> (usize, usize) {
         self.watermarks
+    }
+
+    /// The cap on buffered output the protocol set (see
+    /// [`Transport::set_write_buffer_limit`]).
+    pub fn write_buffer_limit(&self) -> usize {
+        self.write_buffer_limit
     }
 
     /// The idle timeout and deadline the protocol set, as given; a test
@@ -279,6 +287,10 @@ impl Transport for StringTransport {
 
     fn set_write_watermarks(&mut self, low: usize, high: usize) {
         self.watermarks = (low, high);
+    }
+
+    fn set_write_buffer_limit(&mut self, bytes: usize) {
+        self.write_buffer_limit = bytes;
     }
 
     fn is_write_buffer_full(&self) -> bool {

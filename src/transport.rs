@@ -109,6 +109,15 @@ pub trait Transport {
     /// Defaults: 64 KiB and 16 KiB. See [`Protocol::pause_producing`](crate::Protocol::pause_producing).
     fn set_write_watermarks(&mut self, low: usize, high: usize);
 
+    /// Caps the bytes this connection may hold buffered for its peer
+    /// (default [`DEFAULT_WRITE_BUFFER_LIMIT`](crate::DEFAULT_WRITE_BUFFER_LIMIT),
+    /// 16 MiB, or the listener's [`ListenOptions::write_buffer_limit`](crate::ListenOptions::write_buffer_limit)).
+    /// A write that would pass it, by this protocol or by any other
+    /// connection's `write_to`, aborts the connection with
+    /// [`Reason::BufferOverflow`](crate::Reason::BufferOverflow): the watermarks
+    /// ask producers to slow down, the cap is what holds when they do not.
+    fn set_write_buffer_limit(&mut self, bytes: usize);
+
     /// Whether the outgoing buffer crossed its high watermark and has not
     /// drained below the low one since: a producer writes while this is
     /// false and goes on in `resume_producing`.

@@ -100,7 +100,7 @@ impl Acceptor {
                         state.workers.reap();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if crate::tcp::concerns_only_this_connection(&e) => {
+                    Err(e) if crate::rules::concerns_only_this_connection(&e) => {
                         debug!("accept on {} skipped a connection: {e}", self.addr);
                     }
                     Err(e) => {

@@ -384,6 +384,13 @@ impl Transport for BlockingTransport {
         let _ = (low, high);
     }
 
+    /// Ignored: a write blocks until the kernel takes it, so nothing is
+    /// buffered here (a peer that does not read is bounded by the idle
+    /// timeout's SO_SNDTIMEO instead).
+    fn set_write_buffer_limit(&mut self, bytes: usize) {
+        let _ = bytes;
+    }
+
     /// Always false: nothing is ever buffered.
     fn is_write_buffer_full(&self) -> bool {
         false

@@ -1,0 +1,91 @@
+//! The numbers and rules the reactor and the threaded model share: one
+//! definition each, so the two models cannot drift apart.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Default high watermark of a connection's outgoing buffer: crossing it
+/// pauses the protocol's producing (and, by default, reading).
+pub const DEFAULT_HIGH_WATERMARK: usize = 64 * 1024;
+
+/// Default low watermark: draining below it resumes producing.
+pub const DEFAULT_LOW_WATERMARK: usize = 16 * 1024;
+
+/// Default hard cap on a connection's buffered output. A write that would
+/// take the buffer past it aborts the connection with
+/// [`Reason::BufferOverflow`](crate::Reason::BufferOverflow): a peer that
+/// does not read cannot grow the server without bound, whoever writes to it.
+pub const DEFAULT_WRITE_BUFFER_LIMIT: usize = 16 << 20;
+
+/// How long a listener waits before accepting again after `accept` failed
+/// for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// How long a cleanly closed connection may linger, discarding what the peer
+/// still sends, before its descriptor is closed regardless.
+pub(crate) const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most a lingering connection discards before it is closed regardless.
+pub(crate) const LINGER_DISCARD_LIMIT: usize = 16 << 20;
+
+/// How long a connection still open after its deadline's hook ran, or still
+/// flushing after it, has before it is aborted.
+pub(crate) const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// Most chunks one vectored write hands the kernel; the rest are buffered.
+pub(crate) const MAX_IOVECS: usize = 16;
+
+/// Whether an `accept` error concerns only the connection being accepted
+/// (it was aborted or reset while queued, a firewall refused it, a signal
+/// interrupted the call): the listener goes on with the next one. Anything
+/// else (out of descriptors or memory) concerns the listener.
+pub(crate) fn concerns_only_this_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::PermissionDenied
+    )
+}
+
+/// What an idle check finds: quiet for the whole `timeout` since
+/// `last_activity`, or not yet. Either way, the next check is due after the
+/// returned delay (one more timeout if it was due, the remainder if not).
+pub(crate) fn idle_check(last_activity: Instant, timeout: Duration, now: Instant) -> (bool, Duration) {
+    let quiet = now.saturating_duration_since(last_activity);
+    if quiet >= timeout {
+        (true, timeout)
+    } else {
+        (false, timeout - quiet)
+    }
+}
+
+/// `now + delay`, or `None` when that is past what an `Instant` can hold:
+/// a deadline that overflows means never.
+pub(crate) fn deadline_after(now: Instant, delay: Duration) -> Option<Instant> {
+    now.checked_add(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_check_reschedules_for_the_remainder_or_a_full_period() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(10);
+        assert_eq!(
+            idle_check(t0, timeout, t0 + Duration::from_secs(4)),
+            (false, Duration::from_secs(6))
+        );
+        assert_eq!(idle_check(t0, timeout, t0 + timeout), (true, timeout));
+        // A stamp from the future (a later turn's time) is not quiet at all.
+        assert_eq!(idle_check(t0 + timeout, timeout, t0), (false, timeout));
+    }
+
+    #[test]
+    fn an_overflowing_deadline_is_never() {
+        assert_eq!(deadline_after(Instant::now(), Duration::MAX), None);
+    }
+}
