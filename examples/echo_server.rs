@@ -16,10 +16,13 @@
 //! ```
 //!
 //! With `--graceful`, SIGINT or SIGTERM stops it the way the seeds' servers
-//! stop on Ctrl-C, but without losing a byte: it stops accepting, lets every
-//! connection flush what it was sent (for at most `--grace` seconds), closes
-//! them cleanly and exits 0; a second signal exits at once. It is the
-//! reactor's feature: with `--model threads` it is refused.
+//! stop on Ctrl-C, but without losing a byte: it stops accepting, and every
+//! connection goes on echoing until its peer has half-closed (sent its FIN)
+//! or gone quiet for `--quiet` seconds, then closes cleanly once its echo is
+//! flushed; the process exits 0 when the last connection is done (or after
+//! `--grace` seconds, when what is left is reset, so a peer can tell). A
+//! second signal exits at once. It is the reactor's feature: with
+//! `--model threads` it is refused.
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
@@ -27,10 +30,31 @@ mod common;
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::{Parser, ValueEnum};
 // Zero-sized, so idle connections cost the server no protocol memory.
 use reactor::protocols::Echo;
-use reactor::threaded;
+use reactor::{threaded, OnStop, Protocol, Transport};
+
+/// Echo that, when a graceful stop begins, finishes instead of closing: it
+/// echoes on until the peer half-closes (the default handling of a FIN
+/// flushes the echo, then closes) or is quiet for `quiet` (the default
+/// `timeout_connection` closes cleanly once the echo is flushed).
+struct DrainingEcho {
+    quiet: Duration,
+}
+
+impl Protocol for DrainingEcho {
+    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+        transport.write(data);
+    }
+
+    fn stopping(&mut self, transport: &mut dyn Transport) -> OnStop {
+        transport.set_idle_timeout(Some(self.quiet));
+        OnStop::KeepOpen
+    }
+}
 
 /// How connections are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -59,9 +83,13 @@ struct Args {
     /// (reactor model only).
     #[arg(long)]
     graceful: bool,
-    /// With --graceful: seconds to wait for connections to flush.
+    /// With --graceful: seconds to wait for connections to finish.
     #[arg(long, value_parser = common::parse_duration, default_value = "5")]
-    grace: std::time::Duration,
+    grace: Duration,
+    /// With --graceful: once stopping, a connection whose peer has sent
+    /// nothing (and read nothing) for this many seconds is closed.
+    #[arg(long, value_parser = common::parse_duration, default_value = "0.5")]
+    quiet: Duration,
 }
 
 fn serve(args: &Args) -> Result<(), String> {
@@ -70,6 +98,10 @@ fn serve(args: &Args) -> Result<(), String> {
             if args.graceful {
                 reactor.stop_on_signals()?;
                 reactor.set_shutdown_grace(args.grace);
+                let quiet = args.quiet;
+                return Ok(reactor
+                    .listen_tcp(addr, move || DrainingEcho { quiet })?
+                    .local_addr());
             }
             Ok(reactor.listen_tcp(addr, || Echo)?.local_addr())
         }),

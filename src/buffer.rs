@@ -34,11 +34,6 @@ impl WriteBuffer {
         self.bytes.extend_from_slice(data);
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.bytes = Vec::new();
-        self.start = 0;
-    }
-
     /// Writes as much as `sink` takes. `Ok(true)` when the buffer emptied,
     /// `Ok(false)` when the sink would block first.
     pub(crate) fn flush_into<W: Write>(&mut self, mut sink: W) -> io::Result<bool> {

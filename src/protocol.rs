@@ -73,21 +73,59 @@ pub trait Protocol: 'static {
     }
 
     /// The outgoing buffer reached its high watermark (a peer reading slower
-    /// than we write). Called once the callback whose write crossed it has
-    /// returned. The default stops reading this connection, so an echo or a
-    /// proxy holds at most the high watermark plus one read for a peer that
-    /// does not read; a producer (a file sender) overrides it, or simply
-    /// stops writing while [`Transport::is_write_buffer_full`] says so.
-    /// Twisted's `IPushProducer.pauseProducing`.
+    /// than we write), or that of a connection this one is registered as a
+    /// producer for ([`Reactor::register_producer`]). Called once the
+    /// callback whose write crossed it has returned. The default stops
+    /// reading this connection, so an echo or a proxy holds at most the high
+    /// watermark plus one read for a peer that does not read; a producer (a
+    /// file sender) simply stops writing while
+    /// [`Transport::is_write_buffer_full`] says so. A `pause_reading` made
+    /// here is flow control's: the reactor lifts it itself before
+    /// `resume_producing`, and it never lifts a pause the protocol made
+    /// elsewhere. Twisted's `IPushProducer.pauseProducing`.
     fn pause_producing(&mut self, transport: &mut dyn Transport) {
         transport.pause_reading();
     }
 
-    /// The outgoing buffer drained below its low watermark after a
-    /// `pause_producing`. The default reads again; a producer writes its
-    /// next chunks. Twisted's `resumeProducing`.
+    /// Every buffer that paused this producer drained below its low
+    /// watermark. Reading paused by `pause_producing` has already resumed;
+    /// a producer writes its next chunks here. Twisted's `resumeProducing`.
     fn resume_producing(&mut self, transport: &mut dyn Transport) {
-        transport.resume_reading();
+        let _ = transport;
+    }
+
+    /// A graceful stop began ([`Reactor::stop`], a signal under
+    /// [`Reactor::stop_on_signals`]): Twisted's "before shutdown" trigger,
+    /// per connection. The default, [`OnStop::Close`], closes the connection
+    /// as `lose_connection` does: what is buffered is flushed, then the peer
+    /// gets a FIN, unless input it sent was never read, in which case it
+    /// gets a reset, so a loss is never passed off as a clean end. A
+    /// protocol that should finish its work (echo what is still coming,
+    /// answer the request in progress) returns [`OnStop::KeepOpen`]: it goes
+    /// on being called as usual and closes the connection itself, within
+    /// the grace period ([`Reactor::set_shutdown_grace`]), after which what
+    /// is left is closed regardless.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::{OnStop, Protocol, Transport};
+    ///
+    /// /// Echoes until the peer has been quiet for 200 ms, even while stopping.
+    /// struct DrainingEcho;
+    /// impl Protocol for DrainingEcho {
+    ///     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+    ///         transport.write(data);
+    ///     }
+    ///     fn stopping(&mut self, transport: &mut dyn Transport) -> OnStop {
+    ///         // The default timeout_connection closes cleanly once quiet.
+    ///         transport.set_idle_timeout(Some(Duration::from_millis(200)));
+    ///         OnStop::KeepOpen
+    ///     }
+    /// }
+    /// ```
+    fn stopping(&mut self, transport: &mut dyn Transport) -> OnStop {
+        let _ = transport;
+        OnStop::Close
     }
 
     /// A timer scheduled with [`Transport::call_later`] fired; `tag` is the
@@ -96,6 +134,16 @@ pub trait Protocol: 'static {
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
         let _ = (transport, tag);
     }
+}
+
+/// What a connection does when a graceful stop begins ([`Protocol::stopping`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// Flush and close now (the default).
+    Close,
+    /// Stay open: the protocol finishes its work and closes the connection
+    /// itself, within the grace period.
+    KeepOpen,
 }
 
 /// Which limit [`Protocol::timeout_connection`] is about.

@@ -52,7 +52,11 @@ pub(crate) fn concerns_only_this_connection(e: &io::Error) -> bool {
 /// What an idle check finds: quiet for the whole `timeout` since
 /// `last_activity`, or not yet. Either way, the next check is due after the
 /// returned delay (one more timeout if it was due, the remainder if not).
-pub(crate) fn idle_check(last_activity: Instant, timeout: Duration, now: Instant) -> (bool, Duration) {
+pub(crate) fn idle_check(
+    last_activity: Instant,
+    timeout: Duration,
+    now: Instant,
+) -> (bool, Duration) {
     let quiet = now.saturating_duration_since(last_activity);
     if quiet >= timeout {
         (true, timeout)

@@ -108,10 +108,10 @@ impl<A> TimerHeap<A> {
         self.entries.len()
     }
 
-    /// Drops every pending timer.
-    pub(crate) fn clear(&mut self) {
+    /// Removes every pending timer, handing back their actions.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = A> + '_ {
         self.heap.clear();
-        self.entries.clear();
+        self.entries.drain().map(|e| e.action)
     }
 }
 

@@ -490,6 +490,7 @@ impl Reactor {
             .register(&mut socket, id.token(), Interest::READABLE)?;
         entry.insert(Slot {
             generation,
+            queued: false,
             source: Source::Udp(UdpEndpoint {
                 socket,
                 protocol: Some(Box::new(protocol)),
@@ -515,6 +516,7 @@ impl Reactor {
             Some(Slot {
                 generation,
                 source: Source::Udp(e),
+                ..
             }) if *generation == id.generation => Some(e),
             _ => None,
         }
@@ -525,6 +527,7 @@ impl Reactor {
             Some(Slot {
                 generation,
                 source: Source::Udp(e),
+                ..
             }) if *generation == id.generation => Some((e, self.poll.registry())),
             _ => None,
         }
@@ -680,6 +683,6 @@ impl Reactor {
             }
         }
         self.read_buf = buf;
-        self.again.push(id);
+        self.defer(id, crate::reactor::Readiness::LEFTOVER);
     }
 }

@@ -19,11 +19,13 @@ use reactor::{Protocol, Reason, Transport};
 
 const TOTAL: usize = 64 << 20;
 
-/// Writes 64 MiB at once on connecting; reports how it ended.
+/// Writes 64 MiB at once on connecting (over the default cap on buffered
+/// output, so it raises its own); reports how it ended.
 struct BigWriter(Sender<String>);
 
 impl Protocol for BigWriter {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
+        transport.set_write_buffer_limit(TOTAL);
         transport.write(&pattern(TOTAL, 3));
         let _ = self.0.send("written".into());
     }
@@ -52,27 +54,43 @@ fn stop_during_a_64_mib_transfer_delivers_every_written_byte_then_a_clean_close(
 }
 
 #[test]
-fn a_peer_that_never_reads_is_given_up_after_the_grace_period() {
+fn a_peer_that_never_reads_is_reset_after_the_grace_period_so_the_truncation_shows() {
     let (tx, rx) = channel();
     let server = ReactorThread::start(move |r| {
         r.set_shutdown_grace(Duration::from_millis(300));
         let factory = move || BigWriter(tx.clone());
         Ok(r.listen_tcp(localhost(), factory)?.local_addr())
     });
-    let _s = client(server.addr);
+    let mut s = client(server.addr);
     assert_eq!(next(&rx), "written");
     let started = Instant::now();
     server.stop();
     let took = started.elapsed();
-    assert_eq!(next(&rx), "lost:ReactorStopped");
+    let lost = next(&rx);
+    assert!(
+        lost.starts_with("lost:Discarded { unsent: ")
+            && lost.ends_with(", unread: 0, cause: ReactorStopped }"),
+        "{lost}"
+    );
     assert!(
         took >= Duration::from_millis(250) && took < WAIT,
         "stopped after {took:?}"
     );
+    // What the kernel holds may still arrive, but never a clean end of
+    // stream: the peer can tell its 64 MiB reply was cut short.
+    let mut got = Vec::new();
+    let end = s.read_to_end(&mut got);
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(ErrorKind::ConnectionReset),
+        "after {} of {TOTAL} bytes",
+        got.len()
+    );
+    assert!(got.len() < TOTAL);
 }
 
 #[test]
-fn sigterm_to_a_graceful_echo_server_mid_transfer_loses_nothing_it_echoed() {
+fn sigterm_to_a_graceful_echo_server_mid_transfer_echoes_every_byte_then_closes() {
     let server = programs::Server::start_with("echo_server", &["--graceful"]);
     let s = client(server.addr);
     // Send without reading until every buffer on the way is full: the
@@ -103,8 +121,8 @@ fn sigterm_to_a_graceful_echo_server_mid_transfer_loses_nothing_it_echoed() {
             .unwrap()
     });
     assert!(sent < data.len(), "nothing pushed back");
-    // Nothing more from us: the server will see our FIN once it has read
-    // (and, stopping, discarded) what is still on its way.
+    // Nothing more from us: the server, stopping, goes on echoing until it
+    // reads our FIN behind the rest.
     s.shutdown(Shutdown::Write).unwrap();
     let pid = server.process.0.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -114,10 +132,9 @@ fn sigterm_to_a_graceful_echo_server_mid_transfer_loses_nothing_it_echoed() {
     reader
         .read_to_end(&mut echoed)
         .expect("a clean close after the echo, not a reset");
-    assert!(!echoed.is_empty());
-    assert!(echoed.len() <= sent);
+    assert_eq!(echoed.len(), sent, "every byte sent comes back");
     assert!(
-        echoed == data[..echoed.len()],
+        echoed == data[..sent],
         "the echo differs from what was sent"
     );
     let (status, rest) = server.wait_for_exit();
@@ -155,31 +172,54 @@ fn a_second_sigterm_exits_at_once_even_while_the_first_is_still_flushing() {
     drop(s);
 }
 
-/// Stops reading, then writes 1 MiB, which the kernel takes at once.
+/// Stops reading, then writes 1 MiB, which the kernel takes at once;
+/// reports how it ended.
 struct WritesWithoutReading(Sender<String>);
 
 impl Protocol for WritesWithoutReading {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
         transport.pause_reading();
         transport.write(&pattern(1 << 20, 4));
-        let _ = self.0.send(format!("buffered:{}", transport.buffered()));
+        let _ = self.0.send("written".to_string());
     }
     fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.0.send(format!("lost:{reason:?}"));
+    }
 }
 
 #[test]
-fn stop_with_unread_input_and_nothing_buffered_still_delivers_everything() {
+fn stop_with_unread_input_resets_the_connection_so_the_loss_shows() {
     let (tx, rx) = channel();
     let server = listening(move || WritesWithoutReading(tx.clone()));
     let mut s = client(server.addr);
-    let buffered = next(&rx);
-    // Input the server will never read, in its socket when it stops.
+    assert_eq!(next(&rx), "written");
+    // Input the server will never read, in its socket when it stops: the
+    // kernel acknowledged it to us, so it must not vanish behind a clean end.
+    // (On loopback a finished send is already in the receiver's queue.)
     s.write_all(&[b'q'; 1000]).unwrap();
     server.handle.stop();
+    assert_eq!(
+        next(&rx),
+        "lost:Discarded { unsent: 0, unread: 1000, cause: ReactorStopped }"
+    );
     let mut got = Vec::new();
-    s.read_to_end(&mut got)
-        .expect("a clean close, not a reset that destroys what the kernel held");
-    assert_eq!(got.len(), 1 << 20, "{buffered}");
+    let end = s.read_to_end(&mut got);
+    assert_eq!(end.map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+    drop(s);
+    server.stop();
+}
+
+#[test]
+fn stop_with_nothing_unread_closes_cleanly_after_the_last_byte() {
+    let (tx, rx) = channel();
+    let server = listening(move || WritesWithoutReading(tx.clone()));
+    let mut s = client(server.addr);
+    assert_eq!(next(&rx), "written");
+    let mut got = read_n(&mut s, 1 << 20);
+    server.handle.stop();
+    assert_eq!(next(&rx), "lost:ReactorStopped");
+    s.read_to_end(&mut got).expect("a clean close");
     assert!(got == pattern(1 << 20, 4));
     drop(s);
     server.stop();

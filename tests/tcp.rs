@@ -659,6 +659,8 @@ fn replies_buffered_when_the_peer_half_closes_are_still_delivered() {
     }
     impl Protocol for Answer {
         fn data_received(&mut self, t: &mut dyn Transport, _data: &[u8]) {
+            // One write over the default cap on buffered output.
+            t.set_write_buffer_limit(LEN);
             t.write(&pattern(LEN, 9));
             let _ = self.tx.send(format!("buffered>0:{}", t.buffered() > 0));
         }

@@ -1,0 +1,400 @@
+//! The event loop: one mio `Poll`, a slab of sources, a timer heap.
+//!
+//! | module | job |
+//! |---|---|
+//! | here | the `Reactor`, its sources and slots, timers, `ReactorHandle` |
+//! | `turn` | one turn of the loop: poll, I/O, leftovers, timers; the time budget |
+//! | `stop` | `run`, `stop`, the graceful drain, shutdown hooks, signals |
+
+mod stop;
+mod turn;
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use log::warn;
+use mio::{Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::rules::deadline_after;
+use crate::tcp::{Conn, FailedConnect, Lingering, Listener, QueuedClose, Stage};
+use crate::timer::{TimerHeap, TimerId};
+use crate::transport::ConnectionId;
+use crate::udp::UdpEndpoint;
+
+pub(crate) use self::stop::StopPhase;
+pub(crate) use self::turn::Budget;
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("reactor packs a slot key and a generation into a 64-bit mio token");
+
+/// Size of the one read buffer the whole reactor shares.
+pub(crate) const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// Full reads one connection may do per wake-up before the others get a turn.
+pub(crate) const MAX_READS_PER_EVENT: usize = 4;
+
+/// Connections one listener may accept per wake-up before the others get a turn.
+pub(crate) const MAX_ACCEPTS_PER_EVENT: usize = 128;
+
+const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// The token of the signal source ([`Reactor::stop_on_signals`]); slot
+/// tokens never reach it (it would need slot key `u32::MAX - 1`).
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+
+/// How long `stop` waits for connections to finish by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How far ahead a timer whose deadline overflows is put: never, for any
+/// process that runs today.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A callback scheduled with [`Reactor::call_later`].
+type TimerCallback = Box<dyn FnOnce(&mut Reactor)>;
+
+/// A callback handed over from another thread with [`ReactorHandle::call_from_thread`].
+type RemoteCallback = Box<dyn FnOnce(&mut Reactor) + Send>;
+
+/// What a timer does when it fires.
+pub(crate) enum TimerAction {
+    Call(TimerCallback),
+    Protocol { conn: ConnectionId, tag: u64 },
+    ConnectTimeout(ConnectionId),
+    RetryAccept(SlotId),
+    Datagram { endpoint: SlotId, tag: u64 },
+    LingerTimeout(SlotId),
+    IdleCheck(ConnectionId),
+    Deadline(ConnectionId),
+}
+
+/// A slot key with the generation it was filled at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotId {
+    pub(crate) key: u32,
+    pub(crate) generation: u32,
+}
+
+impl SlotId {
+    pub(crate) fn token(self) -> Token {
+        Token((self.generation as usize) << 32 | self.key as usize)
+    }
+
+    fn from_token(token: Token) -> SlotId {
+        SlotId {
+            key: (token.0 & 0xffff_ffff) as u32,
+            generation: (token.0 >> 32) as u32,
+        }
+    }
+}
+
+impl From<ConnectionId> for SlotId {
+    fn from(id: ConnectionId) -> SlotId {
+        SlotId {
+            key: id.key,
+            generation: id.generation,
+        }
+    }
+}
+
+impl From<SlotId> for ConnectionId {
+    fn from(id: SlotId) -> ConnectionId {
+        ConnectionId {
+            key: id.key,
+            generation: id.generation,
+        }
+    }
+}
+
+pub(crate) struct Slot {
+    pub(crate) generation: u32,
+    /// It waits in the leftover queue, which will serve it: its own events
+    /// meanwhile are redundant (a leftover reads to `WouldBlock` and flushes).
+    pub(crate) queued: bool,
+    pub(crate) source: Source,
+}
+
+pub(crate) enum Source {
+    Conn(Conn),
+    /// A connection we closed cleanly: its protocol is gone, its writing
+    /// side is shut, and what the peer still sends is read and discarded
+    /// until its FIN, so closing the descriptor does not reset the peer
+    /// and destroy the tail of our last reply.
+    Lingering(Lingering),
+    Listener(Listener),
+    Udp(UdpEndpoint),
+}
+
+/// What one readiness event said, copied out of mio's event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Readiness {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// The peer's FIN (or a hang-up) came with the event.
+    pub(crate) read_closed: bool,
+    pub(crate) error: bool,
+    /// Served from the leftover queue, not from an event: its edge is gone,
+    /// so it reads to `WouldBlock` and tries a pending flush.
+    pub(crate) leftover: bool,
+}
+
+impl Readiness {
+    /// How a leftover is served.
+    pub(crate) const LEFTOVER: Readiness = Readiness {
+        readable: true,
+        writable: true,
+        read_closed: false,
+        error: false,
+        leftover: true,
+    };
+
+    /// Whether a short read does not mean the socket is drained: the peer's
+    /// FIN, an error, or a lost edge must be picked up by reading on until
+    /// end-of-file or `WouldBlock`.
+    pub(crate) fn must_drain(self) -> bool {
+        self.read_closed || self.error || self.leftover
+    }
+
+    fn of(event: &mio::event::Event) -> Readiness {
+        Readiness {
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+            read_closed: event.is_read_closed(),
+            error: event.is_error(),
+            leftover: false,
+        }
+    }
+}
+
+/// The single-threaded event loop that owns every socket and timer.
+///
+/// Create one, register listeners, connections and timers, then [`run`](Reactor::run)
+/// it. Callbacks receive `&mut Reactor` (through [`Transport::reactor`](crate::Transport::reactor)
+/// for protocols), so from any callback a program can write to or close any
+/// connection, listen, connect, schedule timers and stop.
+///
+/// See `design.md` for the loop's phases and who owns what during a callback.
+pub struct Reactor {
+    pub(crate) poll: Poll,
+    pub(crate) slots: Slab<Slot>,
+    next_generation: u32,
+    pub(crate) timers: TimerHeap<TimerAction>,
+    /// Shared by every read; taken out of the reactor for the duration of one
+    /// `data_received` so the callback can have `&mut Reactor`.
+    pub(crate) read_buf: Vec<u8>,
+    /// What the current callback wrote to the connection it serves.
+    pub(crate) stage: Stage,
+    /// Connections whose buffer went from empty to holding bytes, or that
+    /// wait for a flush to close or shut: settled once the callback returns.
+    pub(crate) dirty: Vec<ConnectionId>,
+    /// Closes requested during callbacks, applied once the callback returns so
+    /// `connection_lost` never runs inside another callback of the same connection.
+    pub(crate) closes: Vec<QueuedClose>,
+    /// Producers whose holds changed during the current callback; told
+    /// (`pause_producing`/`resume_producing`) once it returns.
+    pub(crate) flow_changed: Vec<ConnectionId>,
+    /// `pause_producing` or `resume_producing` is running: `pause_reading`
+    /// and `resume_reading` in it are flow control's.
+    pub(crate) in_flow_callback: bool,
+    /// Connects that failed before they had a socket; reported next turn.
+    pub(crate) failed_connects: Vec<FailedConnect>,
+    /// Sources with work left (the fairness cap, the turn's time budget, a
+    /// resumed read): served after the next (non-blocking) poll, in order.
+    pub(crate) again: VecDeque<(SlotId, Readiness)>,
+    pub(crate) budget: Budget,
+    /// UDP endpoints whose send reported an ICMP refusal during a callback;
+    /// their `connection_refused` runs once the callback returns.
+    pub(crate) udp_refusals: Vec<SlotId>,
+    /// How long a graceful stop waits for connections to finish.
+    shutdown_grace: Duration,
+    /// Run when a graceful stop begins ([`Reactor::add_shutdown_hook`]).
+    shutdown_hooks: Vec<TimerCallback>,
+    /// SIGINT and SIGTERM, once `stop_on_signals` was called.
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// When the current turn's poll returned: the time a connection's
+    /// activity is stamped with, so the hot path reads no clock.
+    pub(crate) turn_now: Instant,
+    stop: StopPhase,
+    /// `run` is under way (a second `run` from a callback is refused).
+    running: bool,
+    remote: Option<Arc<Remote>>,
+}
+
+struct Remote {
+    calls: Mutex<Vec<RemoteCallback>>,
+    waker: Waker,
+}
+
+/// A `Send + Clone` handle for reaching a reactor from other threads
+/// (Twisted's `reactor.callFromThread`).
+#[derive(Clone)]
+pub struct ReactorHandle {
+    remote: Arc<Remote>,
+}
+
+impl ReactorHandle {
+    /// Runs `f` on the reactor thread at its next turn, with the reactor.
+    /// Calls run in the order they were made: while the reactor runs
+    /// (during a graceful stop's drain too), or, if made while it does not,
+    /// when the next [`run`](Reactor::run) starts. Calls made after the
+    /// reactor is dropped are discarded.
+    pub fn call_from_thread(&self, f: impl FnOnce(&mut Reactor) + Send + 'static) {
+        // A poisoned lock means a thread panicked while pushing; the Vec itself
+        // is still valid, so keep going.
+        let mut calls = self.remote.calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.push(Box::new(f));
+        drop(calls);
+        if let Err(e) = self.remote.waker.wake() {
+            warn!("could not wake the reactor: {e}");
+        }
+    }
+
+    /// Stops the reactor from another thread.
+    pub fn stop(&self) {
+        self.call_from_thread(|r| r.stop());
+    }
+}
+
+impl Reactor {
+    /// Creates a reactor with its own epoll instance.
+    pub fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            poll: Poll::new()?,
+            slots: Slab::new(),
+            next_generation: 1,
+            timers: TimerHeap::new(),
+            read_buf: vec![0; READ_BUFFER_SIZE],
+            stage: Stage::default(),
+            dirty: Vec::new(),
+            closes: Vec::new(),
+            flow_changed: Vec::new(),
+            in_flow_callback: false,
+            failed_connects: Vec::new(),
+            again: VecDeque::new(),
+            budget: Budget::default(),
+            udp_refusals: Vec::new(),
+            stop: StopPhase::NotAsked,
+            running: false,
+            remote: None,
+            turn_now: Instant::now(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            shutdown_hooks: Vec::new(),
+            signals: None,
+        })
+    }
+
+    /// A handle other threads can use to call into this reactor.
+    pub fn handle(&mut self) -> io::Result<ReactorHandle> {
+        if self.remote.is_none() {
+            let waker = Waker::new(self.poll.registry(), WAKER_TOKEN)?;
+            self.remote = Some(Arc::new(Remote {
+                calls: Mutex::new(Vec::new()),
+                waker,
+            }));
+        }
+        let remote = self.remote.clone().expect("created just above");
+        Ok(ReactorHandle { remote })
+    }
+
+    /// Calls `f` with the reactor once `delay` has passed. Timers with equal
+    /// deadlines fire in the order they were scheduled; a timer scheduled
+    /// while timers fire waits for the next turn, so a zero-delay chain never
+    /// starves I/O. A delay too large for the clock (`Duration::MAX`) means
+    /// never.
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut Reactor) + 'static,
+    ) -> TimerId {
+        self.schedule(delay, TimerAction::Call(Box::new(f)))
+    }
+
+    /// Cancels a pending timer; returns whether it was still pending.
+    pub fn cancel(&mut self, timer: TimerId) -> bool {
+        match self.timers.cancel(timer) {
+            Some(action) => {
+                crate::panic::drop_caught(action, "a cancelled timer's callback");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of timers still pending.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Schedules `action` after `delay`; a deadline past what the clock can
+    /// hold is put [`NEVER`] ahead, which is never.
+    pub(crate) fn schedule(&mut self, delay: Duration, action: TimerAction) -> TimerId {
+        let now = Instant::now();
+        let deadline = deadline_after(now, delay)
+            .or_else(|| deadline_after(now, NEVER))
+            .unwrap_or(now);
+        self.timers.insert(deadline, action)
+    }
+
+    /// Reserves the generation for a slot about to be filled.
+    pub(crate) fn next_generation(&mut self) -> u32 {
+        let g = self.next_generation;
+        // Generation 0 is never handed out, so a zeroed id is never live.
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        g
+    }
+
+    pub(crate) fn slot_mut(&mut self, id: SlotId) -> Option<&mut Source> {
+        match self.slots.get_mut(id.key as usize) {
+            Some(slot) if slot.generation == id.generation => Some(&mut slot.source),
+            _ => None,
+        }
+    }
+
+    /// Queues source `id` to be served again after the next poll (the
+    /// fairness cap, the turn's budget, a resumed read). Once queued, its
+    /// events are redundant until it is served.
+    pub(crate) fn defer(&mut self, id: SlotId, readiness: Readiness) {
+        match self.slots.get_mut(id.key as usize) {
+            Some(slot) if slot.generation == id.generation && !slot.queued => {
+                slot.queued = true;
+                let readiness = Readiness {
+                    read_closed: readiness.read_closed,
+                    error: readiness.error,
+                    ..Readiness::LEFTOVER
+                };
+                self.again.push_back((id, readiness));
+            }
+            _ => {}
+        }
+    }
+
+    /// The ids of the slots whose source `pick` selects (for stopping, which
+    /// closes sources while going through them).
+    pub(crate) fn slot_ids(&self, pick: impl Fn(&Source) -> bool) -> Vec<SlotId> {
+        self.slots
+            .iter()
+            .filter(|(_, slot)| pick(&slot.source))
+            .map(|(key, slot)| SlotId {
+                key: key as u32,
+                generation: slot.generation,
+            })
+            .collect()
+    }
+}
+
+/// The interest a connection needs: always readable, writable only while
+/// bytes wait in its buffer.
+pub(crate) fn interest(want_write: bool) -> Interest {
+    if want_write {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
+    }
+}
+
+/// A slab key as the 32 bits a token and a `ConnectionId` hold.
+pub(crate) fn key_u32(key: usize) -> io::Result<u32> {
+    u32::try_from(key).map_err(|_| io::Error::other("too many sources in one reactor"))
+}

@@ -1,0 +1,231 @@
+//! One turn of the loop: poll, serve the ready sources, serve the
+//! leftovers, fire the due timers; and the time budget that keeps one turn
+//! short when callbacks are expensive.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use log::error;
+use mio::{Events, Token};
+
+use super::{
+    Reactor, Readiness, SlotId, Source, StopPhase, TimerAction, SIGNAL_TOKEN, WAKER_TOKEN,
+};
+
+/// How long one turn may serve sources before the rest wait for the next
+/// turn (after a non-blocking poll, so new clients are served in between).
+/// Without it, 64 peers each sending a flood of tiny lines kept a new
+/// client from any answer for seconds.
+pub(crate) const TURN_BUDGET: Duration = Duration::from_millis(10);
+
+/// Sources served between two looks at the clock while serving.
+const CLOCK_EVERY: u32 = 32;
+
+/// The time a turn has spent serving sources. The clock is read every
+/// [`CLOCK_EVERY`] sources and after every full read, never per message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    start: Instant,
+    served: u32,
+    spent: bool,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            start: Instant::now(),
+            served: 0,
+            spent: false,
+        }
+    }
+}
+
+impl Budget {
+    fn start(&mut self, now: Instant) {
+        *self = Budget {
+            start: now,
+            served: 0,
+            spent: false,
+        };
+    }
+
+    /// Counts one source served; true once the budget is spent.
+    fn tick(&mut self) -> bool {
+        self.served += 1;
+        if self.served % CLOCK_EVERY == 0 {
+            self.spent_now()
+        } else {
+            self.spent
+        }
+    }
+
+    /// Looks at the clock: true once the budget is spent.
+    pub(crate) fn spent_now(&mut self) -> bool {
+        if !self.spent && self.start.elapsed() >= TURN_BUDGET {
+            self.spent = true;
+        }
+        self.spent
+    }
+}
+
+impl Reactor {
+    /// One turn: wait for readiness (no longer than the next timer or
+    /// `until`; not at all if leftovers wait), serve every ready source, then
+    /// the leftovers queued before this turn, then the connects that failed
+    /// and the timers that are due. A stop asked for during the turn ends
+    /// it after the current callback; what was not served is kept for the
+    /// drain.
+    pub(crate) fn turn(&mut self, events: &mut Events, until: Option<Instant>) -> io::Result<()> {
+        // Closes asked for outside any callback (before `run`, say).
+        self.apply_closes();
+        let now = Instant::now();
+        let timeout = if !self.again.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            let wake = match (self.timers.next_deadline(), until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            wake.map(|d| d.saturating_duration_since(now))
+        };
+        if let Err(e) = self.poll.poll(events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                error!("poll failed: {e}");
+                return Err(e);
+            }
+        }
+        self.turn_now = Instant::now();
+        self.budget.start(self.turn_now);
+        let leftovers = self.again.len();
+        for event in events.iter() {
+            let readiness = Readiness::of(event);
+            if self.stop == StopPhase::Asked || self.budget.tick() {
+                // Edge-triggered: an event not served now will not come
+                // again, so it waits in the queue.
+                self.defer_event(event.token(), readiness);
+                continue;
+            }
+            self.dispatch(event.token(), readiness);
+        }
+        for _ in 0..leftovers {
+            let Some((id, readiness)) = self.again.pop_front() else {
+                break;
+            };
+            if let Some(slot) = self.slots.get_mut(id.key as usize) {
+                if slot.generation == id.generation {
+                    slot.queued = false;
+                }
+            }
+            if self.stop == StopPhase::Asked || self.budget.tick() {
+                self.defer(id, readiness);
+                continue;
+            }
+            self.dispatch(id.token(), readiness);
+        }
+        if self.stop != StopPhase::Asked {
+            self.report_failed_connects();
+            self.fire_due_timers();
+        }
+        Ok(())
+    }
+
+    fn defer_event(&mut self, token: Token, readiness: Readiness) {
+        if token == WAKER_TOKEN || token == SIGNAL_TOKEN {
+            // Not sources: served at once (a stop, a queued call).
+            self.dispatch(token, readiness);
+        } else {
+            self.defer(SlotId::from_token(token), readiness);
+        }
+    }
+
+    pub(crate) fn dispatch(&mut self, token: Token, readiness: Readiness) {
+        if token == WAKER_TOKEN {
+            self.run_remote_calls();
+            return;
+        }
+        if token == SIGNAL_TOKEN {
+            self.signalled();
+            return;
+        }
+        let id = SlotId::from_token(token);
+        let stopping = self.is_stopping();
+        match self.slots.get(id.key as usize) {
+            // Queued: the leftover pass serves it, this event adds nothing.
+            Some(slot) if slot.queued && !readiness.leftover => {}
+            Some(slot) if slot.generation == id.generation => match slot.source {
+                Source::Conn(_) => self.conn_ready(id.into(), readiness),
+                Source::Lingering(_) => self.linger_ready(id),
+                // Stopping: no new connections, no datagram callbacks.
+                Source::Listener(_) | Source::Udp(_) if stopping => {}
+                Source::Listener(_) => self.accept_ready(id),
+                Source::Udp(_) => self.udp_ready(
+                    id,
+                    readiness.writable,
+                    readiness.readable || readiness.error,
+                ),
+            },
+            // A late event for a slot that was closed (and maybe reused)
+            // during this turn.
+            _ => {}
+        }
+        self.apply_closes();
+    }
+
+    /// Calls queued while no `run` was under way (or after the last drain
+    /// ended) run in the first turn, in their place among that turn's
+    /// events: the wake-up that announced them may have been consumed.
+    pub(crate) fn wake_for_queued_calls(&mut self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let pending = !remote
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        if pending {
+            if let Err(e) = remote.waker.wake() {
+                log::warn!("could not wake the reactor: {e}");
+            }
+        }
+    }
+
+    /// Runs the calls other threads queued, in order.
+    pub(crate) fn run_remote_calls(&mut self) {
+        let Some(remote) = self.remote.clone() else {
+            return;
+        };
+        let calls = std::mem::take(&mut *remote.calls.lock().unwrap_or_else(|p| p.into_inner()));
+        for call in calls {
+            if let Err(why) = crate::panic::catch(|| call(self)) {
+                error!("a call_from_thread callback panicked: {why}");
+            }
+            self.apply_closes();
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = Instant::now();
+        let before = self.timers.next_seq();
+        while self.stop != StopPhase::Asked {
+            let Some((_, action)) = self.timers.pop_due(now, before) else {
+                break;
+            };
+            match action {
+                TimerAction::Call(f) => {
+                    if let Err(why) = crate::panic::catch(|| f(self)) {
+                        error!("a timer callback panicked: {why}");
+                    }
+                }
+                TimerAction::Protocol { conn, tag } => self.protocol_timer(conn, tag),
+                TimerAction::ConnectTimeout(conn) => self.connect_timed_out(conn),
+                TimerAction::RetryAccept(listener) => self.retry_accept(listener),
+                TimerAction::Datagram { endpoint, tag } => self.datagram_timer(endpoint, tag),
+                TimerAction::LingerTimeout(id) => self.end_linger(id, "timed out"),
+                TimerAction::IdleCheck(conn) => self.idle_check(conn),
+                TimerAction::Deadline(conn) => self.deadline_passed(conn),
+            }
+            self.apply_closes();
+        }
+    }
+}

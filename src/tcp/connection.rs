@@ -1,0 +1,601 @@
+//! A connection: its state, its read path, and how it closes.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, error};
+use mio::net::TcpStream;
+use socket2::SockRef;
+
+use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
+use super::transport::ConnTransport;
+use crate::buffer::WriteBuffer;
+use crate::protocol::{ClientFactory, Protocol};
+use crate::reactor::{Reactor, Readiness, Slot, SlotId, Source, MAX_READS_PER_EVENT};
+use crate::reason::Reason;
+use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
+use crate::timer::TimerId;
+use crate::transport::{ConnectionId, Transport};
+
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// `None` while one of its own callbacks runs (it is taken out so the
+    /// callback can have `&mut Reactor`), and before a client connection is
+    /// made. A connection is *made* exactly when it has a protocol outside
+    /// its callbacks, so `connection_lost` is owed exactly then.
+    pub(crate) protocol: Option<Box<dyn Protocol>>,
+    pub(crate) state: ConnState,
+    pub(crate) out: WriteBuffer,
+    /// WRITABLE interest is registered: while connecting, and while `out`
+    /// is non-empty.
+    pub(crate) want_write: bool,
+    pub(crate) read_pause: ReadPause,
+    pub(crate) flow: Flow,
+    pub(crate) limits: WriteLimits,
+    /// Connections registered as producers for this one
+    /// ([`Reactor::register_producer`]); ids of closed ones are skipped.
+    pub(crate) producers: Vec<ConnectionId>,
+    /// The idle timeout and its pending check, if one is set.
+    pub(crate) idle: Option<(Duration, TimerId)>,
+    /// The last turn in which a read returned data or a write made progress.
+    pub(crate) last_activity: Instant,
+    pub(crate) deadline: Deadline,
+    pub(crate) origin: Origin,
+}
+
+/// Where a connection came from, and what it owes there when it ends.
+pub(crate) enum Origin {
+    /// Accepted by this listener: part of its counts until the descriptor
+    /// closes (lingering included).
+    Accepted(SlotId),
+    /// Made by `connect_tcp`: its factory hears how it ended; the timer
+    /// bounds the connect while it is under way.
+    Client {
+        factory: Box<dyn ClientFactory>,
+        connect_timer: Option<TimerId>,
+    },
+}
+
+/// A connection's buffer sizes: producing pauses at `high`, resumes below
+/// `low`; a write past `cap` aborts the connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteLimits {
+    pub(crate) low: usize,
+    pub(crate) high: usize,
+    pub(crate) cap: usize,
+}
+
+impl Default for WriteLimits {
+    fn default() -> Self {
+        WriteLimits {
+            low: DEFAULT_LOW_WATERMARK,
+            high: DEFAULT_HIGH_WATERMARK,
+            cap: DEFAULT_WRITE_BUFFER_LIMIT,
+        }
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        protocol: Option<Box<dyn Protocol>>,
+        state: ConnState,
+        origin: Origin,
+    ) -> Self {
+        Conn {
+            stream,
+            peer,
+            protocol,
+            state,
+            out: WriteBuffer::default(),
+            want_write: state == ConnState::Connecting,
+            read_pause: ReadPause::default(),
+            flow: Flow::default(),
+            limits: WriteLimits::default(),
+            producers: Vec::new(),
+            idle: None,
+            last_activity: Instant::now(),
+            deadline: Deadline::None,
+            origin,
+        }
+    }
+}
+
+/// A close waiting to be applied: the reason, the staged bytes that the
+/// close discarded (the rest of what was unsent is in the buffer), and
+/// whether it ends a flush that a stop waited for (such a connection then
+/// lingers for its peer's FIN, since the peer is still reading our reply).
+pub(crate) struct QueuedClose {
+    pub(crate) id: ConnectionId,
+    pub(crate) reason: Reason,
+    pub(crate) unsent_staged: usize,
+    pub(crate) after_stop_flush: bool,
+}
+
+/// The socket of a connection being closed, with what deciding how to close
+/// it needs.
+struct Departing {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// The listener whose counts it is part of until the descriptor closes.
+    listener: Option<SlotId>,
+    /// It ends a flush a stop waited for (see [`QueuedClose`]).
+    after_stop_flush: bool,
+}
+
+impl Reactor {
+    pub(crate) fn conn_ready(&mut self, id: ConnectionId, readiness: Readiness) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state == ConnState::Connecting {
+            if readiness.writable || readiness.error || readiness.read_closed {
+                self.finish_connect(id, readiness);
+            }
+            return;
+        }
+        if readiness.writable && conn.want_write {
+            self.flush(id);
+        }
+        if readiness.readable || readiness.must_drain() {
+            self.read(id, readiness.must_drain());
+        }
+        if readiness.error {
+            if let Some(conn) = self.conn(id) {
+                if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
+                    self.queue_close(id, Reason::from(e));
+                }
+            }
+        }
+    }
+
+    /// Reads until the socket is drained, the fairness cap is hit, or the
+    /// turn's time budget is spent.
+    ///
+    /// Edge-triggered: a read shorter than the buffer emptied the socket at
+    /// that moment and new data raises a new edge, so it counts as drained,
+    /// unless `must_drain` (the event carried FIN or an error, or this is a
+    /// leftover whose edge is long gone), when a further read must follow.
+    pub(crate) fn read(&mut self, id: ConnectionId, must_drain: bool) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let now = self.turn_now;
+        let mut reads = 0;
+        while let Some(conn) = self.conn_mut(id) {
+            if !conn.state.reads() || conn.read_pause.any() {
+                break;
+            }
+            match (&conn.stream).read(&mut buf) {
+                Ok(0) => {
+                    self.peer_finished(id);
+                    break;
+                }
+                Ok(n) => {
+                    conn.last_activity = now;
+                    let data = &buf[..n];
+                    self.with_protocol(id, |p, t| p.data_received(t, data));
+                    // Before the next read: what the callback wrote goes out
+                    // in one write, and the producers it filled are paused
+                    // (the default pause_producing stops reading, which
+                    // bounds the buffer at one read past the high watermark).
+                    self.after_callback();
+                    reads += 1;
+                    let full = n == buf.len();
+                    if !full && !must_drain {
+                        break;
+                    }
+                    if reads >= MAX_READS_PER_EVENT || (full && self.budget.spent_now()) {
+                        self.defer(id.into(), Readiness::LEFTOVER);
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("read from {id} failed: {e}");
+                    self.queue_close(id, Reason::from(e));
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    /// The peer's FIN: a half-closing protocol is told and may go on
+    /// writing; otherwise the connection ends, once what is buffered for the
+    /// peer is flushed (`printf … | nc -N` gets its whole answer; Twisted
+    /// drops it).
+    fn peer_finished(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let ConnState::Open { write, .. } = conn.state else {
+            return;
+        };
+        let half_close = write == WriteSide::Open && self.allows_half_close(id);
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state == ConnState::Closed {
+            return; // allows_half_close panicked
+        }
+        if half_close {
+            conn.state = ConnState::Open {
+                read: ReadSide::Finished,
+                write,
+            };
+            self.with_protocol(id, |p, t| p.read_connection_lost(t));
+        } else if conn.out.is_empty() {
+            self.queue_close(id, Reason::PeerClosed);
+        } else {
+            conn.state = ConnState::Flushing(Ending::Peer);
+        }
+    }
+
+    /// Asks the protocol whether it handles half-close, under the panic
+    /// guard like every call into user code.
+    fn allows_half_close(&mut self, id: ConnectionId) -> bool {
+        let Some(Some(protocol)) = self.conn(id).map(|c| c.protocol.as_ref()) else {
+            return false;
+        };
+        match crate::panic::catch(|| protocol.allows_half_close()) {
+            Ok(allows) => allows,
+            Err(why) => {
+                let peer = self.conn(id).map(|c| c.peer);
+                error!(
+                    "{peer:?}: allows_half_close of connection {id} panicked: {why}; aborting it"
+                );
+                self.queue_close(id, Reason::Panicked(why));
+                false
+            }
+        }
+    }
+
+    /// Runs `f` with connection `id`'s protocol taken out of its slot, so `f`
+    /// may use the whole reactor. What it wrote is flushed by
+    /// [`after_callback`](Self::after_callback). Returns false if there is no
+    /// such protocol (closed, not yet made, or already inside one of its
+    /// callbacks).
+    pub(crate) fn with_protocol(
+        &mut self,
+        id: ConnectionId,
+        f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
+    ) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        let Some(mut protocol) = conn.protocol.take() else {
+            return false;
+        };
+        let peer = conn.peer;
+        let outcome =
+            crate::panic::catch(|| f(&mut *protocol, &mut ConnTransport::new(self, id, peer)));
+        // Closes are applied only after callbacks return, so the slot is still ours.
+        if let Some(conn) = self.conn_mut(id) {
+            conn.protocol = Some(protocol);
+        }
+        if let Err(why) = outcome {
+            error!("{peer}: protocol of connection {id} panicked: {why}; aborting it");
+            self.queue_close(id, Reason::Panicked(why));
+        }
+        true
+    }
+
+    /// What follows every callback (the caller runs it, since callbacks
+    /// also run inside this very step): producers are told about buffers
+    /// the callback filled, then its writes are flushed, one `write` per
+    /// connection, then producers are told about buffers the flush drained.
+    /// Telling before flushing means a producer that saw its buffer full
+    /// always gets a `resume_producing` after its `pause_producing`.
+    ///
+    /// A producer resumed here writes again, so this goes on until nothing
+    /// is left to flush: it ends once the socket takes no more (the buffer
+    /// stays over its watermark and nobody is resumed).
+    pub(crate) fn after_callback(&mut self) {
+        loop {
+            self.apply_flow();
+            if !self.stage.is_pending() && self.dirty.is_empty() {
+                break;
+            }
+            self.flush_writes();
+        }
+    }
+
+    /// Marks `id` closed and queues its `connection_lost`; the first reason
+    /// wins. What it had staged is dropped now (and counted as unsent).
+    pub(crate) fn queue_close(&mut self, id: ConnectionId, reason: Reason) {
+        self.queue_close_as(id, reason, false);
+    }
+
+    /// [`queue_close`](Self::queue_close), saying whether the close ends a
+    /// flush that a stop waited for.
+    pub(crate) fn queue_close_as(
+        &mut self,
+        id: ConnectionId,
+        reason: Reason,
+        after_stop_flush: bool,
+    ) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state == ConnState::Closed {
+            return;
+        }
+        conn.state = ConnState::Closed;
+        let unsent_staged = self.stage.discard(id);
+        self.closes.push(QueuedClose {
+            id,
+            reason,
+            unsent_staged,
+            after_stop_flush,
+        });
+    }
+
+    /// Applies what the callbacks that just ran asked for: flushes their
+    /// writes, tells producers to pause or resume, and closes connections.
+    pub(crate) fn apply_closes(&mut self) {
+        // pause_producing and connection_lost may write or close anything,
+        // queueing more of each; all of it is applied in this pass.
+        loop {
+            self.after_callback();
+            if self.closes.is_empty() {
+                break;
+            }
+            for close in std::mem::take(&mut self.closes) {
+                self.finish_close(close);
+            }
+        }
+        self.apply_udp_refusals();
+    }
+
+    fn finish_close(&mut self, close: QueuedClose) {
+        let QueuedClose {
+            id,
+            reason,
+            unsent_staged,
+            after_stop_flush,
+        } = close;
+        if self.conn(id).is_none() {
+            return;
+        }
+        let Source::Conn(conn) = self.slots.remove(id.key as usize).source else {
+            return;
+        };
+        let Conn {
+            stream,
+            peer,
+            protocol,
+            out,
+            flow,
+            producers,
+            idle,
+            deadline,
+            origin,
+            ..
+        } = conn;
+        let unsent = out.len() + unsent_staged;
+        drop(out);
+        // Producers it held paused are released: nothing more goes to it.
+        if flow.full {
+            for producer in producers {
+                self.hold(producer, false);
+            }
+        }
+        for timer in idle.map(|(_, t)| t).into_iter().chain(deadline.timer()) {
+            self.cancel(timer);
+        }
+        let (listener, client) = match origin {
+            Origin::Accepted(listener) => (Some(listener), None),
+            Origin::Client {
+                factory,
+                connect_timer,
+            } => {
+                if let Some(timer) = connect_timer {
+                    self.cancel(timer);
+                }
+                (None, Some(factory))
+            }
+        };
+        let socket = Departing {
+            stream,
+            peer,
+            listener,
+            after_stop_flush,
+        };
+        let reason = self.dispose(id, socket, reason, unsent);
+        debug!("connection {id} to {peer} closed: {reason}");
+        // Each under its own catch: a panicking protocol must not cost the
+        // client factory its hooks (a reconnecting factory would stop).
+        let made = protocol.is_some();
+        if let Some(mut protocol) = protocol {
+            let lost = crate::panic::catch(|| {
+                protocol.connection_lost(&mut ConnTransport::new(self, id, peer), &reason);
+            });
+            if let Err(why) = lost {
+                error!("{peer}: connection_lost of connection {id} panicked: {why}");
+            }
+            crate::panic::drop_caught(protocol, "a protocol");
+        }
+        if let Some(factory) = client {
+            self.end_client_factory(factory, made, &reason);
+        }
+    }
+
+    /// Closes the descriptor as the reason asks (a reset, a lingering clean
+    /// close, or a plain close) and returns the reason to report: a close
+    /// that discards bytes resets the peer and says so.
+    fn dispose(
+        &mut self,
+        id: ConnectionId,
+        socket: Departing,
+        reason: Reason,
+        unsent: usize,
+    ) -> Reason {
+        let Departing {
+            stream,
+            peer,
+            listener,
+            after_stop_flush,
+        } = socket;
+        let resets = matches!(
+            reason,
+            Reason::Aborted | Reason::Panicked(_) | Reason::BufferOverflow { .. }
+        );
+        // A broken socket has nothing left to say to the peer.
+        let broken = matches!(reason, Reason::Error { .. });
+        let unread = if reason == Reason::ReactorStopped {
+            self.unread_input(&stream)
+        } else {
+            0
+        };
+        if resets || broken || unsent > 0 || unread > 0 {
+            let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            drop(stream);
+            self.release_admission(listener, peer);
+            if resets || broken {
+                return reason;
+            }
+            return Reason::Discarded {
+                unsent,
+                unread,
+                cause: Box::new(reason),
+            };
+        }
+        match reason {
+            Reason::LocalClosed => self.linger(id, stream, peer, listener, true, false),
+            // A stop closes as `lose_connection` does, but input arriving
+            // after our FIN is a loss the peer must see, and a quiet peer
+            // that had nothing buffered for it is not waited for.
+            Reason::ReactorStopped => {
+                self.linger(id, stream, peer, listener, after_stop_flush, true)
+            }
+            // Closing the descriptor also removes it from epoll.
+            _ => {
+                drop(stream);
+                self.release_admission(listener, peer);
+            }
+        }
+        reason
+    }
+
+    /// Reads and counts what the peer sent that no protocol will see, so a
+    /// stop can tell a loss from a quiet peer. Bounded: past the linger
+    /// discard limit it stops counting.
+    fn unread_input(&mut self, stream: &TcpStream) -> usize {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        if buf.is_empty() {
+            buf = vec![0; 4096];
+        }
+        let mut unread = 0;
+        loop {
+            match (&*stream).read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    unread += n;
+                    if unread > crate::rules::LINGER_DISCARD_LIMIT {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if self.read_buf.is_empty() {
+            self.read_buf = buf;
+        }
+        unread
+    }
+
+    /// The factory of a client connection hears how it ended, then stops.
+    pub(crate) fn end_client_factory(
+        &mut self,
+        mut factory: Box<dyn ClientFactory>,
+        made: bool,
+        reason: &Reason,
+    ) {
+        let hooks = crate::panic::catch(|| {
+            if made {
+                factory.client_connection_lost(self, reason);
+            } else {
+                factory.client_connection_failed(self, reason);
+            }
+        });
+        if let Err(why) = hooks {
+            error!("a client factory hook panicked: {why}");
+        }
+        if let Err(why) = crate::panic::catch(|| factory.stop_factory()) {
+            error!("stop_factory panicked: {why}");
+        }
+        crate::panic::drop_caught(factory, "a client factory");
+    }
+
+    pub(crate) fn protocol_timer(&mut self, id: ConnectionId, tag: u64) {
+        self.with_protocol(id, |p, t| p.timer_fired(t, tag));
+    }
+
+    /// Closes connection `id` at once, dropping its buffer and resetting the peer.
+    pub fn abort_connection(&mut self, id: ConnectionId) {
+        self.queue_close(id, Reason::Aborted);
+    }
+
+    /// Sets TCP_NODELAY on connection `id`.
+    pub fn set_nodelay(&mut self, id: ConnectionId, nodelay: bool) -> io::Result<()> {
+        match self.conn(id) {
+            Some(conn) => conn.stream.set_nodelay(nodelay),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Whether `id` names a connection that is open (made, and not closed or closing).
+    pub fn is_connected(&self, id: ConnectionId) -> bool {
+        self.conn(id).is_some_and(|c| c.state.is_open())
+    }
+
+    /// The peer address of connection `id`, while it exists.
+    pub fn peer_addr(&self, id: ConnectionId) -> Option<SocketAddr> {
+        self.conn(id).map(|c| c.peer)
+    }
+
+    /// Number of connections, including attempts under way.
+    pub fn connection_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|(_, s)| matches!(s.source, Source::Conn(_)))
+            .count()
+    }
+
+    pub(crate) fn conn(&self, id: ConnectionId) -> Option<&Conn> {
+        match self.slots.get(id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Conn(conn),
+                ..
+            }) if *generation == id.generation => Some(conn),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self, id: ConnectionId) -> Option<&mut Conn> {
+        match self.slot_mut(id.into()) {
+            Some(Source::Conn(conn)) => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// The connection and the registry, borrowed together.
+    pub(crate) fn conn_and_registry(
+        &mut self,
+        id: ConnectionId,
+    ) -> Option<(&mut Conn, &mio::Registry)> {
+        match self.slots.get_mut(id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Conn(conn),
+                ..
+            }) if *generation == id.generation => Some((conn, self.poll.registry())),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Outgoing connections: starting a connect, and finishing or failing it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use log::{debug, error};
+use mio::net::TcpStream;
+use mio::Interest;
+
+use super::connection::{Conn, Origin};
+use super::state::ConnState;
+use crate::protocol::ClientFactory;
+use crate::reactor::{key_u32, Reactor, Readiness, Slot, SlotId, Source, TimerAction};
+use crate::reason::Reason;
+use crate::transport::ConnectionId;
+
+/// The id [`Reactor::connect_tcp`] returns when the attempt failed before a
+/// socket existed; it never names a live connection.
+const DEAD_ID: ConnectionId = ConnectionId {
+    key: u32::MAX,
+    generation: 0,
+};
+
+/// A connect that failed before it had a socket (or while the reactor
+/// stops), waiting to be reported to its factory at the next turn.
+pub(crate) struct FailedConnect {
+    pub(crate) factory: Box<dyn ClientFactory>,
+    pub(crate) reason: Reason,
+}
+
+impl Reactor {
+    /// Connects to `addr` without blocking. The factory's `started_connecting`
+    /// runs now; then either its protocol's `connection_made`, or
+    /// `client_connection_failed` with a reason saying refused, unreachable,
+    /// [`Reason::TimedOut`] (after `timeout`), or [`Reason::ReactorStopped`]
+    /// (the reactor is stopping: no new connection is made then). Never
+    /// calls back before returning.
+    ///
+    /// The returned id names the connection once made; `lose_connection` on
+    /// it before then cancels the attempt.
+    pub fn connect_tcp(
+        &mut self,
+        addr: SocketAddr,
+        factory: impl ClientFactory,
+        timeout: Duration,
+    ) -> ConnectionId {
+        let mut factory: Box<dyn ClientFactory> = Box::new(factory);
+        let started = crate::panic::catch(|| {
+            factory.start_factory();
+            factory.started_connecting(self);
+        });
+        if let Err(why) = started {
+            error!("connecting to {addr}: a client factory hook panicked: {why}");
+            self.fail_connect(factory, Reason::Panicked(why));
+            return DEAD_ID;
+        }
+        if self.is_stopping() {
+            debug!("connect to {addr} refused: the reactor is stopping");
+            self.fail_connect(factory, Reason::ReactorStopped);
+            return DEAD_ID;
+        }
+        let stream = TcpStream::connect(addr).and_then(|mut stream| {
+            let generation = self.next_generation();
+            let id = SlotId {
+                key: key_u32(self.slots.vacant_key())?,
+                generation,
+            };
+            self.poll.registry().register(
+                &mut stream,
+                id.token(),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok((stream, id))
+        });
+        match stream {
+            Ok((stream, id)) => {
+                let conn = ConnectionId::from(id);
+                let timer = self.schedule(timeout, TimerAction::ConnectTimeout(conn));
+                let origin = Origin::Client {
+                    factory,
+                    connect_timer: Some(timer),
+                };
+                let key = self.slots.insert(Slot {
+                    generation: id.generation,
+                    queued: false,
+                    source: Source::Conn(Conn::new(
+                        stream,
+                        addr,
+                        None,
+                        ConnState::Connecting,
+                        origin,
+                    )),
+                });
+                debug_assert_eq!(key, id.key as usize, "vacant_key names the next insert");
+                conn
+            }
+            Err(e) => {
+                debug!("connect to {addr} failed at once: {e}");
+                self.fail_connect(factory, Reason::from(e));
+                DEAD_ID
+            }
+        }
+    }
+
+    /// Queues a failure report for the next turn, so `connect_tcp` never
+    /// calls back before it returns, and a factory that reconnects from
+    /// `client_connection_failed` retries once per turn, not in a loop.
+    fn fail_connect(&mut self, factory: Box<dyn ClientFactory>, reason: Reason) {
+        self.failed_connects.push(FailedConnect { factory, reason });
+    }
+
+    /// Reports the connects that failed before having a socket.
+    pub(crate) fn report_failed_connects(&mut self) {
+        for failed in std::mem::take(&mut self.failed_connects) {
+            self.end_client_factory(failed.factory, false, &failed.reason);
+            self.apply_closes();
+        }
+    }
+
+    pub(crate) fn finish_connect(&mut self, id: ConnectionId, readiness: Readiness) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let outcome = match conn.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match conn.stream.peer_addr() {
+                Ok(_) => Ok(()),
+                // Only an event that said error or hang-up turns "not
+                // connected yet" into a refusal; anything else (a spurious
+                // wake-up, a leftover pass) means still connecting.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    if !(readiness.error || readiness.read_closed) {
+                        return;
+                    }
+                    Err(io::Error::from(io::ErrorKind::ConnectionRefused))
+                }
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = outcome {
+            debug!("connect to {} failed: {e}", conn.peer);
+            self.queue_close(id, Reason::from(e));
+            return;
+        }
+        let peer = conn.peer;
+        let Origin::Client {
+            factory,
+            connect_timer,
+        } = &mut conn.origin
+        else {
+            return;
+        };
+        let timer = connect_timer.take();
+        let protocol = match crate::panic::catch(|| factory.build_protocol(peer)) {
+            Ok(protocol) => protocol,
+            Err(why) => {
+                // Not made after all: the factory hears of a failed attempt.
+                error!("{peer}: build_protocol panicked: {why}; aborting the connection");
+                self.queue_close(id, Reason::Panicked(why));
+                return;
+            }
+        };
+        conn.protocol = Some(protocol);
+        conn.state = ConnState::OPEN;
+        if let Some(timer) = timer {
+            self.cancel(timer);
+        }
+        // Bytes written before the connect completed go first, so the
+        // protocol's view of its buffer in `connection_made` is current.
+        self.flush(id);
+        debug!("connected {id} to {peer}");
+        self.with_protocol(id, |p, t| p.connection_made(t));
+        // A buffer still over its watermark is told now that there is a
+        // protocol to tell.
+        self.flow_changed.push(id);
+        if readiness.readable || readiness.must_drain() {
+            self.read(id, readiness.must_drain());
+        }
+    }
+
+    pub(crate) fn connect_timed_out(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state != ConnState::Connecting {
+            return;
+        }
+        if let Origin::Client { connect_timer, .. } = &mut conn.origin {
+            *connect_timer = None;
+        }
+        self.queue_close(id, Reason::TimedOut);
+    }
+}

@@ -1,0 +1,385 @@
+//! Listening sockets: binding, accepting, and the per-listener limits.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use log::{debug, error, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::Interest;
+use socket2::{Domain, Socket, Type};
+
+use super::connection::{Conn, Origin};
+use super::state::ConnState;
+use crate::protocol::{Factory, Protocol};
+use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT};
+use crate::rules::{concerns_only_this_connection, ACCEPT_RETRY, DEFAULT_WRITE_BUFFER_LIMIT};
+use crate::transport::ConnectionId;
+
+/// A listening socket and what it needs to accept: its factory, options
+/// and counts.
+pub(crate) struct Listener {
+    /// `None` once the reactor is stopping: the port is closed at once, so
+    /// new clients are refused rather than queued for a server that exits.
+    socket: Option<TcpListener>,
+    factory: Box<dyn Factory>,
+    addr: SocketAddr,
+    /// `accept` is failing for want of resources; warned once.
+    backing_off: bool,
+    /// A retry timer is pending, so new edges must not schedule another.
+    retry_scheduled: bool,
+    options: ListenOptions,
+    stats: ListenerStats,
+    /// Open connections per peer address, kept only with a per-peer limit.
+    per_peer: HashMap<IpAddr, usize>,
+    /// A limit refused a connection since the last warning was logged.
+    warned_full: bool,
+}
+
+impl Listener {
+    /// Counts a newly accepted connection from `peer`, or says which limit
+    /// it is over.
+    fn admit(&mut self, peer: SocketAddr) -> Result<(), &'static str> {
+        if self
+            .options
+            .max_connections
+            .is_some_and(|max| self.stats.open >= max)
+        {
+            return Err("the listener's connection limit");
+        }
+        if let Some(max) = self.options.max_connections_per_peer {
+            let count = self.per_peer.entry(peer.ip()).or_insert(0);
+            if *count >= max {
+                return Err("the per-peer connection limit");
+            }
+            *count += 1;
+        }
+        self.stats.open += 1;
+        self.warned_full = false;
+        Ok(())
+    }
+
+    /// Undoes `admit` for a connection that was not kept.
+    fn release(&mut self, peer: SocketAddr) {
+        self.stats.open -= 1;
+        if let Some(count) = self.per_peer.get_mut(&peer.ip()) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_peer.remove(&peer.ip());
+            }
+        }
+    }
+}
+
+/// Logs a refused connection: one warning per burst, the rest at debug.
+fn continue_or_log(listener: &mut Listener, peer: SocketAddr, why: &str) {
+    listener.stats.refused += 1;
+    if listener.warned_full {
+        debug!("{peer}: over {why} on {}; closed", listener.addr);
+    } else {
+        listener.warned_full = true;
+        warn!(
+            "{peer}: over {why} on {}; closed at once (further refusals logged at debug)",
+            listener.addr
+        );
+    }
+}
+
+/// Socket settings for [`Reactor::listen_tcp_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOptions {
+    /// Pending connections the kernel queues before `accept` (default 1024).
+    pub backlog: i32,
+    /// SO_REUSEADDR, so a restarted server can bind while old connections
+    /// linger in TIME_WAIT (default on).
+    pub reuse_address: bool,
+    /// For IPv6 addresses: accept IPv6 only (`Some(true)`), IPv4 too
+    /// (`Some(false)`), or the system default (`None`).
+    pub only_v6: Option<bool>,
+    /// Most connections open at once from this listener (default: no
+    /// limit). Over it, a new connection is accepted and closed at once,
+    /// logged and counted ([`Reactor::listener_stats`]).
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one peer IP address (default: no
+    /// limit), as Twisted's `LimitConnectionsByPeer`; over it, the same.
+    pub max_connections_per_peer: Option<usize>,
+    /// The idle timeout every accepted connection starts with (default:
+    /// none); see [`Transport::set_idle_timeout`](crate::Transport::set_idle_timeout).
+    pub idle_timeout: Option<Duration>,
+    /// The cap on each accepted connection's buffered output (default
+    /// [`DEFAULT_WRITE_BUFFER_LIMIT`], 16 MiB); see
+    /// [`Transport::set_write_buffer_limit`](crate::Transport::set_write_buffer_limit).
+    pub write_buffer_limit: usize,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 1024,
+            reuse_address: true,
+            only_v6: None,
+            max_connections: None,
+            max_connections_per_peer: None,
+            idle_timeout: None,
+            write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
+        }
+    }
+}
+
+/// What a listener has done so far ([`Reactor::listener_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerStats {
+    /// Connections it accepted that are still open.
+    pub open: usize,
+    /// Connections closed at once for being over a limit.
+    pub refused: u64,
+}
+
+/// A listening socket: where it is bound, and how to stop it.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerHandle {
+    id: SlotId,
+    addr: SocketAddr,
+}
+
+impl ListenerHandle {
+    /// The bound address, with the real port when port 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops listening (see [`Reactor::stop_listening`]).
+    pub fn stop(&self, reactor: &mut Reactor) -> bool {
+        reactor.stop_listening(self)
+    }
+}
+
+impl Reactor {
+    /// Listens on `addr` (port 0 picks a free port) with default
+    /// [`ListenOptions`], building a protocol from `factory` for every
+    /// accepted connection. Calls the factory's `start_factory` first.
+    pub fn listen_tcp(
+        &mut self,
+        addr: SocketAddr,
+        factory: impl Factory,
+    ) -> io::Result<ListenerHandle> {
+        self.listen_tcp_with(addr, factory, ListenOptions::default())
+    }
+
+    /// [`listen_tcp`](Reactor::listen_tcp) with explicit socket options.
+    pub fn listen_tcp_with(
+        &mut self,
+        addr: SocketAddr,
+        factory: impl Factory,
+        options: ListenOptions,
+    ) -> io::Result<ListenerHandle> {
+        self.refuse_while_stopping()?;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if options.reuse_address {
+            socket.set_reuse_address(true)?;
+        }
+        if let (SocketAddr::V6(_), Some(only)) = (addr, options.only_v6) {
+            socket.set_only_v6(only)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(options.backlog)?;
+        let mut socket = TcpListener::from_std(socket.into());
+        let local = socket.local_addr()?;
+
+        let generation = self.next_generation();
+        let entry = self.slots.vacant_entry();
+        let id = SlotId {
+            key: key_u32(entry.key())?,
+            generation,
+        };
+        self.poll
+            .registry()
+            .register(&mut socket, id.token(), Interest::READABLE)?;
+        let mut factory: Box<dyn Factory> = Box::new(factory);
+        factory.start_factory();
+        entry.insert(Slot {
+            generation,
+            queued: false,
+            source: Source::Listener(Listener {
+                socket: Some(socket),
+                factory,
+                addr: local,
+                backing_off: false,
+                retry_scheduled: false,
+                options,
+                stats: ListenerStats::default(),
+                per_peer: HashMap::new(),
+                warned_full: false,
+            }),
+        });
+        debug!("listening on {local}");
+        Ok(ListenerHandle { id, addr: local })
+    }
+
+    /// What a listener has accepted and refused, while it listens.
+    pub fn listener_stats(&self, listener: &ListenerHandle) -> Option<ListenerStats> {
+        match self.slots.get(listener.id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Listener(l),
+                ..
+            }) if *generation == listener.id.generation => Some(l.stats),
+            _ => None,
+        }
+    }
+
+    /// Stops accepting on a listener and calls its factory's `stop_factory`.
+    /// Connections it accepted stay open. Returns false if it had stopped already.
+    pub fn stop_listening(&mut self, listener: &ListenerHandle) -> bool {
+        self.remove_listener(listener.id)
+    }
+
+    pub(crate) fn remove_listener(&mut self, id: SlotId) -> bool {
+        if !matches!(self.slot_mut(id), Some(Source::Listener(_))) {
+            return false;
+        }
+        if let Source::Listener(mut listener) = self.slots.remove(id.key as usize).source {
+            debug!("stopped listening on {}", listener.addr);
+            if let Err(why) = crate::panic::catch(|| listener.factory.stop_factory()) {
+                error!("stop_factory panicked: {why}");
+            }
+            crate::panic::drop_caught(listener.factory, "a factory");
+        }
+        true
+    }
+
+    pub(crate) fn retry_accept(&mut self, id: SlotId) {
+        if let Some(Source::Listener(listener)) = self.slot_mut(id) {
+            listener.retry_scheduled = false;
+            self.accept_ready(id);
+        }
+    }
+
+    pub(crate) fn accept_ready(&mut self, id: SlotId) {
+        for _ in 0..MAX_ACCEPTS_PER_EVENT {
+            let Some(Source::Listener(listener)) = self.slot_mut(id) else {
+                return;
+            };
+            let Some(socket) = &listener.socket else {
+                return;
+            };
+            match socket.accept() {
+                Ok((stream, peer)) => {
+                    if listener.backing_off {
+                        listener.backing_off = false;
+                        warn!("accepting on {} again", listener.addr);
+                    }
+                    if let Err(why) = listener.admit(peer) {
+                        // Accepted and closed at once: the client learns at
+                        // once, rather than waiting in the backlog.
+                        drop(stream);
+                        continue_or_log(listener, peer, why);
+                        continue;
+                    }
+                    let options = listener.options;
+                    let factory = &mut listener.factory;
+                    match crate::panic::catch(|| factory.build_protocol(peer)) {
+                        Ok(protocol) => self.add_connection(stream, peer, protocol, id, options),
+                        Err(why) => {
+                            error!("{peer}: build_protocol panicked: {why}; connection dropped");
+                            if let Some(Source::Listener(listener)) = self.slot_mut(id) {
+                                listener.release(peer);
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if concerns_only_this_connection(&e) => {
+                    debug!("accept on {} skipped a connection: {e}", listener.addr);
+                }
+                Err(e) => {
+                    // Out of descriptors or memory: the pending connection stays
+                    // in the backlog. Polling again would spin, so wait a little.
+                    if !listener.backing_off {
+                        listener.backing_off = true;
+                        warn!(
+                            "accept on {} failed: {e}; retrying every {} ms",
+                            listener.addr,
+                            ACCEPT_RETRY.as_millis()
+                        );
+                    }
+                    if !listener.retry_scheduled {
+                        listener.retry_scheduled = true;
+                        self.schedule(ACCEPT_RETRY, TimerAction::RetryAccept(id));
+                    }
+                    return;
+                }
+            }
+        }
+        self.defer(id, crate::reactor::Readiness::LEFTOVER);
+    }
+
+    fn add_connection(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        protocol: Box<dyn Protocol>,
+        listener: SlotId,
+        options: ListenOptions,
+    ) {
+        let generation = self.next_generation();
+        let entry = self.slots.vacant_entry();
+        let Ok(key) = key_u32(entry.key()) else {
+            warn!("connection from {peer} dropped: too many connections");
+            self.release_admission(Some(listener), peer);
+            return;
+        };
+        let id = ConnectionId { key, generation };
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut stream, SlotId::from(id).token(), Interest::READABLE)
+        {
+            warn!("connection from {peer} dropped: cannot register it: {e}");
+            self.release_admission(Some(listener), peer);
+            return;
+        }
+        let mut conn = Conn::new(
+            stream,
+            peer,
+            Some(protocol),
+            ConnState::OPEN,
+            Origin::Accepted(listener),
+        );
+        conn.limits.cap = options.write_buffer_limit;
+        entry.insert(Slot {
+            generation,
+            queued: false,
+            source: Source::Conn(conn),
+        });
+        debug!("accepted {id} from {peer}");
+        if options.idle_timeout.is_some() {
+            self.set_idle_timeout(id, options.idle_timeout);
+        }
+        self.with_protocol(id, |p, t| p.connection_made(t));
+    }
+
+    /// Gives back the place connection from `peer` took in `listener`'s
+    /// counts, once its descriptor is closed.
+    pub(crate) fn release_admission(&mut self, listener: Option<SlotId>, peer: SocketAddr) {
+        if let Some(Source::Listener(l)) = listener.and_then(|l| self.slot_mut(l)) {
+            l.release(peer);
+        }
+    }
+
+    /// Closes every listening socket (their factories stop later, after the
+    /// connections they built).
+    pub(crate) fn close_listening_sockets(&mut self) {
+        for (_, slot) in self.slots.iter_mut() {
+            if let Source::Listener(listener) = &mut slot.source {
+                listener.socket = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! TCP: listening, connecting, and each connection's life.
+//!
+//! | module | job |
+//! |---|---|
+//! | `state` | a connection's state: one `ConnState`, and the orthogonal read pause, flow and deadline |
+//! | `connection` | `Conn`, the read path, callbacks under the panic guard, closes |
+//! | `write` | the write path: coalescing a callback's writes, the buffer and its cap, flushing |
+//! | `flow` | watermarks, producers (`register_producer`), read pauses |
+//! | `transport` | `ConnTransport`, the reactor's `Transport` |
+//! | `listener` | listening sockets, accepting, per-listener limits |
+//! | `connector` | `connect_tcp`, finishing or failing a connect |
+//! | `linger` | lingering clean closes |
+//! | `timeouts` | idle timeouts and deadlines |
+//! | `stop` | what a stop does to each connection |
+
+mod connection;
+mod connector;
+mod flow;
+mod linger;
+mod listener;
+mod state;
+mod stop;
+mod timeouts;
+mod transport;
+mod write;
+
+pub(crate) use self::connection::{Conn, QueuedClose};
+pub(crate) use self::connector::FailedConnect;
+pub(crate) use self::linger::Lingering;
+pub(crate) use self::listener::Listener;
+pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
+pub(crate) use self::write::Stage;

@@ -1,0 +1,113 @@
+//! The reactor's [`Transport`]: a view of one connection while its protocol runs.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::reactor::{Reactor, TimerAction};
+use crate::timer::TimerId;
+use crate::transport::{ConnectionId, Transport};
+
+/// What a protocol's callbacks write through. Every call goes straight to
+/// the reactor, by the connection's id.
+pub(crate) struct ConnTransport<'r> {
+    reactor: &'r mut Reactor,
+    id: ConnectionId,
+    peer: SocketAddr,
+}
+
+impl<'r> ConnTransport<'r> {
+    pub(crate) fn new(reactor: &'r mut Reactor, id: ConnectionId, peer: SocketAddr) -> Self {
+        ConnTransport { reactor, id, peer }
+    }
+}
+
+impl Transport for ConnTransport<'_> {
+    fn write(&mut self, data: &[u8]) {
+        self.reactor.write_to(self.id, data);
+    }
+
+    fn write_vectored(&mut self, chunks: &[&[u8]]) {
+        self.reactor.write_vectored_to(self.id, chunks);
+    }
+
+    fn lose_connection(&mut self) {
+        self.reactor.lose_connection(self.id);
+    }
+
+    fn abort_connection(&mut self) {
+        self.reactor.abort_connection(self.id);
+    }
+
+    fn lose_write_connection(&mut self) {
+        self.reactor.lose_write_connection(self.id);
+    }
+
+    fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.reactor.set_idle_timeout(self.id, timeout);
+    }
+
+    fn set_deadline(&mut self, after: Option<Duration>) {
+        self.reactor.set_deadline(self.id, after);
+    }
+
+    fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self.reactor.conn(self.id) {
+            Some(conn) => conn.stream.local_addr(),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        self.reactor.set_nodelay(self.id, nodelay)
+    }
+
+    fn buffered(&self) -> usize {
+        self.reactor.buffered(self.id)
+    }
+
+    fn is_closing(&self) -> bool {
+        !self.reactor.is_connected(self.id)
+    }
+
+    fn set_write_watermarks(&mut self, low: usize, high: usize) {
+        self.reactor.set_write_watermarks(self.id, low, high);
+    }
+
+    fn set_write_buffer_limit(&mut self, bytes: usize) {
+        self.reactor.set_write_buffer_limit(self.id, bytes);
+    }
+
+    fn is_write_buffer_full(&self) -> bool {
+        self.reactor.is_write_buffer_full(self.id)
+    }
+
+    fn pause_reading(&mut self) {
+        self.reactor.pause_reading(self.id);
+    }
+
+    fn resume_reading(&mut self) {
+        self.reactor.resume_reading(self.id);
+    }
+
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
+        self.reactor
+            .schedule(delay, TimerAction::Protocol { conn: self.id, tag })
+    }
+
+    fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.reactor.cancel(timer)
+    }
+
+    fn reactor(&mut self) -> Option<&mut Reactor> {
+        Some(self.reactor)
+    }
+}
