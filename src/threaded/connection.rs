@@ -244,6 +244,8 @@ impl Connection<'_> {
             // when this thread ends.
             _ => self.connection_lost(&reason),
         }
+        // A protocol's `Drop` is user code too.
+        crate::panic::drop_caught(self.protocol, "a protocol");
     }
 
     fn connection_lost(&mut self, reason: &Reason) {

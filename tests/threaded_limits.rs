@@ -1,0 +1,118 @@
+//! What bounds the thread-per-connection servers (`reactor::threaded`):
+//! user `Drop`s that panic.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::mpsc::{channel, Receiver};
+use std::thread;
+
+use common::{client, localhost, roundtrip, Echo, WAIT};
+use reactor::threaded::{self, DatagramHandler, RequestHandler, TcpServer, UdpServer};
+use reactor::{Factory, Protocol};
+
+/// Runs `serve_forever` on a thread; the receiver hears when it returns.
+fn in_background(serve: impl FnOnce() + Send + 'static) -> Receiver<()> {
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        serve();
+        let _ = tx.send(());
+    });
+    rx
+}
+
+// ------------------------------------------------------------------ Drop
+
+/// Echoes one message, then returns; its `Drop` panics.
+struct DropBomb;
+
+impl RequestHandler for DropBomb {
+    fn handle(&mut self, r: &mut TcpStream, _client: SocketAddr) -> std::io::Result<()> {
+        let mut buf = [0; 64];
+        let n = r.read(&mut buf)?;
+        r.write_all(&buf[..n])
+    }
+}
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        panic!("a handler's drop panicked");
+    }
+}
+
+#[test]
+fn a_panicking_handler_drop_does_not_stop_a_one_at_a_time_server() {
+    let server = TcpServer::bind(localhost(), || DropBomb).unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let done = in_background(move || server.serve_forever());
+    for msg in [&b"first"[..], b"second"] {
+        let mut c = client(addr);
+        assert_eq!(roundtrip(&mut c, msg), msg);
+        let mut rest = Vec::new();
+        assert_eq!(c.read_to_end(&mut rest).unwrap(), 0);
+    }
+    handle.shutdown();
+    done.recv_timeout(WAIT).expect("serve_forever returned");
+}
+
+/// Echoes each datagram; its `Drop` panics.
+struct DatagramBomb;
+
+impl DatagramHandler for DatagramBomb {
+    fn handle(
+        &mut self,
+        data: &[u8],
+        client: SocketAddr,
+        socket: &UdpSocket,
+    ) -> std::io::Result<()> {
+        socket.send_to(data, client).map(|_| ())
+    }
+}
+
+impl Drop for DatagramBomb {
+    fn drop(&mut self) {
+        panic!("a datagram handler's drop panicked");
+    }
+}
+
+#[test]
+fn a_panicking_datagram_handler_drop_does_not_stop_a_one_at_a_time_server() {
+    let server = UdpServer::bind(localhost(), || DatagramBomb).unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let done = in_background(move || server.serve_forever());
+    let socket = UdpSocket::bind(localhost()).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0; 64];
+    for msg in [&b"first"[..], b"second"] {
+        socket.send_to(msg, addr).unwrap();
+        let (n, from) = socket.recv_from(&mut buf).unwrap();
+        assert_eq!((from, &buf[..n]), (addr, msg));
+    }
+    handle.shutdown();
+    done.recv_timeout(WAIT).expect("serve_forever returned");
+}
+
+/// Builds echoes; its `Drop` panics.
+struct BombFactory;
+
+impl Factory for BombFactory {
+    fn build_protocol(&mut self, _peer: SocketAddr) -> Box<dyn Protocol> {
+        Box::new(Echo)
+    }
+}
+
+impl Drop for BombFactory {
+    fn drop(&mut self) {
+        panic!("a factory's drop panicked");
+    }
+}
+
+#[test]
+fn a_panicking_factory_drop_does_not_escape_shutdown() {
+    let server = threaded::listen_tcp(localhost(), BombFactory).unwrap();
+    let mut c = client(server.local_addr());
+    assert_eq!(roundtrip(&mut c, b"hi"), b"hi");
+    let stopped = thread::spawn(move || server.shutdown()).join();
+    assert!(stopped.is_ok(), "shutdown panicked");
+}
