@@ -1,16 +1,17 @@
 //! What bounds the thread-per-connection servers (`reactor::threaded`):
-//! user `Drop`s that panic.
+//! durations too long to schedule, and user `Drop`s that panic.
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::sync::mpsc::{channel, Receiver};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread;
+use std::time::Duration;
 
-use common::{client, localhost, roundtrip, Echo, WAIT};
+use common::{client, localhost, next, roundtrip, Echo, WAIT};
 use reactor::threaded::{self, DatagramHandler, RequestHandler, TcpServer, UdpServer};
-use reactor::{Factory, Protocol};
+use reactor::{Factory, Protocol, Reason, Transport};
 
 /// Runs `serve_forever` on a thread; the receiver hears when it returns.
 fn in_background(serve: impl FnOnce() + Send + 'static) -> Receiver<()> {
@@ -20,6 +21,38 @@ fn in_background(serve: impl FnOnce() + Send + 'static) -> Receiver<()> {
         let _ = tx.send(());
     });
     rx
+}
+
+// ------------------------------------------------------------------ durations
+
+/// Sets an idle timeout and a deadline too long for an `Instant` to hold,
+/// echoes, and reports how it ended.
+struct Patient(Sender<String>);
+
+impl Protocol for Patient {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        t.set_idle_timeout(Some(Duration::MAX));
+        t.set_deadline(Some(Duration::MAX));
+    }
+    fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+        t.write(data);
+    }
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.0.send(format!("lost:{reason:?}"));
+    }
+}
+
+#[test]
+fn timeouts_too_long_to_schedule_never_pass() {
+    let (tx, rx) = channel();
+    let server = threaded::listen_tcp(localhost(), move || Patient(tx.clone())).unwrap();
+    let mut c = client(server.local_addr());
+    assert_eq!(roundtrip(&mut c, b"still here"), b"still here");
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(c.read_to_end(&mut rest).unwrap(), 0);
+    assert_eq!(next(&rx), "lost:PeerClosed");
+    server.shutdown();
 }
 
 // ------------------------------------------------------------------ Drop

@@ -4,17 +4,13 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
 
 use log::{debug, error, warn};
 use socket2::{Domain, Socket, Type};
 
 use super::options::ThreadedOptions;
 use super::state::{ServerState, Waiter};
-
-/// How long the loop waits before accepting again after `accept` failed for
-/// want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): the reactor's figure.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+use crate::rules::{concerns_only_this_connection, ACCEPT_RETRY};
 
 /// A bound, listening socket and the poll its loop waits in.
 pub(crate) struct Acceptor {
@@ -100,7 +96,7 @@ impl Acceptor {
                         state.workers.reap();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if crate::rules::concerns_only_this_connection(&e) => {
+                    Err(e) if concerns_only_this_connection(&e) => {
                         debug!("accept on {} skipped a connection: {e}", self.addr);
                     }
                     Err(e) => {
