@@ -1,5 +1,6 @@
 //! What bounds the thread-per-connection servers (`reactor::threaded`):
-//! durations too long to schedule, and user `Drop`s that panic.
+//! the connection (so thread) limit of the TCP servers, durations too long
+//! to schedule, and user `Drop`s that panic.
 
 mod common;
 
@@ -9,9 +10,24 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread;
 use std::time::Duration;
 
-use common::{client, localhost, next, roundtrip, Echo, WAIT};
-use reactor::threaded::{self, DatagramHandler, RequestHandler, TcpServer, UdpServer};
-use reactor::{Factory, Protocol, Reason, Transport};
+use common::{client, localhost, next, roundtrip, wait_until, Echo, WAIT};
+use reactor::threaded::{
+    self, DatagramHandler, RequestHandler, TcpServer, ThreadedOptions, ThreadingTcpServer,
+    UdpServer, DEFAULT_MAX_CONNECTIONS,
+};
+use reactor::{Factory, ListenerStats, Protocol, Reason, Transport};
+
+/// The connection limit the tests set: small enough to reach with a few
+/// clients.
+const LIMIT: usize = 3;
+
+fn limited(name: &str) -> ThreadedOptions {
+    ThreadedOptions {
+        max_connections: Some(LIMIT),
+        thread_name: name.to_string(),
+        ..ThreadedOptions::default()
+    }
+}
 
 /// Runs `serve_forever` on a thread; the receiver hears when it returns.
 fn in_background(serve: impl FnOnce() + Send + 'static) -> Receiver<()> {
@@ -21,6 +37,115 @@ fn in_background(serve: impl FnOnce() + Send + 'static) -> Receiver<()> {
         let _ = tx.send(());
     });
     rx
+}
+
+/// Reads from a client the server refused: end-of-file, at once (a read
+/// that waits fails with the client's timeout), and no bytes.
+fn assert_closed_at_once(refused: &mut TcpStream) {
+    let mut buf = [0; 64];
+    let read = refused.read(&mut buf).map_err(|e| e.kind());
+    assert_eq!(
+        read,
+        Ok(0),
+        "the client over the limit was not closed at once"
+    );
+}
+
+/// The limit's whole cycle against an echoing server at `addr` whose
+/// counts `stats` reads: `LIMIT` clients are served, the next one is
+/// closed at once and counted, and once a served client leaves (its thread
+/// has ended), a new client is served.
+fn limit_cycle(addr: SocketAddr, stats: impl Fn() -> ListenerStats) {
+    let mut served: Vec<TcpStream> = (0..LIMIT)
+        .map(|i| {
+            let mut c = client(addr);
+            let msg = format!("client {i}");
+            assert_eq!(roundtrip(&mut c, msg.as_bytes()), msg.as_bytes());
+            c
+        })
+        .collect();
+    assert_eq!(
+        stats(),
+        ListenerStats {
+            open: 3,
+            refused: 0
+        }
+    );
+
+    let mut over = client(addr);
+    assert_closed_at_once(&mut over);
+    // Counted before the close, so already here.
+    assert_eq!(
+        stats(),
+        ListenerStats {
+            open: 3,
+            refused: 1
+        }
+    );
+    for (i, c) in served.iter_mut().enumerate() {
+        let msg = format!("still {i}");
+        assert_eq!(roundtrip(c, msg.as_bytes()), msg.as_bytes());
+    }
+
+    // One leaves: its slot frees once its thread has ended.
+    drop(served.remove(0));
+    wait_until("the departed client's thread has ended", || {
+        stats().open == 2
+    });
+    let mut next_client = client(addr);
+    assert_eq!(roundtrip(&mut next_client, b"next"), b"next");
+    assert_eq!(
+        stats(),
+        ListenerStats {
+            open: 3,
+            refused: 1
+        }
+    );
+}
+
+#[test]
+fn a_threaded_server_closes_connections_over_its_limit_until_a_slot_frees() {
+    let server =
+        threaded::ThreadedServer::listen_tcp_with(localhost(), || Echo, limited("cap-proto"))
+            .unwrap();
+    limit_cycle(server.local_addr(), || server.listener_stats());
+    server.shutdown();
+}
+
+/// Echoes until end-of-file.
+struct EchoHandler;
+
+impl RequestHandler for EchoHandler {
+    fn handle(&mut self, r: &mut TcpStream, _client: SocketAddr) -> std::io::Result<()> {
+        let mut buf = [0; 1024];
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            r.write_all(&buf[..n])?;
+        }
+    }
+}
+
+#[test]
+fn a_threading_tcp_server_closes_connections_over_its_limit_until_a_slot_frees() {
+    let server =
+        ThreadingTcpServer::bind_with(localhost(), || EchoHandler, limited("cap-handler")).unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let done = in_background(move || server.serve_forever());
+    limit_cycle(addr, || handle.listener_stats());
+    handle.shutdown();
+    done.recv_timeout(WAIT).expect("serve_forever returned");
+}
+
+#[test]
+fn the_default_limit_is_the_documented_one() {
+    assert_eq!(
+        ThreadedOptions::default().max_connections,
+        Some(DEFAULT_MAX_CONNECTIONS)
+    );
+    assert_eq!(DEFAULT_MAX_CONNECTIONS, 1024);
 }
 
 // ------------------------------------------------------------------ durations

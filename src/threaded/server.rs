@@ -101,6 +101,13 @@ impl ThreadedServer {
         self.state.workers.live()
     }
 
+    /// The connections being served and those refused so far for being
+    /// over [`ThreadedOptions::max_connections`], as the reactor's
+    /// [`Reactor::listener_stats`](crate::Reactor::listener_stats).
+    pub fn listener_stats(&self) -> crate::ListenerStats {
+        self.state.listener_stats()
+    }
+
     /// A handle that shuts the server down from any thread.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle::new(Arc::clone(&self.state))
