@@ -2,7 +2,10 @@
 //! definition each, so the two models cannot drift apart.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use log::Level;
 
 /// Default high watermark of a connection's outgoing buffer: crossing it
 /// pauses the protocol's producing (and, by default, reading).
@@ -71,6 +74,30 @@ pub(crate) fn deadline_after(now: Instant, delay: Duration) -> Option<Instant> {
     now.checked_add(delay)
 }
 
+/// How loudly to log a connection refused for being over a listener's
+/// limit: a warning for the first of a burst, debug for the rest. `warned`
+/// is the listener's flag, set here; the listener clears it whenever it
+/// admits a connection again, which ends the burst.
+pub(crate) fn refusal_level(warned: &mut bool) -> Level {
+    if std::mem::replace(warned, true) {
+        Level::Debug
+    } else {
+        Level::Warn
+    }
+}
+
+/// Logs that `peer` was refused for being over `limit` (say, "the
+/// listener's connection limit") on the listener bound to `listener`, at
+/// the level [`refusal_level`] gives.
+pub(crate) fn log_refusal(warned: &mut bool, peer: SocketAddr, limit: &str, listener: SocketAddr) {
+    match refusal_level(warned) {
+        Level::Warn => log::warn!(
+            "{peer}: over {limit} on {listener}; closed at once (further refusals logged at debug)"
+        ),
+        _ => log::debug!("{peer}: over {limit} on {listener}; closed"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +113,17 @@ mod tests {
         assert_eq!(idle_check(t0, timeout, t0 + timeout), (true, timeout));
         // A stamp from the future (a later turn's time) is not quiet at all.
         assert_eq!(idle_check(t0 + timeout, timeout, t0), (false, timeout));
+    }
+
+    #[test]
+    fn only_the_first_refusal_of_a_burst_is_a_warning() {
+        let mut warned = false;
+        assert_eq!(refusal_level(&mut warned), Level::Warn);
+        assert_eq!(refusal_level(&mut warned), Level::Debug);
+        assert_eq!(refusal_level(&mut warned), Level::Debug);
+        // An admitted connection ends the burst.
+        warned = false;
+        assert_eq!(refusal_level(&mut warned), Level::Warn);
     }
 
     #[test]

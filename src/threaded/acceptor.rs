@@ -4,23 +4,24 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
 
 use log::{debug, error, warn};
 use socket2::{Domain, Socket, Type};
 
 use super::options::ThreadedOptions;
 use super::state::{ServerState, Waiter};
-
-/// How long the loop waits before accepting again after `accept` failed for
-/// want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): the reactor's figure.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+use crate::rules::{concerns_only_this_connection, log_refusal, ACCEPT_RETRY};
 
 /// A bound, listening socket and the poll its loop waits in.
 pub(crate) struct Acceptor {
     listener: mio::net::TcpListener,
     waiter: Waiter,
     addr: SocketAddr,
+    /// [`ThreadedOptions::max_connections`].
+    max_connections: Option<usize>,
+    /// The limit refused a connection since one was last admitted: the
+    /// burst's warning has been logged.
+    warned_full: bool,
 }
 
 impl Acceptor {
@@ -49,6 +50,8 @@ impl Acceptor {
             listener,
             waiter,
             addr,
+            max_connections: options.max_connections,
+            warned_full: false,
         };
         Ok((acceptor, state))
     }
@@ -59,9 +62,11 @@ impl Acceptor {
     }
 
     /// Accepts connections until `state` stops, handing each one, in
-    /// blocking mode, to `serve`. Errors that concern one connection skip
-    /// it; running out of descriptors or memory leaves the client in the
-    /// kernel's backlog and retries every 100 ms, as the reactor does.
+    /// blocking mode, to `serve`. A connection over the connection limit
+    /// (counting `state`'s live workers) is closed at once instead, logged
+    /// and counted, as the reactor does. Errors that concern one connection
+    /// skip it; running out of descriptors or memory leaves the client in
+    /// the kernel's backlog and retries every 100 ms, as the reactor does.
     /// Finished workers are joined whenever the loop wakes, and a worker
     /// wakes it when it returns.
     pub(crate) fn run(
@@ -90,6 +95,22 @@ impl Acceptor {
                             backing_off = false;
                             warn!("accepting on {} again", self.addr);
                         }
+                        if self.is_full(state) {
+                            // Accepted and closed at once: the client learns
+                            // now, rather than waiting in the backlog. Counted
+                            // first, so the count includes a client that has
+                            // seen its end-of-file.
+                            state.count_refusal();
+                            log_refusal(
+                                &mut self.warned_full,
+                                peer,
+                                "the connection limit",
+                                self.addr,
+                            );
+                            drop(stream);
+                            continue;
+                        }
+                        self.warned_full = false;
                         let stream = TcpStream::from(stream);
                         // mio accepts non-blocking sockets; workers block.
                         if let Err(e) = stream.set_nonblocking(false) {
@@ -100,7 +121,7 @@ impl Acceptor {
                         state.workers.reap();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if crate::rules::concerns_only_this_connection(&e) => {
+                    Err(e) if concerns_only_this_connection(&e) => {
                         debug!("accept on {} skipped a connection: {e}", self.addr);
                     }
                     Err(e) => {
@@ -117,5 +138,13 @@ impl Acceptor {
                 }
             }
         }
+    }
+
+    /// Whether the server already serves as many connections as it may.
+    /// Only this loop adds workers, so the count cannot grow between this
+    /// check and `serve`.
+    fn is_full(&self, state: &ServerState) -> bool {
+        self.max_connections
+            .is_some_and(|max| state.workers.live() >= max)
     }
 }

@@ -16,18 +16,12 @@ use super::transport::{BlockingTransport, Due};
 use super::workers::WorkerId;
 use crate::protocol::{Factory, Protocol, Timeout};
 use crate::reason::Reason;
+use crate::rules::{LINGER_DISCARD_LIMIT, LINGER_TIMEOUT};
 use crate::transport::{ConnectionId, Transport};
 
 /// A factory shared by a server's connection threads, each building its own
 /// protocol under the lock (a `Box<dyn Protocol>` cannot cross threads).
 pub(crate) type ThreadFactory = Mutex<Box<dyn Factory + Send>>;
-
-/// How long a cleanly closed connection may linger, discarding what the
-/// peer still sends, before it is closed regardless (as in the reactor).
-const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The most a lingering connection discards before it is closed regardless.
-const LINGER_DISCARD_LIMIT: usize = 16 << 20;
 
 /// How often a connection that is not reading (paused, or half-closed)
 /// looks for a reset from its peer.
@@ -244,6 +238,8 @@ impl Connection<'_> {
             // when this thread ends.
             _ => self.connection_lost(&reason),
         }
+        // A protocol's `Drop` is user code too.
+        crate::panic::drop_caught(self.protocol, "a protocol");
     }
 
     fn connection_lost(&mut self, reason: &Reason) {

@@ -272,4 +272,7 @@ fn process_datagram<H: DatagramHandler>(
             crate::panic::catch(|| handler.finish(client)),
         );
     }
+    // A handler's `Drop` is user code too: on a one-at-a-time server, a
+    // panic in it would otherwise end `serve_forever`.
+    crate::panic::drop_caught(handler, "a datagram handler");
 }

@@ -87,7 +87,14 @@
 //! connections would otherwise reserve 20 GiB of it. A thread that returns
 //! wakes the accept (or receive) loop, which joins it at once, so a burst
 //! of connections followed by silence leaves no finished thread's stack
-//! mapped. A [`ThreadingUdpServer`] runs at most
+//! mapped. A TCP server serves at most
+//! [`ThreadedOptions::max_connections`] connections (so threads) at once
+//! (default [`DEFAULT_MAX_CONNECTIONS`], 1024); over that, as the reactor's
+//! listener limit does, a new connection is accepted and closed at once,
+//! the first refusal of a burst logged as a warning, and every one counted
+//! ([`ThreadedServer::listener_stats`], [`ServerHandle::listener_stats`]).
+//! A connection's slot frees when its thread ends. A
+//! [`ThreadingUdpServer`] runs at most
 //! [`ThreadedOptions::max_datagram_threads`] handler threads (default
 //! [`DEFAULT_MAX_DATAGRAM_THREADS`], 64); past that it handles a datagram
 //! on its receiving thread, and the socket's buffer (then the kernel,
@@ -105,7 +112,9 @@ mod transport;
 mod workers;
 
 pub use self::datagram_server::{DatagramHandler, ThreadingUdpServer, UdpServer};
-pub use self::options::{ThreadedOptions, DEFAULT_MAX_DATAGRAM_THREADS, DEFAULT_STACK_SIZE};
+pub use self::options::{
+    ThreadedOptions, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DATAGRAM_THREADS, DEFAULT_STACK_SIZE,
+};
 pub use self::server::{listen_tcp, ThreadedServer};
 pub use self::state::ServerHandle;
 pub use self::stream_server::{RequestHandler, TcpServer, ThreadingTcpServer};

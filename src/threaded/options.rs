@@ -30,7 +30,33 @@ pub struct ThreadedOptions {
     /// on the receiving thread, as [`UdpServer`](super::UdpServer) does.
     /// The TCP servers ignore it: a connection cannot wait in a buffer.
     pub max_datagram_threads: Option<usize>,
+    /// Most connections a [`ThreadedServer`](super::ThreadedServer) or
+    /// [`ThreadingTcpServer`](super::ThreadingTcpServer) serves at once,
+    /// which is most connection threads (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]; `None`: no limit). A connection counts
+    /// until its thread ends, lingering close included. Over the limit, a
+    /// new connection is accepted and closed at once, as the reactor's
+    /// [`ListenOptions::max_connections`](crate::ListenOptions::max_connections)
+    /// does: the client reads end-of-file at once rather than waiting in
+    /// the backlog, the first refusal of a burst is logged as a warning
+    /// (the rest at debug), and every one is counted
+    /// ([`ThreadedServer::listener_stats`](super::ThreadedServer::listener_stats)).
+    /// A [`TcpServer`](super::TcpServer) serves one connection at a time
+    /// and never reaches a limit above 0.
+    pub max_connections: Option<usize>,
 }
+
+/// Default bound on the connections (so threads) a threaded TCP server
+/// serves at once: 1024. Each costs a thread: [`DEFAULT_STACK_SIZE`] of
+/// address space (256 MiB for 1024), and, as measured in design.md, about
+/// 22 KiB of RSS and 25 KiB of kernel stack and task, so 1024 connections
+/// take about 50 MiB. On a two-core machine, a thousand runnable threads
+/// already cost several times the reactor's CPU per message; past that a
+/// flood of clients would start threads until the process or container
+/// limit (`ulimit -u`, `pids.max`) refuses, failing other work of the
+/// process too. 1024 is also the default listen backlog. A server that
+/// needs more connections sets its own limit, or uses the reactor.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Default bound on a [`ThreadingUdpServer`](super::ThreadingUdpServer)'s
 /// handler threads: 64. Without one, a flood of datagrams to handlers that
@@ -56,6 +82,7 @@ impl Default for ThreadedOptions {
             thread_name: "threaded".to_string(),
             read_buffer: 64 * 1024,
             max_datagram_threads: Some(DEFAULT_MAX_DATAGRAM_THREADS),
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
         }
     }
 }

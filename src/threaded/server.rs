@@ -34,7 +34,8 @@ pub struct ThreadedServer {
     addr: SocketAddr,
     state: Arc<ServerState>,
     accept: Option<JoinHandle<()>>,
-    factory: Arc<ThreadFactory>,
+    /// Taken when the server finishes, to be dropped under a catch.
+    factory: Option<Arc<ThreadFactory>>,
 }
 
 impl ThreadedServer {
@@ -77,7 +78,7 @@ impl ThreadedServer {
         let accept = match accept {
             Ok(accept) => accept,
             Err(e) => {
-                stop_factory(&factory);
+                retire_factory(factory);
                 return Err(e);
             }
         };
@@ -86,7 +87,7 @@ impl ThreadedServer {
             addr,
             state,
             accept: Some(accept),
-            factory,
+            factory: Some(factory),
         })
     }
 
@@ -98,6 +99,13 @@ impl ThreadedServer {
     /// Connection threads still running (lingering closes included).
     pub fn connection_count(&self) -> usize {
         self.state.workers.live()
+    }
+
+    /// The connections being served and those refused so far for being
+    /// over [`ThreadedOptions::max_connections`], as the reactor's
+    /// [`Reactor::listener_stats`](crate::Reactor::listener_stats).
+    pub fn listener_stats(&self) -> crate::ListenerStats {
+        self.state.listener_stats()
     }
 
     /// A handle that shuts the server down from any thread.
@@ -132,7 +140,9 @@ impl ThreadedServer {
             self.state.stop();
         }
         self.state.workers.join_all();
-        stop_factory(&self.factory);
+        if let Some(factory) = self.factory.take() {
+            retire_factory(factory);
+        }
         debug!("threaded server on {} stopped", self.addr);
     }
 }
@@ -175,9 +185,15 @@ fn start_connection(
     }
 }
 
-fn stop_factory(factory: &ThreadFactory) {
-    let mut factory = factory.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Err(why) = crate::panic::catch(|| factory.stop_factory()) {
-        error!("stop_factory panicked: {why}");
+/// Calls the factory's `stop_factory`, then drops it (if this was its last
+/// owner, as it is once every thread has ended) under a catch: its `Drop`
+/// is user code too.
+fn retire_factory(factory: Arc<ThreadFactory>) {
+    {
+        let mut factory = factory.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(why) = crate::panic::catch(|| factory.stop_factory()) {
+            error!("stop_factory panicked: {why}");
+        }
     }
+    crate::panic::drop_caught(factory, "the factory");
 }

@@ -3,7 +3,7 @@
 //! loop, and the registry of its worker threads.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::options::ThreadedOptions;
 use super::workers::Workers;
+use crate::ListenerStats;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -24,9 +25,25 @@ pub(crate) struct ServerState {
     /// to have the loop join them as they finish.
     waker: Arc<Waker>,
     pub(crate) workers: Arc<Workers>,
+    /// Connections closed at once for being over the connection limit.
+    refused: AtomicU64,
 }
 
 impl ServerState {
+    /// Counts a connection refused for being over the connection limit.
+    pub(crate) fn count_refusal(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections being served (threads running, lingering closes
+    /// included) and connections refused so far.
+    pub(crate) fn listener_stats(&self) -> ListenerStats {
+        ListenerStats {
+            open: self.workers.live(),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
+
     /// Whether `stop` was called.
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
@@ -78,6 +95,7 @@ impl Waiter {
             stopping: AtomicBool::new(false),
             waker,
             workers,
+            refused: AtomicU64::new(0),
         });
         let waiter = Waiter {
             poll,
@@ -115,6 +133,14 @@ impl ServerHandle {
     /// `ThreadedServer::shutdown`, or `serve_forever` returning).
     pub fn shutdown(&self) {
         self.state.stop();
+    }
+
+    /// For a TCP server: the connections it is serving (threads running,
+    /// lingering closes included) and those it refused for being over
+    /// [`ThreadedOptions::max_connections`]. For a UDP server, `open` is
+    /// its running handler threads and `refused` is 0.
+    pub fn listener_stats(&self) -> ListenerStats {
+        self.state.listener_stats()
     }
 
     /// Whether the server was told to shut down.

@@ -224,6 +224,9 @@ fn process_request<H: RequestHandler>(
             crate::panic::catch(|| handler.finish(request, client)),
         );
     }
+    // A handler's `Drop` is user code too: on a one-at-a-time server, a
+    // panic in it would otherwise end `serve_forever`.
+    crate::panic::drop_caught(handler, "a request handler");
     // The client sees every byte, then end-of-file.
     let _ = stream.shutdown(Shutdown::Write);
 }

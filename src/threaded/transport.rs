@@ -10,15 +10,9 @@ use log::debug;
 
 use crate::reactor::Reactor;
 use crate::reason::Reason;
+use crate::rules::{deadline_after, idle_check, DEADLINE_GRACE, MAX_IOVECS};
 use crate::timer::{TimerHeap, TimerId};
 use crate::transport::{ConnectionId, Transport};
-
-/// How long a protocol that kept its connection after its deadline has
-/// before the connection is aborted: the reactor's grace period.
-const DEADLINE_GRACE: Duration = Duration::from_secs(1);
-
-/// Most chunks one vectored write hands the kernel, as in the reactor.
-const MAX_IOVECS: usize = 16;
 
 /// Where a connection stands, as its protocol has left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,14 +149,17 @@ impl BlockingTransport {
         let Some((timeout, _)) = self.idle else {
             return false;
         };
-        let quiet = now.saturating_duration_since(self.last_activity);
-        let due = quiet >= timeout;
-        // Checked again one timeout after the last activity, or after this
-        // check if the protocol keeps the connection.
-        let next = if due { timeout } else { timeout - quiet };
-        let timer = self.timers.insert(now + next, Due::IdleCheck);
-        self.idle = Some((timeout, timer));
+        let (due, next) = idle_check(self.last_activity, timeout, now);
+        self.idle = self
+            .schedule(now, next, Due::IdleCheck)
+            .map(|timer| (timeout, timer));
         due
+    }
+
+    /// Schedules `due` for `delay` after `now`; a delay past what an
+    /// `Instant` can hold means never, and nothing is scheduled.
+    fn schedule(&mut self, now: Instant, delay: Duration, due: Due) -> Option<TimerId> {
+        deadline_after(now, delay).map(|at| self.timers.insert(at, due))
     }
 
     /// The deadline timer fired: true if the protocol was told of this
@@ -178,10 +175,7 @@ impl BlockingTransport {
     /// connection, the connection is aborted after the grace period.
     pub(crate) fn after_deadline_hook(&mut self) {
         if self.deadline.is_none() && self.is_open() {
-            let timer = self
-                .timers
-                .insert(Instant::now() + DEADLINE_GRACE, Due::Deadline);
-            self.deadline = Some(timer);
+            self.deadline = self.schedule(Instant::now(), DEADLINE_GRACE, Due::Deadline);
         }
     }
 
@@ -352,8 +346,10 @@ impl Transport for BlockingTransport {
         let now = Instant::now();
         self.last_activity = now;
         if let Some(timeout) = timeout {
-            let timer = self.timers.insert(now + timeout, Due::IdleCheck);
-            self.idle = Some((timeout, timer));
+            // A timeout too long to schedule never passes.
+            self.idle = self
+                .schedule(now, timeout, Due::IdleCheck)
+                .map(|timer| (timeout, timer));
         }
         if let Some(stream) = &self.stream {
             // A zero timeout would mean "none" to set_write_timeout's caller
@@ -373,8 +369,8 @@ impl Transport for BlockingTransport {
             self.timers.cancel(timer);
         }
         if let Some(after) = after {
-            let timer = self.timers.insert(Instant::now() + after, Due::Deadline);
-            self.deadline = Some(timer);
+            // A deadline too far to schedule never passes.
+            self.deadline = self.schedule(Instant::now(), after, Due::Deadline);
         }
     }
 
