@@ -181,7 +181,8 @@ enum Version {
 }
 
 /// Where the connection is in its current request. The head clock (the
-/// transport's deadline) runs exactly while in `RequestLine` or `Headers`.
+/// transport's deadline) starts on entering `RequestLine` and stops when the
+/// head is complete; a refusal leaves it running, so it also bounds the close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Between requests, nothing of the next one read yet: the idle timeout
