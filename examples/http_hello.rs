@@ -21,6 +21,13 @@
 //!   (`Content-Length`, at most 64 KiB; more is `413`, then close) and
 //!   discarded; `Expect: 100-continue` gets its `100 Continue` first. An HTTP
 //!   version other than 1.0 and 1.1: `505`, then close.
+//! - A request head must arrive in full within `--head-timeout` (10 s) of its
+//!   first byte (of the connection's start, for the first request), however
+//!   slowly it trickles in: a slowloris client gets `408 Request Timeout`,
+//!   then close. A keep-alive connection that waits `--idle-timeout` (60 s)
+//!   for its next request with nothing read or written is closed without an
+//!   answer, as nginx's `keepalive_timeout` does; a body that stalls that long
+//!   gets the `408`.
 //!
 //! Lines may end with `\r\n` or a bare `\n`. Every response is written with
 //! one vectored write of static byte strings: nothing is allocated per
@@ -38,11 +45,12 @@
 mod common;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use log::debug;
 use reactor::framing::{LineHandler, LineReceiver, Lines};
-use reactor::Reason;
+use reactor::{Protocol, Reason, Timeout, Transport};
 
 #[derive(Parser, Debug)]
 #[command(about = "HTTP/1.1 server that answers GET / with `hello world`")]
@@ -53,6 +61,35 @@ struct Args {
     /// Port to listen on (0 picks a free one); 8000 is the seed's.
     #[arg(long, default_value_t = 8000)]
     port: u16,
+    /// Seconds a request head (request line, headers and the empty line) may
+    /// take to arrive in full, counted from its first byte (from the
+    /// connection's start, for the first request) however slowly the bytes
+    /// trickle in; then `408 Request Timeout` and close. Fractions allowed.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_seconds)]
+    head_timeout: Duration,
+    /// Seconds a keep-alive connection may wait for its next request with
+    /// nothing read or written before it is closed (without an answer); a
+    /// request body that stalls this long gets `408`. Fractions allowed.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = positive_seconds)]
+    idle_timeout: Duration,
+}
+
+/// A timeout flag: seconds, fractions allowed, more than zero.
+fn positive_seconds(s: &str) -> Result<Duration, String> {
+    let timeout = common::parse_duration(s)?;
+    if timeout.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(timeout)
+}
+
+/// The connection's two clocks, from the command line.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    /// From a request head's first byte to its empty line.
+    head: Duration,
+    /// Nothing read or written, between requests or within a body.
+    idle: Duration,
 }
 
 /// Largest request head: request line, headers and the empty line that ends
@@ -62,6 +99,9 @@ const MAX_HEAD: usize = 8 * 1024;
 
 /// Largest request body read (and discarded).
 const MAX_BODY: usize = 64 * 1024;
+
+/// What ends a line; a `\r` before it is stripped.
+const DELIMITER: &[u8] = b"\n";
 
 /// A response's status line and headers up to (not including) `Connection`
 /// and the empty line, and its body: static bytes, written as they are.
@@ -103,6 +143,7 @@ const METHOD_NOT_ALLOWED: Canned = canned!(
     "method not allowed\n"
 );
 const BAD_REQUEST: Canned = canned!("400 Bad Request", "", 12, "bad request\n");
+const REQUEST_TIMEOUT: Canned = canned!("408 Request Timeout", "", 16, "request timeout\n");
 const TOO_LARGE: Canned = canned!("413 Content Too Large", "", 18, "content too large\n");
 const NOT_IMPLEMENTED: Canned = canned!(
     "501 Not Implemented",
@@ -139,11 +180,17 @@ enum Version {
     Http11,
 }
 
-/// Where the connection is in its current request.
+/// Where the connection is in its current request. The head clock (the
+/// transport's deadline) starts on entering `RequestLine` and stops when the
+/// head is complete; a refusal leaves it running, so it also bounds the close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// Waiting for a request line (empty lines before it are skipped).
-    Idle,
+    /// Between requests, nothing of the next one read yet: the idle timeout
+    /// is what closes the connection.
+    KeepAlive,
+    /// A head has begun (bytes of it arrived, or the connection is new):
+    /// waiting for its request line (empty lines before it are skipped).
+    RequestLine,
     /// Reading header lines.
     Headers,
     /// Discarding this many more body bytes, in raw mode.
@@ -213,14 +260,36 @@ struct Http {
     /// Bytes of the current request head so far, line endings included.
     head_bytes: usize,
     request: Request,
+    timeouts: Timeouts,
+    /// Bytes read that no line or body has accounted for yet: the start of a
+    /// line the line receiver holds until its end arrives.
+    unconsumed: usize,
 }
 
 impl Http {
-    fn new() -> Self {
+    fn new(timeouts: Timeouts) -> Self {
         Http {
-            phase: Phase::Idle,
+            phase: Phase::KeepAlive,
             head_bytes: 0,
             request: Request::default(),
+            timeouts,
+            unconsumed: 0,
+        }
+    }
+
+    /// The first byte of a request head is here (or the connection is new):
+    /// the whole head must follow within the head timeout. Later bytes do
+    /// not restart the clock, so trickling them in buys nothing.
+    fn begin_head(&mut self, transport: &mut dyn Transport) {
+        transport.set_deadline(Some(self.timeouts.head));
+        self.phase = Phase::RequestLine;
+    }
+
+    /// A read was delivered: a pipelined request's first bytes, after an
+    /// answer in the same read and without a line ending yet, begin a head.
+    fn read_done(&mut self, transport: &mut dyn Transport) {
+        if self.phase == Phase::KeepAlive && self.unconsumed > 0 {
+            self.begin_head(transport);
         }
     }
 
@@ -247,7 +316,7 @@ impl Http {
         let transport = lines.transport();
         transport.write_vectored(&[canned.head, end, body]);
         if persistent {
-            self.phase = Phase::Idle;
+            self.phase = Phase::KeepAlive;
         } else {
             self.phase = Phase::Done;
             transport.lose_connection();
@@ -256,9 +325,16 @@ impl Http {
 
     /// Answers with `refusal`'s response and closes.
     fn refuse(&mut self, lines: &mut Lines<'_>, refusal: Refusal) {
-        let transport = lines.transport();
-        debug!("{}: refused: {}", transport.peer_addr(), refusal.why());
-        let canned = refusal.response();
+        debug!(
+            "{}: refused: {}",
+            lines.transport().peer_addr(),
+            refusal.why()
+        );
+        self.close_with(lines.transport(), refusal.response());
+    }
+
+    /// Answers with `canned` and `Connection: close`, then closes.
+    fn close_with(&mut self, transport: &mut dyn Transport, canned: &Canned) {
         let body = if self.phase == Phase::Headers && self.request.method == Method::Head {
             &b""[..]
         } else {
@@ -269,8 +345,27 @@ impl Http {
         self.phase = Phase::Done;
     }
 
+    /// `what` took too long: `408`, then close.
+    fn time_out(&mut self, transport: &mut dyn Transport, what: &str) {
+        debug!(
+            "{}: {what} timed out in {:?}; closing",
+            transport.peer_addr(),
+            self.phase
+        );
+        // Answers still queued mean a peer that is not reading: one more
+        // would only wait behind them.
+        if transport.buffered() == 0 {
+            self.close_with(transport, &REQUEST_TIMEOUT);
+        } else {
+            transport.lose_connection();
+            self.phase = Phase::Done;
+        }
+    }
+
     /// The empty line ended the head: check it, then read the body or answer.
     fn head_done(&mut self, lines: &mut Lines<'_>) -> Result<(), Refusal> {
+        // The head is complete: its clock stops (a body has the idle timeout).
+        lines.transport().set_deadline(None);
         let request = &self.request;
         if request.hosts > 1 || (request.version == Version::Http11 && request.hosts == 0) {
             return Err(Refusal::BadRequest("a missing or repeated Host header"));
@@ -334,21 +429,25 @@ impl Http {
     }
 
     fn line(&mut self, lines: &mut Lines<'_>, line: &[u8]) -> Result<(), Refusal> {
-        self.head_bytes += line.len() + 1;
+        if self.phase == Phase::KeepAlive {
+            // A pipelined request: its head begins with this line.
+            self.begin_head(lines.transport());
+        }
+        self.head_bytes += line.len() + DELIMITER.len();
         if self.head_bytes > MAX_HEAD {
             return Err(Refusal::BadRequest("a request head over 8 KiB"));
         }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match self.phase {
             // RFC 9112 2.2: empty lines before a request line are ignored.
-            Phase::Idle if line.is_empty() => {}
-            Phase::Idle => {
+            Phase::RequestLine if line.is_empty() => {}
+            Phase::RequestLine => {
                 self.request = parse_request_line(line)?;
                 self.phase = Phase::Headers;
             }
             Phase::Headers if line.is_empty() => self.head_done(lines)?,
             Phase::Headers => self.header(line)?,
-            Phase::Body(_) | Phase::Done => {}
+            Phase::KeepAlive | Phase::Body(_) | Phase::Done => {}
         }
         Ok(())
     }
@@ -358,6 +457,8 @@ impl LineHandler for Http {
     fn connection_made(&mut self, lines: &mut Lines<'_>) {
         let transport = lines.transport();
         debug!("{}: connected", transport.peer_addr());
+        transport.set_idle_timeout(Some(self.timeouts.idle));
+        self.begin_head(transport);
         // Pipelined answers are separate small writes: Nagle would hold the
         // second until the first is acknowledged.
         if let Err(e) = transport.set_nodelay(true) {
@@ -366,6 +467,7 @@ impl LineHandler for Http {
     }
 
     fn line_received(&mut self, lines: &mut Lines<'_>, line: &[u8]) {
+        self.unconsumed = self.unconsumed.saturating_sub(line.len() + DELIMITER.len());
         if let Err(refusal) = self.line(lines, line) {
             self.refuse(lines, refusal);
         }
@@ -376,6 +478,7 @@ impl LineHandler for Http {
             return;
         };
         let take = left.min(data.len());
+        self.unconsumed = self.unconsumed.saturating_sub(take);
         if take < left {
             self.phase = Phase::Body(left - take);
             return;
@@ -387,6 +490,27 @@ impl LineHandler for Http {
 
     fn line_length_exceeded(&mut self, lines: &mut Lines<'_>, _pending: usize) {
         self.refuse(lines, Refusal::BadRequest("a line over 8 KiB"));
+    }
+
+    fn timeout_connection(&mut self, lines: &mut Lines<'_>, timeout: Timeout) {
+        let transport = lines.transport();
+        match (timeout, self.phase) {
+            // Only the head clock sets a deadline.
+            (Timeout::Deadline, _) => self.time_out(transport, "request head"),
+            (Timeout::Idle, Phase::KeepAlive) => {
+                debug!(
+                    "{}: idle for {:?} between requests; closing",
+                    transport.peer_addr(),
+                    self.timeouts.idle
+                );
+                transport.lose_connection();
+                self.phase = Phase::Done;
+            }
+            (Timeout::Idle, Phase::Body(_)) => self.time_out(transport, "request body"),
+            // A head in progress has its own clock; the reactor asks again
+            // after another idle period.
+            (Timeout::Idle, Phase::RequestLine | Phase::Headers | Phase::Done) => {}
+        }
     }
 
     fn connection_lost(&mut self, lines: &mut Lines<'_>, reason: &Reason, unfinished: &[u8]) {
@@ -476,12 +600,55 @@ fn parse_length(value: &[u8]) -> Option<usize> {
     }))
 }
 
+/// The HTTP handler under its line receiver, told also what the receiver
+/// keeps from a handler: that bytes arrived which no line accounts for yet.
+/// A request line still in transit has begun a head as surely as a whole one.
+struct HttpConnection(LineReceiver<Http>);
+
+impl Protocol for HttpConnection {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        self.0.connection_made(transport);
+    }
+
+    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+        let http = self.0.handler_mut();
+        http.unconsumed += data.len();
+        if http.phase == Phase::KeepAlive {
+            http.begin_head(transport);
+        }
+        self.0.data_received(transport, data);
+        self.0.handler_mut().read_done(transport);
+    }
+
+    fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+        self.0.connection_lost(transport, reason);
+    }
+
+    fn timeout_connection(&mut self, transport: &mut dyn Transport, timeout: Timeout) {
+        self.0.timeout_connection(transport, timeout);
+    }
+
+    fn pause_producing(&mut self, transport: &mut dyn Transport) {
+        self.0.pause_producing(transport);
+    }
+
+    fn resume_producing(&mut self, transport: &mut dyn Transport) {
+        self.0.resume_producing(transport);
+    }
+}
+
 fn serve(args: &Args) -> Result<(), String> {
+    let timeouts = Timeouts {
+        head: args.head_timeout,
+        idle: args.idle_timeout,
+    };
     common::serve(&args.host, args.port, |reactor, addr| {
-        let factory = || {
-            LineReceiver::new(Http::new())
-                .with_delimiter(b"\n")
-                .with_max_length(MAX_HEAD)
+        let factory = move || {
+            HttpConnection(
+                LineReceiver::new(Http::new(timeouts))
+                    .with_delimiter(DELIMITER)
+                    .with_max_length(MAX_HEAD),
+            )
         };
         Ok(reactor.listen_tcp(addr, factory)?.local_addr())
     })
