@@ -271,8 +271,9 @@ impl Frames<'_> {
 ///
 /// A frame's bytes are copied at most once: frames wholly inside one read
 /// are passed straight from the read buffer; only an incomplete frame is
-/// kept, in a buffer sized once from its header (which has passed the
-/// length check by then), and completed from the following reads.
+/// kept, and completed from the following reads. Its buffer grows with the
+/// bytes that arrive, never ahead of them to the length the header declares:
+/// a peer that sends headers alone costs what it sent.
 pub struct FrameReceiver<C, H> {
     handler: H,
     codec: C,
@@ -402,20 +403,17 @@ impl<C: FrameCodec, H: FrameHandler> FrameReceiver<C, H> {
     }
 
     /// How many more bytes the carried frame needs before it can be
-    /// delivered (or its header read); reserves room for a whole frame once.
-    fn carry_wants(&mut self) -> usize {
+    /// delivered (or its header read). Nothing is reserved for them: the
+    /// carry grows only as they arrive, so a header alone does not commit
+    /// the length it declares.
+    fn carry_wants(&self) -> usize {
         match self.codec.parse_header(&self.carry, self.state.max_length) {
             Ok(None) => self
                 .codec
                 .max_header_len()
                 .saturating_sub(self.carry.len())
                 .max(1),
-            Ok(Some(header)) => {
-                let total = header.total();
-                self.carry
-                    .reserve_exact(total.saturating_sub(self.carry.len()));
-                total.saturating_sub(self.carry.len())
-            }
+            Ok(Some(header)) => header.total().saturating_sub(self.carry.len()),
             // Delivering the carry reports the error.
             Err(_) => 0,
         }
@@ -453,11 +451,7 @@ impl<C: FrameCodec, H: FrameHandler> FrameReceiver<C, H> {
             return;
         }
         let used = self.deliver(transport, data);
-        if used < data.len() {
-            self.carry.extend_from_slice(&data[used..]);
-            // Size the buffer for the whole frame now, not by doubling.
-            self.carry_wants();
-        }
+        self.carry.extend_from_slice(&data[used..]);
     }
 
     /// Frame-mode bytes a raw handler handed back, delivered before anything newer.
@@ -608,6 +602,10 @@ mod tests {
     trait Receiver: Protocol {
         fn collected(&self) -> &Collect;
         fn encode(&self, payload: &[u8]) -> Vec<u8>;
+        /// Bytes of header before a payload of `len` bytes.
+        fn header_len(&self, len: usize) -> usize;
+        /// The capacity of the buffer that carries an incomplete frame.
+        fn carried_capacity(&self) -> usize;
     }
 
     impl<C: FrameCodec> Receiver for FrameReceiver<C, Collect> {
@@ -621,6 +619,12 @@ mod tests {
                 .encode_header(payload.len(), &mut header)
                 .unwrap();
             [&header[..n], payload, self.codec().trailer()].concat()
+        }
+        fn header_len(&self, len: usize) -> usize {
+            self.codec().encode_header(len, &mut [0; 24]).unwrap()
+        }
+        fn carried_capacity(&self) -> usize {
+            self.carry.capacity()
         }
     }
 
@@ -689,6 +693,104 @@ mod tests {
                 let expected = [b"first".to_vec(), announce, b"after".to_vec(), Vec::new()];
                 prop_assert_eq!(&p.collected().frames, &expected);
                 prop_assert_eq!(&p.collected().raw, &raw);
+            }
+        }
+    }
+
+    /// Payloads accepted by the large-frame tests: far above what one read brings.
+    const LARGE: usize = 1 << 20;
+
+    /// The formats that can declare [`LARGE`] payloads, accepting them.
+    fn large_codecs() -> Vec<Box<dyn Receiver>> {
+        vec![
+            Box::new(LengthPrefixedReceiver::new(Collect::default()).with_max_length(LARGE)),
+            Box::new(
+                LengthPrefixedReceiver::with_prefix(
+                    LengthPrefix::U32.little_endian(),
+                    Collect::default(),
+                )
+                .with_max_length(LARGE),
+            ),
+            Box::new(NetstringReceiver::new(Collect::default()).with_max_length(LARGE)),
+        ]
+    }
+
+    /// Deterministic bytes, so a failing case reproduces.
+    fn pattern(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_declared_length_reserves_nothing_before_its_bytes_arrive() {
+        for mut p in large_codecs() {
+            let payload = pattern(LARGE, 9);
+            let stream = p.encode(&payload);
+            let header = p.header_len(payload.len());
+            let mut t = StringTransport::new();
+            // The header and ten bytes of body: what they cost is what came.
+            p.data_received(&mut t, &stream[..header + 10]);
+            assert!(
+                p.carried_capacity() < 1024,
+                "a header and 10 bytes reserved {}",
+                p.carried_capacity()
+            );
+            // The rest in reads of 1,000 bytes: the carry grows with them,
+            // and the frame arrives whole.
+            let mut fed = header + 10;
+            for piece in stream[fed..].chunks(1000) {
+                p.data_received(&mut t, piece);
+                fed += piece.len();
+                assert!(
+                    p.carried_capacity() <= 2 * fed + 64,
+                    "{} reserved after {fed} bytes",
+                    p.carried_capacity()
+                );
+            }
+            assert!(p.collected().frames == [payload], "the frame differs");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn large_frames_in_small_pieces_arrive_whole_and_reserve_only_what_came(
+            lens in prop::collection::vec(0usize..150_000, 1..4),
+            seed in any::<u64>(),
+            pieces in prop::collection::vec(1usize..3000, 1..50),
+        ) {
+            for mut p in large_codecs() {
+                let frames: Vec<Vec<u8>> = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| pattern(len, seed.wrapping_add(i as u64)))
+                    .collect();
+                let stream: Vec<u8> = frames.iter().flat_map(|f| p.encode(f)).collect();
+                let mut t = StringTransport::new();
+                let mut fed = 0;
+                for &size in pieces.iter().cycle() {
+                    if fed == stream.len() {
+                        break;
+                    }
+                    let end = (fed + size).min(stream.len());
+                    p.data_received(&mut t, &stream[fed..end]);
+                    fed = end;
+                    prop_assert!(
+                        p.carried_capacity() <= 2 * fed + 64,
+                        "{} reserved after {} bytes",
+                        p.carried_capacity(),
+                        fed
+                    );
+                }
+                prop_assert!(p.collected().frames == frames, "the frames differ");
             }
         }
     }
