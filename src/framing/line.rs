@@ -1,13 +1,7 @@
 //! Lines over a byte stream: Twisted's `LineReceiver`.
 
-use std::time::Duration;
-
-use log::warn;
-
-use crate::protocol::Protocol;
+use super::receiver::{Context, Event, Handles, Mode, Next, Receiver, Splitter};
 use crate::reason::Reason;
-use crate::timer::TimerId;
-use crate::transport::Transport;
 
 /// Twisted's `LineReceiver.MAX_LENGTH`.
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 16 * 1024;
@@ -48,7 +42,7 @@ pub trait LineHandler: 'static {
     }
 
     /// The outgoing buffer reached its high watermark; see
-    /// [`Protocol::pause_producing`]. The
+    /// [`Protocol::pause_producing`](crate::Protocol::pause_producing). The
     /// default stops reading.
     fn pause_producing(&mut self, lines: &mut Lines<'_>) {
         lines.transport().pause_reading();
@@ -61,7 +55,7 @@ pub trait LineHandler: 'static {
     }
 
     /// The idle timeout or deadline passed; see
-    /// [`Protocol::timeout_connection`].
+    /// [`Protocol::timeout_connection`](crate::Protocol::timeout_connection).
     /// The default closes the connection.
     fn timeout_connection(&mut self, lines: &mut Lines<'_>, timeout: crate::Timeout) {
         let _ = timeout;
@@ -69,7 +63,7 @@ pub trait LineHandler: 'static {
     }
 
     /// Whether the peer's FIN should leave the connection open for writing;
-    /// see [`Protocol::allows_half_close`].
+    /// see [`Protocol::allows_half_close`](crate::Protocol::allows_half_close).
     fn allows_half_close(&self) -> bool {
         false
     }
@@ -79,121 +73,152 @@ pub trait LineHandler: 'static {
         let _ = lines;
     }
 
-    /// A timer scheduled through [`Lines::transport`]`().call_later` fired.
+    /// A timer scheduled through [`Context::call_later`] fired.
     fn timer_fired(&mut self, lines: &mut Lines<'_>, tag: u64) {
         let _ = (lines, tag);
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Line,
-    Raw,
-}
-
-/// The receiver's state a handler may change during a callback.
-struct State {
-    mode: Mode,
-    delimiter: Vec<u8>,
-    max_length: usize,
-    /// Bytes a raw-mode handler handed back with `set_line_mode_with`.
-    replay: Vec<u8>,
-    /// Why the receiver closed the connection itself, for `connection_lost`.
-    bad_input: Option<String>,
-}
-
-/// What a [`LineHandler`] callback gets: the transport, plus line sending and
-/// mode switching.
-pub struct Lines<'a> {
-    transport: &'a mut dyn Transport,
-    state: &'a mut State,
-}
+/// What a [`LineHandler`] callback gets: the transport, plus line sending
+/// and mode switching.
+pub type Lines<'a> = Context<'a, LineSplitter>;
 
 impl Lines<'_> {
-    /// The connection's transport, for writing raw bytes, closing, timers
-    /// and the reactor.
-    pub fn transport(&mut self) -> &mut dyn Transport {
-        self.transport
-    }
-
     /// Writes `line` followed by the delimiter, in one vectored write.
     pub fn send_line(&mut self, line: &[u8]) {
         self.transport
-            .write_vectored(&[line, &self.state.delimiter]);
-    }
-
-    /// From the next byte on, deliver bytes to `raw_data_received` as they
-    /// come (a file body after a header line, say). Bytes already received
-    /// after the current line go there too, in order.
-    pub fn set_raw_mode(&mut self) {
-        self.state.mode = Mode::Raw;
+            .write_vectored(&[line, &self.format.delimiter]);
     }
 
     /// Back to lines from the next byte on.
     pub fn set_line_mode(&mut self) {
-        self.state.mode = Mode::Line;
+        self.set_message_mode_with(&[]);
     }
 
     /// Back to lines, starting with `rest`: from `raw_data_received`, the
     /// part of its data that belongs to the lines after the raw section
     /// (Twisted's `setLineMode(extra)`). Copied once.
     pub fn set_line_mode_with(&mut self, rest: &[u8]) {
-        self.state.mode = Mode::Line;
-        self.state.replay.extend_from_slice(rest);
-    }
-
-    /// The longest line accepted.
-    pub fn max_length(&self) -> usize {
-        self.state.max_length
-    }
-
-    /// Logs `why` as a warning with the peer's address and closes the
-    /// connection after what is buffered is written; the handler's
-    /// `connection_lost` then gets [`Reason::BadInput`] with `why`.
-    pub fn close_because(&mut self, why: String) {
-        warn!("{}: {why}; closing", self.transport.peer_addr());
-        self.state.bad_input.get_or_insert(why);
-        self.transport.lose_connection();
-    }
-
-    /// Schedules [`LineHandler::timer_fired`] with `tag`.
-    pub fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
-        self.transport.call_later(delay, tag)
+        self.set_message_mode_with(rest);
     }
 }
 
-/// A [`Protocol`] that splits the stream into lines for a [`LineHandler`].
+/// Where lines end: at a delimiter.
+pub struct LineSplitter {
+    delimiter: Vec<u8>,
+    /// A line exceeded the limit: its bytes are skipped up to the next
+    /// delimiter, and only what could start a delimiter is carried.
+    discarding: bool,
+}
+
+impl Splitter for LineSplitter {
+    type Format = LineSplitter;
+
+    fn format(&self) -> &LineSplitter {
+        self
+    }
+
+    fn wants(&self, carried: &[u8], data: &[u8], _max_length: usize) -> usize {
+        // The carried bytes hold no delimiter, but one may straddle.
+        let tail = carried.len().saturating_sub(self.delimiter.len() - 1);
+        line_end(&carried[tail..], data, &self.delimiter).unwrap_or(data.len())
+    }
+
+    fn next(&mut self, input: &[u8], seen: usize, max_length: usize, mode: Mode) -> Next {
+        if mode == Mode::Raw && !self.discarding {
+            return Next::Raw;
+        }
+        let delim_len = self.delimiter.len();
+        // A delimiter may straddle what was seen and what is new.
+        let from = seen.saturating_sub(delim_len - 1);
+        let found = find(&input[from..], &self.delimiter).map(|i| from + i);
+        if self.discarding {
+            // An overlong line's bytes go first, whatever the mode, up to its
+            // delimiter; only what could start one is kept meanwhile.
+            return match found {
+                Some(end) => {
+                    self.discarding = false;
+                    Next::Skip(end + delim_len)
+                }
+                None => match input.len() - input.len().min(delim_len - 1) {
+                    0 => Next::Wait,
+                    n => Next::Skip(n),
+                },
+            };
+        }
+        match found {
+            Some(end) if end <= max_length => Next::Message {
+                body: 0..end,
+                len: end + delim_len,
+            },
+            Some(end) => {
+                self.discarding = true;
+                Next::TooLong(end as u64)
+            }
+            // A line of `max` bytes may still be waiting for the rest of its
+            // delimiter.
+            None if input.len() > max_length.saturating_add(delim_len - 1) => {
+                self.discarding = true;
+                Next::TooLong(input.len() as u64)
+            }
+            None => Next::Wait,
+        }
+    }
+
+    fn unfinished<'c>(&self, carried: &'c [u8]) -> &'c [u8] {
+        if self.discarding {
+            &[]
+        } else {
+            carried
+        }
+    }
+}
+
+impl<H: LineHandler> Handles<LineSplitter> for H {
+    fn handle(&mut self, lines: &mut Lines<'_>, event: Event<'_>) {
+        match event {
+            Event::Made => self.connection_made(lines),
+            Event::Message(line) => self.line_received(lines, line),
+            Event::Raw(data) => self.raw_data_received(lines, data),
+            Event::TooLong(pending) => {
+                let pending = usize::try_from(pending).unwrap_or(usize::MAX);
+                self.line_length_exceeded(lines, pending);
+            }
+            // The line splitter finds nothing malformed; were it to, the
+            // connection would close with the reason.
+            Event::Malformed(what) => lines.close_because(format!("malformed line: {what}")),
+            Event::Lost { reason, unfinished } => self.connection_lost(lines, reason, unfinished),
+            Event::PauseProducing => self.pause_producing(lines),
+            Event::ResumeProducing => self.resume_producing(lines),
+            Event::Timeout(timeout) => self.timeout_connection(lines, timeout),
+            Event::ReadConnectionLost => self.read_connection_lost(lines),
+            Event::TimerFired(tag) => self.timer_fired(lines, tag),
+        }
+    }
+
+    fn allows_half_close(&self) -> bool {
+        LineHandler::allows_half_close(self)
+    }
+}
+
+/// A [`Protocol`](crate::Protocol) that splits the stream into lines for a
+/// [`LineHandler`].
 ///
 /// The delimiter defaults to `\r\n`; [`with_delimiter`](LineReceiver::with_delimiter)
 /// changes it (`b"\n"` for Unix-style text). A line is copied at most once:
 /// lines wholly inside one read are passed straight from the read buffer;
 /// an unfinished line is kept, and what completes it is appended to it.
 /// Lines stop being delivered once the transport is closing.
-pub struct LineReceiver<H> {
-    handler: H,
-    state: State,
-    /// An unfinished line carried over between reads (line mode only).
-    carry: Vec<u8>,
-    /// A line exceeded the limit: its bytes are skipped up to the next
-    /// delimiter, and `carry` keeps only what could start a delimiter.
-    discarding: bool,
-}
+pub type LineReceiver<H> = Receiver<LineSplitter, H>;
 
-impl<H: LineHandler> LineReceiver<H> {
+impl<H: LineHandler> Receiver<LineSplitter, H> {
     /// Wraps `handler` with `\r\n` lines of at most 16 KiB.
     pub fn new(handler: H) -> Self {
-        LineReceiver {
-            handler,
-            state: State {
-                mode: Mode::Line,
-                delimiter: b"\r\n".to_vec(),
-                max_length: DEFAULT_MAX_LINE_LENGTH,
-                replay: Vec::new(),
-                bad_input: None,
-            },
-            carry: Vec::new(),
+        let splitter = LineSplitter {
+            delimiter: b"\r\n".to_vec(),
             discarding: false,
-        }
+        };
+        Receiver::with_splitter(splitter, handler, DEFAULT_MAX_LINE_LENGTH)
     }
 
     /// Uses `delimiter` to end lines.
@@ -202,132 +227,8 @@ impl<H: LineHandler> LineReceiver<H> {
     /// If `delimiter` is empty: a programming error, caught at construction.
     pub fn with_delimiter(mut self, delimiter: &[u8]) -> Self {
         assert!(!delimiter.is_empty(), "a line delimiter cannot be empty");
-        self.state.delimiter = delimiter.to_vec();
+        self.splitter.delimiter = delimiter.to_vec();
         self
-    }
-
-    /// Accepts lines of at most `max` bytes (delimiter not counted).
-    pub fn with_max_length(mut self, max: usize) -> Self {
-        self.state.max_length = max;
-        self
-    }
-
-    /// The wrapped handler.
-    pub fn handler(&self) -> &H {
-        &self.handler
-    }
-
-    /// The wrapped handler, mutably.
-    pub fn handler_mut(&mut self) -> &mut H {
-        &mut self.handler
-    }
-
-    fn too_long(&mut self, transport: &mut dyn Transport, pending: usize) {
-        let mut lines = Lines {
-            transport,
-            state: &mut self.state,
-        };
-        self.handler.line_length_exceeded(&mut lines, pending);
-    }
-
-    /// Delivers what `input` holds, in whatever mode the handler sets, and
-    /// returns how many bytes it used; the rest is an unfinished line the
-    /// caller keeps. `search_from` is where a delimiter may first start (bytes
-    /// before it were searched already).
-    fn deliver(
-        &mut self,
-        transport: &mut dyn Transport,
-        input: &[u8],
-        mut search_from: usize,
-    ) -> usize {
-        let delim_len = self.state.delimiter.len();
-        let mut at = 0;
-        while at < input.len() {
-            if transport.is_closing() {
-                return input.len();
-            }
-            if self.state.mode == Mode::Raw {
-                let mut lines = Lines {
-                    transport,
-                    state: &mut self.state,
-                };
-                self.handler.raw_data_received(&mut lines, &input[at..]);
-                return input.len();
-            }
-            let from = search_from.max(at);
-            match find(&input[from..], &self.state.delimiter) {
-                Some(i) => {
-                    let end = from + i;
-                    let line = &input[at..end];
-                    if self.discarding {
-                        self.discarding = false;
-                    } else if line.len() > self.state.max_length {
-                        self.too_long(transport, line.len());
-                    } else {
-                        let mut lines = Lines {
-                            transport,
-                            state: &mut self.state,
-                        };
-                        self.handler.line_received(&mut lines, line);
-                    }
-                    at = end + delim_len;
-                    search_from = at;
-                }
-                None => {
-                    let rest = input.len() - at;
-                    // A line of `max` bytes may still be waiting for the rest
-                    // of its delimiter.
-                    if !self.discarding && rest > self.state.max_length + delim_len - 1 {
-                        self.discarding = true;
-                        self.too_long(transport, rest);
-                    }
-                    if self.discarding {
-                        return input.len() - rest.min(delim_len - 1);
-                    }
-                    return at;
-                }
-            }
-        }
-        at
-    }
-
-    /// Line-mode bytes a raw handler handed back, delivered before anything newer.
-    fn replay(&mut self, transport: &mut dyn Transport) {
-        while !self.state.replay.is_empty() {
-            let replay = std::mem::take(&mut self.state.replay);
-            self.feed(transport, &replay);
-        }
-    }
-
-    fn feed(&mut self, transport: &mut dyn Transport, data: &[u8]) {
-        if self.carry.is_empty() {
-            let used = self.deliver(transport, data, 0);
-            self.carry.extend_from_slice(&data[used..]);
-        } else {
-            let delim_len = self.state.delimiter.len();
-            // The carried bytes hold no delimiter, but one may straddle.
-            let search_from = self.carry.len().saturating_sub(delim_len - 1);
-            // Only the bytes that finish the carried line are appended; the
-            // lines after it are read from `data` in place, so no byte is
-            // copied twice.
-            let end = line_end(&self.carry[search_from..], data, &self.state.delimiter);
-            let take = end.unwrap_or(data.len());
-            let mut buf = std::mem::take(&mut self.carry);
-            buf.extend_from_slice(&data[..take]);
-            let used = self.deliver(transport, &buf, search_from);
-            buf.drain(..used);
-            self.carry = buf;
-            if take < data.len() && !self.state.replay.is_empty() {
-                // A raw handler handed bytes back: those come first.
-                self.state.replay.extend_from_slice(&data[take..]);
-            } else if take < data.len() {
-                // The carried line ended at `take`: nothing is carried now.
-                debug_assert!(self.carry.is_empty());
-                let rest = &data[take..];
-                let used = self.deliver(transport, rest, 0);
-                self.carry.extend_from_slice(&rest[used..]);
-            }
-        }
     }
 }
 
@@ -353,91 +254,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     }
 }
 
-impl<H: LineHandler> Protocol for LineReceiver<H> {
-    fn connection_made(&mut self, transport: &mut dyn Transport) {
-        let mut lines = Lines {
-            transport,
-            state: &mut self.state,
-        };
-        self.handler.connection_made(&mut lines);
-        // Bytes the handler handed back are delivered now, not behind the next read.
-        self.replay(transport);
-    }
-
-    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
-        // Bytes handed back outside a read (from a timer, say) came first.
-        self.replay(transport);
-        self.feed(transport, data);
-        self.replay(transport);
-    }
-
-    fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
-        let carry = std::mem::take(&mut self.carry);
-        let unfinished: &[u8] = if self.discarding { &[] } else { &carry };
-        let bad_input = self.state.bad_input.take().map(Reason::BadInput);
-        let mut lines = Lines {
-            transport,
-            state: &mut self.state,
-        };
-        self.handler
-            .connection_lost(&mut lines, bad_input.as_ref().unwrap_or(reason), unfinished);
-    }
-
-    fn pause_producing(&mut self, transport: &mut dyn Transport) {
-        let mut lines = Lines {
-            transport,
-            state: &mut self.state,
-        };
-        self.handler.pause_producing(&mut lines);
-        // Bytes the handler handed back are delivered now, not behind the next read.
-        self.replay(transport);
-    }
-
-    fn resume_producing(&mut self, transport: &mut dyn Transport) {
-        let mut lines = Lines {
-            transport,
-            state: &mut self.state,
-        };
-        self.handler.resume_producing(&mut lines);
-        // Bytes the handler handed back are delivered now, not behind the next read.
-        self.replay(transport);
-    }
-
-    fn timeout_connection(&mut self, transport: &mut dyn Transport, timeout: crate::Timeout) {
-        let mut lines = Lines {
-            transport,
-            state: &mut self.state,
-        };
-        self.handler.timeout_connection(&mut lines, timeout);
-    }
-
-    fn allows_half_close(&self) -> bool {
-        self.handler.allows_half_close()
-    }
-
-    fn read_connection_lost(&mut self, transport: &mut dyn Transport) {
-        let mut lines = Lines {
-            transport,
-            state: &mut self.state,
-        };
-        self.handler.read_connection_lost(&mut lines);
-    }
-
-    fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
-        let mut lines = Lines {
-            transport,
-            state: &mut self.state,
-        };
-        self.handler.timer_fired(&mut lines, tag);
-        // Bytes the handler handed back are delivered now, not behind the next read.
-        self.replay(transport);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::StringTransport;
+    use crate::Protocol;
     use proptest::prelude::*;
 
     /// Records everything; switches to raw mode on a line `RAW n` and back
@@ -593,6 +414,78 @@ mod tests {
         assert_eq!(p.handler().lines, [b"ok".to_vec(), b"fine".to_vec()]);
         assert_eq!(p.handler().exceeded.len(), 1);
         assert!(p.carry.len() < 2, "an overlong line is not buffered");
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_under_every_split_into_three() {
+        // Delimiters of one to three bytes, lines holding the start of one,
+        // and overlong lines ending in it: what is kept while skipping may
+        // straddle reads.
+        for delim in [&b"\n"[..], b"\r\n", b"<->"] {
+            let lines: [&[u8]; 6] = [b"ok", b"far too long", b"<-", b"", b"toolong<-", b"fine"];
+            let mut stream = Vec::new();
+            for line in lines {
+                stream.extend_from_slice(line);
+                stream.extend_from_slice(delim);
+            }
+            stream.extend_from_slice(b"tail");
+            let expected = [b"ok".to_vec(), b"<-".to_vec(), Vec::new(), b"fine".to_vec()];
+            for a in 0..=stream.len() {
+                for b in a..=stream.len() {
+                    let mut p = LineReceiver::new(Collect {
+                        keep_open: true,
+                        ..Collect::default()
+                    })
+                    .with_delimiter(delim)
+                    .with_max_length(4);
+                    let mut t = StringTransport::new();
+                    feed(&mut p, &mut t, &stream, &[a, b]);
+                    let at = format!("{delim:?}, cuts {a} {b}");
+                    assert_eq!(p.handler().lines, expected, "{at}");
+                    assert_eq!(p.handler().exceeded.len(), 2, "{at}");
+                    p.connection_lost(&mut t, &Reason::PeerClosed);
+                    assert_eq!(p.handler().lost.as_deref(), Some(&b"tail"[..]), "{at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_handed_back_when_the_peer_stops_sending_are_delivered_at_once() {
+        /// Holds raw bytes until the peer's FIN, then hands them back.
+        #[derive(Default)]
+        struct HoldUntilEof {
+            held: Vec<u8>,
+            lines: Vec<Vec<u8>>,
+        }
+        impl LineHandler for HoldUntilEof {
+            fn line_received(&mut self, lines: &mut Lines<'_>, line: &[u8]) {
+                if line == b"hold" {
+                    lines.set_raw_mode();
+                }
+                self.lines.push(line.to_vec());
+            }
+            fn raw_data_received(&mut self, _lines: &mut Lines<'_>, data: &[u8]) {
+                self.held.extend_from_slice(data);
+            }
+            fn allows_half_close(&self) -> bool {
+                true
+            }
+            fn read_connection_lost(&mut self, lines: &mut Lines<'_>) {
+                let held = std::mem::take(&mut self.held);
+                lines.set_line_mode_with(&held);
+            }
+        }
+        let mut p = LineReceiver::new(HoldUntilEof::default());
+        let mut t = StringTransport::new();
+        p.data_received(&mut t, b"hold\r\na\r\nb\r\n");
+        assert!(p.allows_half_close());
+        // No read follows a FIN: the lines are delivered now or never.
+        p.read_connection_lost(&mut t);
+        assert_eq!(
+            p.handler().lines,
+            [b"hold".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
     }
 
     #[test]

@@ -13,11 +13,18 @@
 //! Each has a maximum length whose hook closes the connection by default,
 //! a raw mode for bytes that follow a header (a file body), and reports the
 //! bytes of a message still incomplete at `connection_lost`.
+//!
+//! All three are one [`Receiver`] (in `receiver.rs`: carrying an incomplete
+//! message between reads, raw mode, handed-back bytes, closing on bad input)
+//! with a different splitter, the part that finds where a message ends
+//! (`line.rs`, `frame.rs`). What an incomplete message costs is the bytes
+//! that arrived, never the length a header declares.
 
 pub mod frame;
 pub mod length;
 pub mod line;
 pub mod netstring;
+mod receiver;
 
 pub use frame::{
     FrameCodec, FrameHandler, FrameHeader, FrameReceiver, FrameTooLarge, Frames, HeaderError,
@@ -26,3 +33,4 @@ pub use frame::{
 pub use length::{LengthPrefix, LengthPrefixedReceiver};
 pub use line::{LineHandler, LineReceiver, Lines, DEFAULT_MAX_LINE_LENGTH};
 pub use netstring::{Netstring, NetstringReceiver};
+pub use receiver::{Context, Receiver};
