@@ -100,8 +100,14 @@ fn stops_itself_once(from: StopFrom, expected: &[&str]) {
         assert_eq!(next(&rx), *line);
     }
     assert_eq!(next(&rx), "stop_protocol");
-    // Closed: a later datagram reaches no callback, and the endpoint is gone.
+    // The socket closed before stop_protocol ran: its address is free again,
+    // and a later datagram reaches the new socket, not the old protocol.
+    let successor = UdpSocket::bind(server.addr).expect("the endpoint's socket is closed");
+    successor.set_read_timeout(Some(WAIT)).unwrap();
     client.send_to(b"two", server.addr).unwrap();
+    let mut buf = [0; 8];
+    let (n, _) = successor.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"two");
     assert_quiet(&rx);
     assert!(!server.call(move |r| handle.stop(r)), "stopped already");
     server.stop();
