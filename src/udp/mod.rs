@@ -73,7 +73,7 @@ impl UdpHandle {
         reactor.udp_send(self.id, data, None);
     }
 
-    /// Datagrams this endpoint dropped because its send queue was full.
+    /// Datagrams this endpoint dropped; see [`DatagramTransport::dropped`].
     pub fn dropped(&self, reactor: &Reactor) -> u64 {
         reactor.udp(self.id).map_or(0, |e| e.dropped)
     }

@@ -66,8 +66,9 @@ pub trait DatagramTransport {
     /// Closes the socket once this callback returns; `stop_protocol` follows.
     fn stop_listening(&mut self);
 
-    /// Datagrams dropped because the send queue was full (or the endpoint
-    /// was not connected for `write`).
+    /// Datagrams dropped: the send queue was full, `write` found no
+    /// connected address, or the kernel refused that one datagram (network
+    /// unreachable, too large, broadcast not allowed).
     fn dropped(&self) -> u64;
 
     /// Bytes waiting in the send queue.
