@@ -110,7 +110,13 @@ fn serve(args: &Args) -> Result<(), String> {
         }
         Model::Threads => {
             let addr = common::resolve(&args.host, args.port)?;
-            let server = threaded::listen_tcp(addr, || Echo)
+            // No connection limit, as the reactor model has none: `compare`
+            // measures both models up to 5,000 connections.
+            let options = threaded::ThreadedOptions {
+                max_connections: None,
+                ..threaded::ThreadedOptions::default()
+            };
+            let server = threaded::ThreadedServer::listen_tcp_with(addr, || Echo, options)
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             common::announce(server.local_addr())?;
             // Serves until the process is killed.

@@ -147,10 +147,19 @@ pub trait FrameHandler: 'static {
         frames.transport().pause_reading();
     }
 
-    /// The outgoing buffer drained below its low watermark after a pause;
-    /// a producer writes on here. The default reads again.
+    /// Every buffer that paused this producer drained below its low
+    /// watermark; a producer writes on here. Reading paused by
+    /// `pause_producing` has already resumed: see
+    /// [`Protocol::resume_producing`](crate::Protocol::resume_producing).
     fn resume_producing(&mut self, frames: &mut Frames<'_>) {
-        frames.transport().resume_reading();
+        let _ = frames;
+    }
+
+    /// A graceful stop began; see [`Protocol::stopping`](crate::Protocol::stopping).
+    /// The default closes the connection once what is buffered is flushed.
+    fn stopping(&mut self, frames: &mut Frames<'_>) -> crate::OnStop {
+        let _ = frames;
+        crate::OnStop::Close
     }
 
     /// The idle timeout or deadline passed; see
@@ -312,6 +321,10 @@ impl<H: FrameHandler> Handles<dyn FrameCodec> for H {
 
     fn allows_half_close(&self) -> bool {
         FrameHandler::allows_half_close(self)
+    }
+
+    fn stopping(&mut self, frames: &mut Frames<'_>) -> crate::OnStop {
+        FrameHandler::stopping(self, frames)
     }
 }
 

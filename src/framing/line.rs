@@ -48,10 +48,19 @@ pub trait LineHandler: 'static {
         lines.transport().pause_reading();
     }
 
-    /// The outgoing buffer drained below its low watermark after a pause;
-    /// a producer writes on here. The default reads again.
+    /// Every buffer that paused this producer drained below its low
+    /// watermark; a producer writes on here. Reading paused by
+    /// `pause_producing` has already resumed: see
+    /// [`Protocol::resume_producing`](crate::Protocol::resume_producing).
     fn resume_producing(&mut self, lines: &mut Lines<'_>) {
-        lines.transport().resume_reading();
+        let _ = lines;
+    }
+
+    /// A graceful stop began; see [`Protocol::stopping`](crate::Protocol::stopping).
+    /// The default closes the connection once what is buffered is flushed.
+    fn stopping(&mut self, lines: &mut Lines<'_>) -> crate::OnStop {
+        let _ = lines;
+        crate::OnStop::Close
     }
 
     /// The idle timeout or deadline passed; see
@@ -198,6 +207,10 @@ impl<H: LineHandler> Handles<LineSplitter> for H {
 
     fn allows_half_close(&self) -> bool {
         LineHandler::allows_half_close(self)
+    }
+
+    fn stopping(&mut self, lines: &mut Lines<'_>) -> crate::OnStop {
+        LineHandler::stopping(self, lines)
     }
 }
 

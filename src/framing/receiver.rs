@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use log::warn;
 
-use crate::protocol::{Protocol, Timeout};
+use crate::protocol::{OnStop, Protocol, Timeout};
 use crate::reason::Reason;
 use crate::timer::TimerId;
 use crate::transport::Transport;
@@ -183,6 +183,9 @@ pub trait Handles<F: ?Sized>: 'static {
 
     /// See [`Protocol::allows_half_close`].
     fn allows_half_close(&self) -> bool;
+
+    /// See [`Protocol::stopping`].
+    fn stopping(&mut self, context: &mut Context<'_, F>) -> OnStop;
 }
 
 /// A [`Protocol`] that cuts the stream into messages for a handler:
@@ -368,6 +371,17 @@ impl<S: Splitter, H: Handles<S::Format>> Protocol for Receiver<S, H> {
 
     fn allows_half_close(&self) -> bool {
         self.handler.allows_half_close()
+    }
+
+    fn stopping(&mut self, transport: &mut dyn Transport) -> OnStop {
+        let mut context = Context {
+            transport,
+            state: &mut self.state,
+            format: self.splitter.format(),
+        };
+        let action = self.handler.stopping(&mut context);
+        self.replay(transport);
+        action
     }
 
     fn read_connection_lost(&mut self, transport: &mut dyn Transport) {

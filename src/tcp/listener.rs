@@ -14,7 +14,9 @@ use super::connection::{Conn, Origin};
 use super::state::ConnState;
 use crate::protocol::{Factory, Protocol};
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT};
-use crate::rules::{concerns_only_this_connection, ACCEPT_RETRY, DEFAULT_WRITE_BUFFER_LIMIT};
+use crate::rules::{
+    concerns_only_this_connection, log_refusal, ACCEPT_RETRY, DEFAULT_WRITE_BUFFER_LIMIT,
+};
 use crate::transport::ConnectionId;
 
 /// A listening socket and what it needs to accept: its factory, options
@@ -69,20 +71,6 @@ impl Listener {
                 self.per_peer.remove(&peer.ip());
             }
         }
-    }
-}
-
-/// Logs a refused connection: one warning per burst, the rest at debug.
-fn continue_or_log(listener: &mut Listener, peer: SocketAddr, why: &str) {
-    listener.stats.refused += 1;
-    if listener.warned_full {
-        debug!("{peer}: over {why} on {}; closed", listener.addr);
-    } else {
-        listener.warned_full = true;
-        warn!(
-            "{peer}: over {why} on {}; closed at once (further refusals logged at debug)",
-            listener.addr
-        );
     }
 }
 
@@ -279,7 +267,8 @@ impl Reactor {
                         // Accepted and closed at once: the client learns at
                         // once, rather than waiting in the backlog.
                         drop(stream);
-                        continue_or_log(listener, peer, why);
+                        listener.stats.refused += 1;
+                        log_refusal(&mut listener.warned_full, peer, why, listener.addr);
                         continue;
                     }
                     let options = listener.options;

@@ -1,0 +1,306 @@
+//! UDP: datagram endpoints, their protocols and their bounded send queues.
+//!
+//! - `protocol`: what a program implements and calls ([`DatagramProtocol`],
+//!   [`DatagramTransport`]).
+//! - `endpoint`: one bound socket in the reactor, where its protocol is
+//!   (at rest, or out in one of its callbacks), and sending.
+//! - `send_queue`: the bounded queue of datagrams the kernel would not take yet.
+//! - `transport`: the reactor's `DatagramTransport`.
+//! - here: [`UdpHandle`] and the reactor's side: listening, running the
+//!   protocol's callbacks on readiness and timers, stopping.
+//!
+//! A stop asked for while one of the endpoint's own callbacks runs (by
+//! `stop_listening` or by `UdpHandle::stop`) waits for that callback to
+//! return; then the socket closes and `stop_protocol` runs, once.
+
+mod endpoint;
+mod protocol;
+mod send_queue;
+mod transport;
+
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+
+use log::{debug, error};
+use mio::net::UdpSocket;
+use mio::Interest;
+use socket2::{Domain, Socket, Type};
+
+pub(crate) use self::endpoint::UdpEndpoint;
+pub use self::protocol::{DatagramProtocol, DatagramTransport, MulticastInterface};
+pub use self::send_queue::DEFAULT_SEND_QUEUE_LIMIT;
+
+use self::endpoint::StopRequest;
+use self::transport::UdpTransport;
+use crate::reactor::{Reactor, Slot, SlotId, Source};
+
+/// Datagrams one endpoint may receive per wake-up before the others get a turn.
+const MAX_DATAGRAMS_PER_EVENT: usize = 64;
+
+/// A UDP endpoint: where it is bound, and how to stop it.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpHandle {
+    id: SlotId,
+    addr: SocketAddr,
+}
+
+impl UdpHandle {
+    /// The bound address, with the real port when port 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Closes the endpoint, and its protocol's `stop_protocol` runs: at
+    /// once, or, when called from inside one of the endpoint's own
+    /// callbacks, once that callback returns (as `stop_listening` does).
+    /// Returns whether this call stopped it: false if it had stopped, or
+    /// been asked to, already.
+    pub fn stop(&self, reactor: &mut Reactor) -> bool {
+        reactor.remove_udp(self.id)
+    }
+
+    /// Sends `data` to `addr` from this endpoint, from anywhere the reactor
+    /// is at hand (a TCP callback, a `call_from_thread` closure); see
+    /// [`DatagramTransport::write_to`].
+    pub fn write_to(&self, reactor: &mut Reactor, data: &[u8], addr: SocketAddr) {
+        reactor.udp_send(self.id, data, Some(addr));
+    }
+
+    /// Sends `data` to the endpoint's connected address; see
+    /// [`DatagramTransport::write`].
+    pub fn write(&self, reactor: &mut Reactor, data: &[u8]) {
+        reactor.udp_send(self.id, data, None);
+    }
+
+    /// Datagrams this endpoint dropped; see [`DatagramTransport::dropped`].
+    pub fn dropped(&self, reactor: &Reactor) -> u64 {
+        reactor.udp(self.id).map_or(0, |e| e.dropped)
+    }
+}
+
+impl Reactor {
+    /// Binds a UDP socket to `addr` (port 0 picks a free port) and runs
+    /// `protocol` on it: `start_protocol` now, `datagram_received` for each
+    /// datagram, `stop_protocol` when it stops.
+    pub fn listen_udp(
+        &mut self,
+        addr: SocketAddr,
+        protocol: impl DatagramProtocol,
+    ) -> io::Result<UdpHandle> {
+        self.refuse_while_stopping()?;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let mut socket = UdpSocket::from_std(socket.into());
+        let local = socket.local_addr()?;
+        let generation = self.next_generation();
+        let entry = self.slots.vacant_entry();
+        let id = SlotId {
+            key: u32::try_from(entry.key()).map_err(|_| io::Error::other("too many sources"))?,
+            generation,
+        };
+        self.poll
+            .registry()
+            .register(&mut socket, id.token(), Interest::READABLE)?;
+        entry.insert(Slot {
+            generation,
+            queued: false,
+            source: Source::Udp(UdpEndpoint::new(socket, Box::new(protocol), local)),
+        });
+        debug!("UDP listening on {local}");
+        self.with_datagram_protocol(id, |p, t| p.start_protocol(t));
+        Ok(UdpHandle { id, addr: local })
+    }
+
+    pub(crate) fn udp(&self, id: SlotId) -> Option<&UdpEndpoint> {
+        match self.slots.get(id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Udp(e),
+                ..
+            }) if *generation == id.generation => Some(e),
+            _ => None,
+        }
+    }
+
+    fn udp_and_registry(&mut self, id: SlotId) -> Option<(&mut UdpEndpoint, &mio::Registry)> {
+        match self.slots.get_mut(id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Udp(e),
+                ..
+            }) if *generation == id.generation => Some((e, self.poll.registry())),
+            _ => None,
+        }
+    }
+
+    fn udp_mut(&mut self, id: SlotId) -> Option<&mut UdpEndpoint> {
+        self.udp_and_registry(id).map(|(e, _)| e)
+    }
+
+    /// Runs `f` with the endpoint's protocol taken out of its slot, under the
+    /// panic guard, then puts the protocol back, or stops the endpoint if it
+    /// was asked to stop meanwhile. Does nothing if the endpoint is gone or
+    /// stopping, or if one of its callbacks runs already.
+    fn with_datagram_protocol(
+        &mut self,
+        id: SlotId,
+        f: impl FnOnce(&mut dyn DatagramProtocol, &mut dyn DatagramTransport),
+    ) {
+        let Some(e) = self.udp_mut(id) else {
+            return;
+        };
+        let local = e.local;
+        let Some(mut protocol) = e.take_protocol() else {
+            return;
+        };
+        let outcome = crate::panic::catch(|| {
+            f(
+                &mut *protocol,
+                &mut UdpTransport {
+                    reactor: self,
+                    id,
+                    local,
+                },
+            )
+        });
+        // A datagram endpoint has no peer to abort: one bad datagram must
+        // not silence it for everyone else, so it goes on serving.
+        if let Err(why) = outcome {
+            error!("datagram protocol on {local} panicked: {why}; it goes on serving");
+        }
+        // `remove_udp` leaves an endpoint whose callback runs in its slot,
+        // so the endpoint is still there to take its protocol back.
+        let to_stop = match self.udp_mut(id) {
+            Some(e) => e.return_protocol(protocol),
+            None => Some(protocol),
+        };
+        if let Some(protocol) = to_stop {
+            self.close_udp(id, local, protocol);
+        }
+    }
+
+    fn udp_send(&mut self, id: SlotId, data: &[u8], to: Option<SocketAddr>) {
+        let Some((e, registry)) = self.udp_and_registry(id) else {
+            debug!("write on a stopped UDP endpoint ignored");
+            return;
+        };
+        e.send(id, registry, data, to);
+        self.note_refusal(id);
+    }
+
+    /// Queues `connection_refused` for an endpoint whose send met a refusal.
+    fn note_refusal(&mut self, id: SlotId) {
+        if self.udp_mut(id).is_some_and(UdpEndpoint::take_refusal) {
+            self.udp_refusals.push(id);
+        }
+    }
+
+    /// Runs the `connection_refused` callbacks that sends made during
+    /// callbacks owe; called with the deferred closes.
+    pub(crate) fn apply_udp_refusals(&mut self) {
+        while let Some(id) = self.udp_refusals.pop() {
+            self.with_datagram_protocol(id, |p, t| p.connection_refused(t));
+        }
+    }
+
+    pub(crate) fn datagram_timer(&mut self, id: SlotId, tag: u64) {
+        self.with_datagram_protocol(id, |p, t| p.timer_fired(t, tag));
+    }
+
+    /// Stops the endpoint: closes its socket and runs `stop_protocol`, now,
+    /// or once the endpoint's own callback returns if one runs. Returns
+    /// whether this call stopped it (false if it was gone or stopping).
+    pub(crate) fn remove_udp(&mut self, id: SlotId) -> bool {
+        let Some(e) = self.udp_mut(id) else {
+            return false;
+        };
+        let local = e.local;
+        match e.request_stop() {
+            StopRequest::Now(protocol) => {
+                self.close_udp(id, local, protocol);
+                true
+            }
+            StopRequest::AfterCallback => true,
+            StopRequest::Already => false,
+        }
+    }
+
+    /// Takes the endpoint out of the reactor, closing its socket, then ends
+    /// its protocol: `stop_protocol`, then its drop, each under the guard.
+    fn close_udp(
+        &mut self,
+        id: SlotId,
+        local: SocketAddr,
+        mut protocol: Box<dyn DatagramProtocol>,
+    ) {
+        if self.udp(id).is_some() {
+            drop(self.slots.remove(id.key as usize));
+        }
+        debug!("UDP {local} stopped");
+        if let Err(why) = crate::panic::catch(|| protocol.stop_protocol()) {
+            error!("stop_protocol of the datagram protocol on {local} panicked: {why}");
+        }
+        crate::panic::drop_caught(protocol, "a datagram protocol");
+    }
+
+    pub(crate) fn udp_ready(&mut self, id: SlotId, writable: bool, readable: bool) {
+        if writable {
+            if let Some((e, registry)) = self.udp_and_registry(id) {
+                if !e.queue.is_empty() {
+                    e.flush(id, registry);
+                }
+            }
+            self.note_refusal(id);
+        }
+        if readable {
+            let mut buf = mem::take(&mut self.read_buf);
+            let more = self.udp_read(id, &mut buf);
+            self.read_buf = buf;
+            if more {
+                self.defer(id, crate::reactor::Readiness::LEFTOVER);
+            }
+        }
+    }
+
+    /// Receives into `buf` (the reactor's read buffer: every datagram fits
+    /// its 64 KiB whole) until `WouldBlock`, the endpoint or the reactor
+    /// stops, or the fairness cap; returns whether the cap cut it short.
+    fn udp_read(&mut self, id: SlotId, buf: &mut [u8]) -> bool {
+        for _ in 0..MAX_DATAGRAMS_PER_EVENT {
+            if self.is_stopping() {
+                return false;
+            }
+            let Some(e) = self.udp(id) else {
+                return false;
+            };
+            // A connected socket hears only its peer: no need to ask who sent it.
+            let received = match e.connected {
+                Some(peer) => e.socket.recv(buf).map(|n| (n, peer)),
+                None => e.socket.recv_from(buf),
+            };
+            match received {
+                Ok((n, from)) => {
+                    let data = &buf[..n];
+                    self.with_datagram_protocol(id, |p, t| p.datagram_received(t, data, from));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.with_datagram_protocol(id, |p, t| p.connection_refused(t));
+                }
+                Err(err) => {
+                    // Other ICMP-reported errors (host unreachable, …) concern
+                    // one earlier datagram; keep reading.
+                    debug!("UDP receive error: {err}");
+                }
+            }
+        }
+        true
+    }
+}

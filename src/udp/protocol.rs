@@ -1,0 +1,124 @@
+//! What a UDP program implements and calls: the protocol's callbacks and
+//! the transport it sends through.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::reactor::Reactor;
+use crate::timer::TimerId;
+
+/// The callbacks of a UDP endpoint, as in Twisted's `DatagramProtocol`.
+pub trait DatagramProtocol: 'static {
+    /// The endpoint is bound and ready; called once, before any datagram.
+    fn start_protocol(&mut self, transport: &mut dyn DatagramTransport) {
+        let _ = transport;
+    }
+
+    /// One whole datagram arrived from `from`. `data` may be empty: UDP can
+    /// carry an empty datagram, TCP cannot carry an empty message.
+    fn datagram_received(
+        &mut self,
+        transport: &mut dyn DatagramTransport,
+        data: &[u8],
+        from: SocketAddr,
+    );
+
+    /// A connected endpoint's peer answered with ICMP port-unreachable. The
+    /// endpoint keeps working.
+    fn connection_refused(&mut self, transport: &mut dyn DatagramTransport) {
+        let _ = transport;
+    }
+
+    /// The endpoint stopped listening (or the reactor stopped); called once.
+    fn stop_protocol(&mut self) {}
+
+    /// A timer scheduled with [`DatagramTransport::call_later`] fired.
+    fn timer_fired(&mut self, transport: &mut dyn DatagramTransport, tag: u64) {
+        let _ = (transport, tag);
+    }
+}
+
+/// What a [`DatagramProtocol`] sends through: one UDP socket.
+///
+/// Sends never block: when the kernel's buffer is full, datagrams wait in a
+/// bounded queue flushed when the socket is writable again, and what does not
+/// fit is dropped and counted ([`dropped`](DatagramTransport::dropped)).
+pub trait DatagramTransport {
+    /// Sends `data` as one datagram to `addr`.
+    fn write_to(&mut self, data: &[u8], addr: SocketAddr);
+
+    /// Connects the socket: only `addr`'s datagrams are received from now
+    /// on, [`write`](DatagramTransport::write) sends there, and an ICMP
+    /// port-unreachable reaches `connection_refused`.
+    fn connect(&mut self, addr: SocketAddr) -> io::Result<()>;
+
+    /// Sends `data` to the connected address; without one, it is dropped,
+    /// counted and logged.
+    fn write(&mut self, data: &[u8]);
+
+    /// The bound address.
+    fn local_addr(&self) -> SocketAddr;
+
+    /// The connected address, if any.
+    fn connected_addr(&self) -> Option<SocketAddr>;
+
+    /// Closes the socket once this callback returns; `stop_protocol` follows.
+    fn stop_listening(&mut self);
+
+    /// Datagrams dropped: the send queue was full, `write` found no
+    /// connected address, or the kernel refused that one datagram (network
+    /// unreachable, too large, broadcast not allowed).
+    fn dropped(&self) -> u64;
+
+    /// Bytes waiting in the send queue.
+    fn queued(&self) -> usize;
+
+    /// Caps the send queue, in bytes.
+    fn set_send_queue_limit(&mut self, bytes: usize);
+
+    /// Allows sending to broadcast addresses (SO_BROADCAST).
+    fn set_broadcast(&mut self, on: bool) -> io::Result<()>;
+
+    /// Joins multicast group `group` on the interface with address
+    /// `interface` (IPv4), or index `interface_index` (IPv6; 0 = any).
+    fn join_multicast(&mut self, group: IpAddr, interface: MulticastInterface) -> io::Result<()>;
+
+    /// Leaves a group joined with [`join_multicast`](DatagramTransport::join_multicast).
+    fn leave_multicast(&mut self, group: IpAddr, interface: MulticastInterface) -> io::Result<()>;
+
+    /// Time-to-live (hop limit) of multicast datagrams sent.
+    fn set_multicast_ttl(&mut self, ttl: u32) -> io::Result<()>;
+
+    /// Whether multicast datagrams sent are looped back to local listeners.
+    fn set_multicast_loop(&mut self, on: bool) -> io::Result<()>;
+
+    /// The interface multicast datagrams are sent from (IPv4 address).
+    fn set_multicast_interface_v4(&mut self, interface: std::net::Ipv4Addr) -> io::Result<()>;
+
+    /// SO_RCVBUF.
+    fn set_recv_buffer_size(&mut self, bytes: usize) -> io::Result<()>;
+
+    /// SO_SNDBUF.
+    fn set_send_buffer_size(&mut self, bytes: usize) -> io::Result<()>;
+
+    /// Schedules [`DatagramProtocol::timer_fired`] with `tag` after `delay`.
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId;
+
+    /// Cancels a timer; returns whether it was still pending.
+    fn cancel_timer(&mut self, timer: TimerId) -> bool;
+
+    /// The reactor, for everything else (TCP connections, stopping).
+    fn reactor(&mut self) -> Option<&mut Reactor>;
+}
+
+/// The interface a multicast group is joined on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MulticastInterface {
+    /// Let the kernel choose (the default route's interface).
+    Any,
+    /// The IPv4 interface with this address.
+    V4(std::net::Ipv4Addr),
+    /// The IPv6 interface with this index.
+    Index(u32),
+}
