@@ -6,15 +6,14 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error};
 use mio::net::TcpStream;
-use socket2::SockRef;
 
+use super::flow::{Producers, WriteLimits};
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 use super::transport::ConnTransport;
 use crate::buffer::WriteBuffer;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::reactor::{Reactor, Readiness, Slot, SlotId, Source, MAX_READS_PER_EVENT};
 use crate::reason::Reason;
-use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
 
@@ -36,7 +35,7 @@ pub(crate) struct Conn {
     pub(crate) limits: WriteLimits,
     /// Connections registered as producers for this one
     /// ([`Reactor::register_producer`]); ids of closed ones are skipped.
-    pub(crate) producers: Vec<ConnectionId>,
+    pub(crate) producers: Producers,
     /// The idle timeout and its pending check, if one is set.
     pub(crate) idle: Option<(Duration, TimerId)>,
     /// The last turn in which a read returned data or a write made progress.
@@ -50,31 +49,17 @@ pub(crate) enum Origin {
     /// Accepted by this listener: part of its counts until the descriptor
     /// closes (lingering included).
     Accepted(SlotId),
-    /// Made by `connect_tcp`: its factory hears how it ended; the timer
-    /// bounds the connect while it is under way.
-    Client {
-        factory: Box<dyn ClientFactory>,
-        connect_timer: Option<TimerId>,
-    },
+    /// Made by `connect_tcp` (boxed: accepted connections, the many, stay
+    /// small).
+    Client(Box<ClientOrigin>),
 }
 
-/// A connection's buffer sizes: producing pauses at `high`, resumes below
-/// `low`; a write past `cap` aborts the connection.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WriteLimits {
-    pub(crate) low: usize,
-    pub(crate) high: usize,
-    pub(crate) cap: usize,
-}
-
-impl Default for WriteLimits {
-    fn default() -> Self {
-        WriteLimits {
-            low: DEFAULT_LOW_WATERMARK,
-            high: DEFAULT_HIGH_WATERMARK,
-            cap: DEFAULT_WRITE_BUFFER_LIMIT,
-        }
-    }
+/// What a client connection owes its factory.
+pub(crate) struct ClientOrigin {
+    /// Hears how the connection ended.
+    pub(crate) factory: Box<dyn ClientFactory>,
+    /// Bounds the connect while it is under way.
+    pub(crate) connect_timer: Option<TimerId>,
 }
 
 impl Conn {
@@ -95,35 +80,13 @@ impl Conn {
             read_pause: ReadPause::default(),
             flow: Flow::default(),
             limits: WriteLimits::default(),
-            producers: Vec::new(),
+            producers: Producers::default(),
             idle: None,
             last_activity: Instant::now(),
             deadline: Deadline::None,
             origin,
         }
     }
-}
-
-/// A close waiting to be applied: the reason, the staged bytes that the
-/// close discarded (the rest of what was unsent is in the buffer), and
-/// whether it ends a flush that a stop waited for (such a connection then
-/// lingers for its peer's FIN, since the peer is still reading our reply).
-pub(crate) struct QueuedClose {
-    pub(crate) id: ConnectionId,
-    pub(crate) reason: Reason,
-    pub(crate) unsent_staged: usize,
-    pub(crate) after_stop_flush: bool,
-}
-
-/// The socket of a connection being closed, with what deciding how to close
-/// it needs.
-struct Departing {
-    stream: TcpStream,
-    peer: SocketAddr,
-    /// The listener whose counts it is part of until the descriptor closes.
-    listener: Option<SlotId>,
-    /// It ends a flush a stop waited for (see [`QueuedClose`]).
-    after_stop_flush: bool,
 }
 
 impl Reactor {
@@ -301,234 +264,6 @@ impl Reactor {
             }
             self.flush_writes();
         }
-    }
-
-    /// Marks `id` closed and queues its `connection_lost`; the first reason
-    /// wins. What it had staged is dropped now (and counted as unsent).
-    pub(crate) fn queue_close(&mut self, id: ConnectionId, reason: Reason) {
-        self.queue_close_as(id, reason, false);
-    }
-
-    /// [`queue_close`](Self::queue_close), saying whether the close ends a
-    /// flush that a stop waited for.
-    pub(crate) fn queue_close_as(
-        &mut self,
-        id: ConnectionId,
-        reason: Reason,
-        after_stop_flush: bool,
-    ) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        if conn.state == ConnState::Closed {
-            return;
-        }
-        conn.state = ConnState::Closed;
-        let unsent_staged = self.stage.discard(id);
-        self.closes.push(QueuedClose {
-            id,
-            reason,
-            unsent_staged,
-            after_stop_flush,
-        });
-    }
-
-    /// Applies what the callbacks that just ran asked for: flushes their
-    /// writes, tells producers to pause or resume, and closes connections.
-    pub(crate) fn apply_closes(&mut self) {
-        // pause_producing and connection_lost may write or close anything,
-        // queueing more of each; all of it is applied in this pass.
-        loop {
-            self.after_callback();
-            if self.closes.is_empty() {
-                break;
-            }
-            for close in std::mem::take(&mut self.closes) {
-                self.finish_close(close);
-            }
-        }
-        self.apply_udp_refusals();
-    }
-
-    fn finish_close(&mut self, close: QueuedClose) {
-        let QueuedClose {
-            id,
-            reason,
-            unsent_staged,
-            after_stop_flush,
-        } = close;
-        if self.conn(id).is_none() {
-            return;
-        }
-        let Source::Conn(conn) = self.slots.remove(id.key as usize).source else {
-            return;
-        };
-        let Conn {
-            stream,
-            peer,
-            protocol,
-            out,
-            flow,
-            producers,
-            idle,
-            deadline,
-            origin,
-            ..
-        } = conn;
-        let unsent = out.len() + unsent_staged;
-        drop(out);
-        // Producers it held paused are released: nothing more goes to it.
-        if flow.full {
-            for producer in producers {
-                self.hold(producer, false);
-            }
-        }
-        for timer in idle.map(|(_, t)| t).into_iter().chain(deadline.timer()) {
-            self.cancel(timer);
-        }
-        let (listener, client) = match origin {
-            Origin::Accepted(listener) => (Some(listener), None),
-            Origin::Client {
-                factory,
-                connect_timer,
-            } => {
-                if let Some(timer) = connect_timer {
-                    self.cancel(timer);
-                }
-                (None, Some(factory))
-            }
-        };
-        let socket = Departing {
-            stream,
-            peer,
-            listener,
-            after_stop_flush,
-        };
-        let reason = self.dispose(id, socket, reason, unsent);
-        debug!("connection {id} to {peer} closed: {reason}");
-        // Each under its own catch: a panicking protocol must not cost the
-        // client factory its hooks (a reconnecting factory would stop).
-        let made = protocol.is_some();
-        if let Some(mut protocol) = protocol {
-            let lost = crate::panic::catch(|| {
-                protocol.connection_lost(&mut ConnTransport::new(self, id, peer), &reason);
-            });
-            if let Err(why) = lost {
-                error!("{peer}: connection_lost of connection {id} panicked: {why}");
-            }
-            crate::panic::drop_caught(protocol, "a protocol");
-        }
-        if let Some(factory) = client {
-            self.end_client_factory(factory, made, &reason);
-        }
-    }
-
-    /// Closes the descriptor as the reason asks (a reset, a lingering clean
-    /// close, or a plain close) and returns the reason to report: a close
-    /// that discards bytes resets the peer and says so.
-    fn dispose(
-        &mut self,
-        id: ConnectionId,
-        socket: Departing,
-        reason: Reason,
-        unsent: usize,
-    ) -> Reason {
-        let Departing {
-            stream,
-            peer,
-            listener,
-            after_stop_flush,
-        } = socket;
-        let resets = matches!(
-            reason,
-            Reason::Aborted | Reason::Panicked(_) | Reason::BufferOverflow { .. }
-        );
-        // A broken socket has nothing left to say to the peer.
-        let broken = matches!(reason, Reason::Error { .. });
-        let unread = if reason == Reason::ReactorStopped {
-            self.unread_input(&stream)
-        } else {
-            0
-        };
-        if resets || broken || unsent > 0 || unread > 0 {
-            let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-            drop(stream);
-            self.release_admission(listener, peer);
-            if resets || broken {
-                return reason;
-            }
-            return Reason::Discarded {
-                unsent,
-                unread,
-                cause: Box::new(reason),
-            };
-        }
-        match reason {
-            Reason::LocalClosed => self.linger(id, stream, peer, listener, true, false),
-            // A stop closes as `lose_connection` does, but input arriving
-            // after our FIN is a loss the peer must see, and a quiet peer
-            // that had nothing buffered for it is not waited for.
-            Reason::ReactorStopped => {
-                self.linger(id, stream, peer, listener, after_stop_flush, true)
-            }
-            // Closing the descriptor also removes it from epoll.
-            _ => {
-                drop(stream);
-                self.release_admission(listener, peer);
-            }
-        }
-        reason
-    }
-
-    /// Reads and counts what the peer sent that no protocol will see, so a
-    /// stop can tell a loss from a quiet peer. Bounded: past the linger
-    /// discard limit it stops counting.
-    fn unread_input(&mut self, stream: &TcpStream) -> usize {
-        let mut buf = std::mem::take(&mut self.read_buf);
-        if buf.is_empty() {
-            buf = vec![0; 4096];
-        }
-        let mut unread = 0;
-        loop {
-            match (&*stream).read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    unread += n;
-                    if unread > crate::rules::LINGER_DISCARD_LIMIT {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        if self.read_buf.is_empty() {
-            self.read_buf = buf;
-        }
-        unread
-    }
-
-    /// The factory of a client connection hears how it ended, then stops.
-    pub(crate) fn end_client_factory(
-        &mut self,
-        mut factory: Box<dyn ClientFactory>,
-        made: bool,
-        reason: &Reason,
-    ) {
-        let hooks = crate::panic::catch(|| {
-            if made {
-                factory.client_connection_lost(self, reason);
-            } else {
-                factory.client_connection_failed(self, reason);
-            }
-        });
-        if let Err(why) = hooks {
-            error!("a client factory hook panicked: {why}");
-        }
-        if let Err(why) = crate::panic::catch(|| factory.stop_factory()) {
-            error!("stop_factory panicked: {why}");
-        }
-        crate::panic::drop_caught(factory, "a client factory");
     }
 
     pub(crate) fn protocol_timer(&mut self, id: ConnectionId, tag: u64) {

@@ -8,7 +8,7 @@ use log::{debug, error};
 use mio::net::TcpStream;
 use mio::Interest;
 
-use super::connection::{Conn, Origin};
+use super::connection::{ClientOrigin, Conn, Origin};
 use super::state::ConnState;
 use crate::protocol::ClientFactory;
 use crate::reactor::{key_u32, Reactor, Readiness, Slot, SlotId, Source, TimerAction};
@@ -77,10 +77,10 @@ impl Reactor {
             Ok((stream, id)) => {
                 let conn = ConnectionId::from(id);
                 let timer = self.schedule(timeout, TimerAction::ConnectTimeout(conn));
-                let origin = Origin::Client {
+                let origin = Origin::Client(Box::new(ClientOrigin {
                     factory,
                     connect_timer: Some(timer),
-                };
+                }));
                 let key = self.slots.insert(Slot {
                     generation: id.generation,
                     queued: false,
@@ -144,14 +144,11 @@ impl Reactor {
             return;
         }
         let peer = conn.peer;
-        let Origin::Client {
-            factory,
-            connect_timer,
-        } = &mut conn.origin
-        else {
+        let Origin::Client(client) = &mut conn.origin else {
             return;
         };
-        let timer = connect_timer.take();
+        let timer = client.connect_timer.take();
+        let factory = &mut client.factory;
         let protocol = match crate::panic::catch(|| factory.build_protocol(peer)) {
             Ok(protocol) => protocol,
             Err(why) => {
@@ -186,8 +183,8 @@ impl Reactor {
         if conn.state != ConnState::Connecting {
             return;
         }
-        if let Origin::Client { connect_timer, .. } = &mut conn.origin {
-            *connect_timer = None;
+        if let Origin::Client(client) = &mut conn.origin {
+            client.connect_timer = None;
         }
         self.queue_close(id, Reason::TimedOut);
     }

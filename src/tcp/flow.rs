@@ -8,7 +8,93 @@
 //! drains, after the callback that caused the change.
 
 use crate::reactor::{Reactor, Readiness};
+use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
 use crate::transport::ConnectionId;
+
+/// A connection's buffer sizes: producing pauses at `high`, resumes below
+/// `low`; a write past `cap` aborts the connection. Watermarks are kept in
+/// 32 bits (saturating at 4 GiB) to keep every connection small.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteLimits {
+    low: u32,
+    high: u32,
+    pub(crate) cap: usize,
+}
+
+impl WriteLimits {
+    pub(crate) fn low(self) -> usize {
+        self.low as usize
+    }
+
+    pub(crate) fn high(self) -> usize {
+        self.high as usize
+    }
+
+    /// Sets the watermarks: `high` at least 1, `low` at most `high`.
+    pub(crate) fn set_watermarks(&mut self, low: usize, high: usize) {
+        self.high = u32::try_from(high).unwrap_or(u32::MAX).max(1);
+        self.low = u32::try_from(low).unwrap_or(u32::MAX).min(self.high);
+    }
+}
+
+impl Default for WriteLimits {
+    fn default() -> Self {
+        let mut limits = WriteLimits {
+            low: 0,
+            high: 0,
+            cap: DEFAULT_WRITE_BUFFER_LIMIT,
+        };
+        limits.set_watermarks(DEFAULT_LOW_WATERMARK, DEFAULT_HIGH_WATERMARK);
+        limits
+    }
+}
+
+/// The connections registered as producers for one consumer: none for
+/// almost every connection, so nothing is allocated until one registers.
+/// Boxed on purpose: one pointer (8 bytes) in every connection instead of
+/// a `Vec`'s 24, for a list nearly all connections leave empty.
+#[derive(Default)]
+#[allow(clippy::box_collection)]
+pub(crate) struct Producers(Option<Box<Vec<ConnectionId>>>);
+
+impl Producers {
+    pub(crate) fn contains(&self, id: ConnectionId) -> bool {
+        self.0.as_ref().is_some_and(|v| v.contains(&id))
+    }
+
+    pub(crate) fn push(&mut self, id: ConnectionId) {
+        self.0.get_or_insert_with(Box::default).push(id);
+    }
+
+    /// Removes `id`; returns whether it was there.
+    pub(crate) fn remove(&mut self, id: ConnectionId) -> bool {
+        let Some(v) = &mut self.0 else {
+            return false;
+        };
+        let Some(at) = v.iter().position(|&p| p == id) else {
+            return false;
+        };
+        v.swap_remove(at);
+        if v.is_empty() {
+            self.0 = None;
+        }
+        true
+    }
+
+    /// Keeps the producers `keep` accepts.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&ConnectionId) -> bool) {
+        if let Some(v) = &mut self.0 {
+            v.retain(keep);
+            if v.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    pub(crate) fn into_iter(self) -> impl Iterator<Item = ConnectionId> {
+        self.0.into_iter().flat_map(|v| *v)
+    }
+}
 
 impl Reactor {
     /// Marks connection `id`'s buffer as over (or back under) its
@@ -119,7 +205,7 @@ impl Reactor {
         let Some(conn) = self.conn_mut(consumer) else {
             return;
         };
-        if conn.producers.contains(&producer) {
+        if conn.producers.contains(producer) {
             return;
         }
         conn.producers.push(producer);
@@ -134,10 +220,9 @@ impl Reactor {
         let Some(conn) = self.conn_mut(consumer) else {
             return;
         };
-        let Some(at) = conn.producers.iter().position(|&p| p == producer) else {
+        if !conn.producers.remove(producer) {
             return;
-        };
-        conn.producers.swap_remove(at);
+        }
         if conn.flow.full {
             self.hold(producer, false);
         }

@@ -352,6 +352,9 @@ impl Reactor {
             self.set_idle_timeout(id, options.idle_timeout);
         }
         self.with_protocol(id, |p, t| p.connection_made(t));
+        // What it wrote goes out now, not into a buffer of its own behind
+        // the rest of the accept burst.
+        self.after_callback();
     }
 
     /// Gives back the place connection from `peer` took in `listener`'s

@@ -3,9 +3,10 @@
 //! | module | job |
 //! |---|---|
 //! | `state` | a connection's state: one `ConnState`, and the orthogonal read pause, flow and deadline |
-//! | `connection` | `Conn`, the read path, callbacks under the panic guard, closes |
+//! | `connection` | `Conn`, the read path, callbacks under the panic guard |
+//! | `close` | queued closes, and how a descriptor ends (reset, lingering, plain) |
 //! | `write` | the write path: coalescing a callback's writes, the buffer and its cap, flushing |
-//! | `flow` | watermarks, producers (`register_producer`), read pauses |
+//! | `flow` | watermarks and the cap, producers (`register_producer`), read pauses |
 //! | `transport` | `ConnTransport`, the reactor's `Transport` |
 //! | `listener` | listening sockets, accepting, per-listener limits |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
@@ -13,6 +14,7 @@
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
 
+mod close;
 mod connection;
 mod connector;
 mod flow;
@@ -24,7 +26,8 @@ mod timeouts;
 mod transport;
 mod write;
 
-pub(crate) use self::connection::{Conn, QueuedClose};
+pub(crate) use self::close::QueuedClose;
+pub(crate) use self::connection::Conn;
 pub(crate) use self::connector::FailedConnect;
 pub(crate) use self::linger::Lingering;
 pub(crate) use self::listener::Listener;

@@ -27,6 +27,7 @@ impl Reactor {
                     if action == OnStop::Close {
                         self.close_for_stop(id);
                     }
+                    self.after_callback();
                 }
                 ConnState::Flushing(_) | ConnState::Closed => {}
             }

@@ -94,7 +94,7 @@ impl Reactor {
             self.queue_close(id, Reason::BufferOverflow { limit });
             return;
         }
-        let now_full = !conn.flow.full && buffered + total >= conn.limits.high;
+        let now_full = !conn.flow.full && buffered + total >= conn.limits.high();
         let connecting = conn.state == ConnState::Connecting;
         if conn.out.is_empty() && !connecting && stage_free {
             self.stage.owner = Some(id);
@@ -204,7 +204,7 @@ impl Reactor {
             conn.want_write = waiting;
         }
         // An empty buffer is below any low watermark, 0 included.
-        let drained = !waiting || conn.out.len() < conn.limits.low;
+        let drained = !waiting || conn.out.len() < conn.limits.low();
         let unfull = conn.flow.full && drained;
         if !waiting {
             match conn.state {
@@ -289,8 +289,7 @@ impl Reactor {
     /// see [`Transport::set_write_watermarks`](crate::Transport::set_write_watermarks).
     pub fn set_write_watermarks(&mut self, id: ConnectionId, low: usize, high: usize) {
         if let Some(conn) = self.conn_mut(id) {
-            conn.limits.high = high.max(1);
-            conn.limits.low = low.min(conn.limits.high);
+            conn.limits.set_watermarks(low, high);
         }
     }
 
