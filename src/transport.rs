@@ -46,17 +46,24 @@ impl fmt::Display for ConnectionId {
 
 /// One connection's end, as seen from its protocol.
 ///
-/// The reactor's implementation never blocks: `write` sends what the socket
-/// takes at once and buffers the rest. Other implementations (an in-memory
+/// The reactor's implementation never blocks: what a callback writes is
+/// sent with one `write` once the callback returns, and what the socket does
+/// not take then waits in the connection's buffer. Other implementations (an in-memory
 /// [`StringTransport`](crate::testing::StringTransport), the blocking
 /// thread-per-connection one in [`threaded`](crate::threaded)) let the same protocol run elsewhere.
 pub trait Transport {
     /// Queues `data` for sending. Never blocks and never fails loudly: after
     /// the connection is closed it is a no-op logged at debug level, and an
-    /// I/O error closes the connection with that error as the reason.
+    /// I/O error closes the connection with that error as the reason. On the
+    /// reactor, every write a callback makes goes out together, in one
+    /// `write` once the callback returns, so many small writes cost one
+    /// syscall; a write that would take the buffered output past its cap
+    /// ([`set_write_buffer_limit`](Transport::set_write_buffer_limit)) aborts
+    /// the connection with [`Reason::BufferOverflow`](crate::Reason::BufferOverflow).
     fn write(&mut self, data: &[u8]);
 
-    /// Writes several chunks in order, as one vectored write where possible.
+    /// Writes several chunks in order, as [`write`](Transport::write) of
+    /// each would.
     fn write_vectored(&mut self, chunks: &[&[u8]]);
 
     /// Closes the connection once every buffered byte has been written.
