@@ -48,6 +48,7 @@ struct Final {
 }
 
 impl Finals {
+    /// Room for `members` reading members, none finished yet.
     pub fn new(members: usize) -> Self {
         Finals((0..members).map(|_| Final::default()).collect())
     }

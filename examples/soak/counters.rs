@@ -27,6 +27,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order reports list them.
     pub const ALL: [Kind; 8] = [
         Kind::Churn,
         Kind::Idle,
@@ -70,21 +71,26 @@ pub struct Counters {
     pub corrupt: AtomicU64,
     /// Anything that should not have happened: each is logged on stderr.
     pub errors: AtomicU64,
-    /// UDP datagrams sent, lost (no reply in time) and returned damaged.
+    /// UDP datagrams sent.
     pub udp_sent: AtomicU64,
+    /// UDP datagrams with no reply in time.
     pub udp_lost: AtomicU64,
+    /// UDP replies that came back damaged or unasked for.
     pub udp_bad: AtomicU64,
     /// Non-reader connections whose writes the server pushed back on (a
     /// write timed out): the flow control at work.
     pub pushed_back: AtomicU64,
     /// Deaf members that found themselves cut off (their write failed).
     pub deaf_cut: AtomicU64,
-    /// Server: TCP connections made, and those that ended since.
+    /// Server: TCP connections made.
     pub served: AtomicU64,
+    /// Server: TCP connections that ended.
     pub ended: AtomicU64,
     /// Server: broadcast members aborted by the reactor's write-buffer cap
-    /// (`Reason::BufferOverflow`), and by this example's own fallback check.
+    /// (`Reason::BufferOverflow`).
     pub cap_cuts: AtomicU64,
+    /// Server: broadcast members aborted by this example's own check
+    /// (`server::FALLBACK_CAP`).
     pub fallback_cuts: AtomicU64,
     /// Server: the most bytes one echo connection ever held buffered.
     pub max_echo_buffered: AtomicU64,
@@ -107,10 +113,12 @@ impl Counters {
         log::warn!("{what}");
     }
 
+    /// Adds `n` to one of the counters.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
 
+    /// Reads one of the counters.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Relaxed)
     }

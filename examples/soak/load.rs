@@ -39,7 +39,9 @@ pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// What every load thread shares.
 pub struct Ctx {
+    /// Where everything is counted.
     pub counters: Arc<Counters>,
+    /// The services to load.
     pub addrs: Addrs,
     /// When the load stops.
     pub deadline: Instant,
@@ -50,6 +52,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The load against `addrs` until `deadline`; `corrupt` plants one
+    /// flipped byte (`--inject corrupt-byte`).
     pub fn new(counters: Arc<Counters>, addrs: Addrs, deadline: Instant, corrupt: bool) -> Self {
         Ctx {
             counters,
@@ -163,6 +167,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// A pacer whose first slot is now.
     pub fn new(per_sec: u32) -> Self {
         Pacer {
             period: Duration::from_secs(1) / per_sec,
@@ -183,6 +188,7 @@ impl Pacer {
 
 /// One load thread.
 pub struct Worker {
+    /// What load it runs.
     pub kind: Kind,
     handle: JoinHandle<()>,
 }

@@ -17,10 +17,12 @@ pub fn mix(mut z: u64) -> u64 {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose numbers follow from `seed`.
     pub fn new(seed: u64) -> Self {
         Rng(mix(seed) | 1)
     }
 
+    /// The next number.
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;

@@ -50,6 +50,7 @@ pub struct Addrs {
 
 /// The reactor thread.
 pub struct Server {
+    /// Where the services listen.
     pub addrs: Addrs,
     handle: ReactorHandle,
     thread: JoinHandle<Result<(), String>>,
@@ -241,24 +242,29 @@ impl Member {
         let Some(reactor) = transport.reactor() else {
             return;
         };
-        let mut room = self.room.borrow_mut();
-        let mut cut = Vec::new();
-        for (&id, &role) in room.members.iter().filter(|(&id, _)| id != from) {
-            if reactor.buffered(id) + line.len() > FALLBACK_CAP {
-                if role == Role::Reader {
-                    self.counters
-                        .error(format_args!("server: cut off broadcast reader {id}"));
-                }
-                log::debug!("broadcast member {id} holds over {FALLBACK_CAP} bytes: cut off");
-                Counters::add(&self.counters.fallback_cuts, 1);
-                reactor.abort_connection(id);
-                cut.push(id);
-            } else {
+        // Copied out, so no borrow of the room is held while the reactor
+        // runs: whatever it calls back may change the room.
+        let others: Vec<(ConnectionId, Role)> = self
+            .room
+            .borrow()
+            .members
+            .iter()
+            .filter(|(&id, _)| id != from)
+            .map(|(&id, &role)| (id, role))
+            .collect();
+        for (id, role) in others {
+            if reactor.buffered(id) + line.len() <= FALLBACK_CAP {
                 reactor.write_to(id, line);
+                continue;
             }
-        }
-        for id in cut {
-            room.members.remove(&id);
+            if role == Role::Reader {
+                self.counters
+                    .error(format_args!("server: cut off broadcast reader {id}"));
+            }
+            log::debug!("broadcast member {id} holds over {FALLBACK_CAP} bytes: cut off");
+            Counters::add(&self.counters.fallback_cuts, 1);
+            self.room.borrow_mut().members.remove(&id);
+            reactor.abort_connection(id);
         }
     }
 }
