@@ -89,9 +89,6 @@ pub struct Counters {
     /// Server: broadcast members aborted by the reactor's write-buffer cap
     /// (`Reason::BufferOverflow`).
     pub cap_cuts: AtomicU64,
-    /// Server: broadcast members aborted by this example's own check
-    /// (`server::FALLBACK_CAP`).
-    pub fallback_cuts: AtomicU64,
     /// Server: the most bytes one echo connection ever held buffered.
     pub max_echo_buffered: AtomicU64,
 }

@@ -240,7 +240,7 @@ fn report_line(
     format!(
         "t={}s rss_mib={} peak_mib={} fds={} conns={} open={} echoed_mib={:.1} relayed_mib={:.1} \
          errors={} lost={} corrupt={} udp_sent={} udp_lost={} pushed_back={} deaf_cut={} \
-         cap_cuts={} fallback_cuts={} max_echo_buf_kib={}",
+         cap_cuts={} max_echo_buf_kib={}",
         fmt_secs(at),
         or_na(memory.map(|m| format!("{:.1}", m.rss_kib as f64 / 1024.0))),
         or_na(memory.map(|m| format!("{:.1}", m.peak_kib as f64 / 1024.0))),
@@ -257,7 +257,6 @@ fn report_line(
         get(&c.pushed_back),
         get(&c.deaf_cut),
         get(&c.cap_cuts),
-        get(&c.fallback_cuts),
         get(&c.max_echo_buffered) / 1024,
     )
 }
@@ -337,13 +336,11 @@ fn notes(c: &Counters, summary: &Summary) -> Vec<String> {
     if summary.rss_kib.is_none() {
         notes.push("fewer than two full reports: memory growth not judged".into());
     }
-    let fallback = Counters::get(&c.fallback_cuts);
-    if fallback > 0 {
+    let (cut, capped) = (Counters::get(&c.deaf_cut), Counters::get(&c.cap_cuts));
+    if cut != capped {
         notes.push(format!(
-            "{fallback} deaf members were cut off by this example's own check, \
-             {} by the reactor's write-buffer cap (Reason::BufferOverflow): \
-             the cap is not enforced on this build",
-            Counters::get(&c.cap_cuts)
+            "{cut} deaf members saw their connection end, {capped} were cut by the \
+             write-buffer cap (Reason::BufferOverflow); the rest ended otherwise"
         ));
     }
     notes

@@ -24,13 +24,6 @@ use crate::counters::Counters;
 /// cut off rather than holding memory.
 pub const BROADCAST_CAP: usize = 256 * 1024;
 
-/// Where this example cuts a member off itself when the reactor has not:
-/// `Transport::set_write_buffer_limit` is not enforced yet (issue 12), so
-/// without this a deaf member would grow the server without bound. Twice
-/// the cap, so that once the reactor enforces it this check never fires
-/// (`fallback_cuts` stays 0) and can be removed.
-const FALLBACK_CAP: usize = 2 * BROADCAST_CAP;
-
 /// Longest broadcast line accepted; a member that sends more without a
 /// newline is cut off.
 const MAX_LINE: usize = 64 * 1024;
@@ -252,19 +245,11 @@ impl Member {
             .filter(|(&id, _)| id != from)
             .map(|(&id, &role)| (id, role))
             .collect();
-        for (id, role) in others {
-            if reactor.buffered(id) + line.len() <= FALLBACK_CAP {
-                reactor.write_to(id, line);
-                continue;
-            }
-            if role == Role::Reader {
-                self.counters
-                    .error(format_args!("server: cut off broadcast reader {id}"));
-            }
-            log::debug!("broadcast member {id} holds over {FALLBACK_CAP} bytes: cut off");
-            Counters::add(&self.counters.fallback_cuts, 1);
-            self.room.borrow_mut().members.remove(&id);
-            reactor.abort_connection(id);
+        // A member whose buffered lines would pass BROADCAST_CAP is
+        // aborted by the reactor (`Reason::BufferOverflow`); its
+        // `connection_lost` counts it.
+        for (id, _role) in others {
+            reactor.write_to(id, line);
         }
     }
 }
@@ -272,7 +257,6 @@ impl Member {
 impl Protocol for Member {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
         Counters::add(&self.counters.served, 1);
-        // Not enforced on this base yet (issue 12): see FALLBACK_CAP.
         transport.set_write_buffer_limit(BROADCAST_CAP);
     }
 
