@@ -3,6 +3,8 @@
 //! everything.
 
 mod common;
+#[path = "common/small_window.rs"]
+mod small_window;
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -263,4 +265,115 @@ fn a_low_watermark_of_zero_resumes_once_the_buffer_is_empty() {
     reader.read_exact(&mut echoed).expect("the echo stalled");
     sender.join().unwrap();
     assert!(echoed == *data);
+}
+
+/// A client protocol that reports how it sees its own buffer: in
+/// `connection_made`, and at every `pause_producing`/`resume_producing`.
+struct BufferWatcher(Sender<String>);
+
+impl Protocol for BufferWatcher {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        let _ = self
+            .0
+            .send(format!("made full:{}", t.is_write_buffer_full()));
+    }
+    fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+    fn pause_producing(&mut self, t: &mut dyn Transport) {
+        let _ = self
+            .0
+            .send(format!("pause full:{}", t.is_write_buffer_full()));
+    }
+    fn resume_producing(&mut self, t: &mut dyn Transport) {
+        let _ = self
+            .0
+            .send(format!("resume full:{}", t.is_write_buffer_full()));
+    }
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.0.send(format!("lost:{reason:?}"));
+    }
+}
+
+/// Builds [`BufferWatcher`]s and reports a failed connect.
+struct WatcherFactory(Sender<String>);
+
+impl reactor::Factory for WatcherFactory {
+    fn build_protocol(&mut self, _peer: std::net::SocketAddr) -> Box<dyn Protocol> {
+        Box::new(BufferWatcher(self.0.clone()))
+    }
+}
+
+impl reactor::ClientFactory for WatcherFactory {
+    fn client_connection_failed(&mut self, _r: &mut reactor::Reactor, reason: &Reason) {
+        let _ = self.0.send(format!("failed:{reason:?}"));
+    }
+}
+
+/// Starts a reactor whose first act, before its loop runs (so before the
+/// connect can complete), is to connect to `peer` and write `data` to the
+/// connection still under way, with the given watermarks.
+fn connect_and_write_at_once(
+    peer: std::net::SocketAddr,
+    watermarks: Option<(usize, usize)>,
+    data: Arc<Vec<u8>>,
+    tx: Sender<String>,
+) -> common::ReactorThread {
+    common::ReactorThread::start(move |r| {
+        let id = r.connect_tcp(peer, WatcherFactory(tx), WAIT);
+        if let Some((low, high)) = watermarks {
+            r.set_write_watermarks(id, low, high);
+        }
+        r.write_to(id, &data);
+        Ok(peer)
+    })
+}
+
+// Finding 3: bytes written before the connect completed set a pause that
+// was dropped (no protocol yet) while the "full" flag stayed set: the
+// protocol saw a full buffer in `connection_made` and never heard
+// `resume_producing`.
+#[test]
+fn bytes_written_while_connecting_that_drain_at_once_leave_the_buffer_not_full() {
+    let peer = std::net::TcpListener::bind(common::localhost()).unwrap();
+    let addr = peer.local_addr().unwrap();
+    // Over the high watermark, but far less than the kernel takes at once:
+    // the flush on connecting empties the buffer.
+    let data = Arc::new(pattern(4000, 31));
+    let (tx, rx) = channel();
+    let reactor = connect_and_write_at_once(addr, Some((100, 1000)), data.clone(), tx);
+    let (mut accepted, _) = peer.accept().unwrap();
+    accepted.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = vec![0; data.len()];
+    accepted.read_exact(&mut got).unwrap();
+    assert!(got == *data, "the bytes differ");
+    assert_eq!(next(&rx), "made full:false");
+    reactor.stop();
+    assert_eq!(next(&rx), "lost:ReactorStopped");
+    common::assert_quiet(&rx);
+}
+
+#[test]
+fn bytes_written_while_connecting_that_stay_over_the_watermark_pause_then_resume() {
+    let peer = small_window::listener_with_small_window();
+    let addr = peer.local_addr().unwrap();
+    // Far more than the kernel takes while the peer reads nothing (under
+    // the default cap on buffered output), with the peer's receive buffer
+    // kept small.
+    const TOTAL: usize = 12 << 20;
+    let data = Arc::new(pattern(TOTAL, 32));
+    let (tx, rx) = channel();
+    let reactor = connect_and_write_at_once(addr, None, data.clone(), tx);
+    let (mut accepted, _) = peer.accept().unwrap();
+    // Nothing is read until the protocol has been told: the buffer cannot
+    // have drained meanwhile.
+    assert_eq!(next(&rx), "made full:true");
+    assert_eq!(next(&rx), "pause full:true");
+    accepted.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = vec![0; TOTAL];
+    accepted.read_exact(&mut got).unwrap();
+    assert!(got == *data, "the bytes differ");
+    // The last bytes left the reactor's buffer before they could be read.
+    assert_eq!(next(&rx), "resume full:false");
+    reactor.stop();
+    assert_eq!(next(&rx), "lost:ReactorStopped");
+    common::assert_quiet(&rx);
 }
