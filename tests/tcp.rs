@@ -787,3 +787,61 @@ fn writes_after_lose_connection_in_the_same_callback_are_still_sent() {
     s.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"bye");
 }
+
+/// A loopback listener with room for one pending connection, and a client
+/// that takes it: the next SYN to arrive is dropped (the accept queue is
+/// full), so the next connect stays under way until the kernel sends its
+/// SYN again, about a second later, by which time the test has accepted
+/// the filler.
+fn listener_with_a_full_accept_queue() -> (StdListener, TcpStream) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&localhost().into()).unwrap();
+    socket.listen(0).unwrap();
+    let listener = StdListener::from(socket);
+    let filler = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    (listener, filler)
+}
+
+// Finding 4: `resume_reading` on a connection still connecting queued it
+// for the leftover pass, which took "not connected yet" for a refusal.
+#[test]
+fn pausing_and_resuming_reading_while_connecting_leaves_the_connect_alone() {
+    let (listener, filler) = listener_with_a_full_accept_queue();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = channel();
+    let reactor = ReactorThread::start(move |r| {
+        let id = r.connect_tcp(addr, ClientRecorder { tx, send: b"ping" }, WAIT);
+        r.pause_reading(id);
+        r.resume_reading(id);
+        Ok(addr)
+    });
+    assert_eq!(next(&rx), "start_factory");
+    assert_eq!(next(&rx), "started_connecting");
+    // Two calls in a row: the second runs in a later turn than the first,
+    // so the first turn, with its leftover pass, is over.
+    reactor.call(|_| ());
+    let under_way = reactor.call(|r| r.connection_count());
+    assert_quiet(&rx);
+    assert_eq!(under_way, 1, "the connect no longer under way");
+    // Room in the queue for the retried SYN.
+    let _filler = (listener.accept().unwrap(), filler);
+    assert_eq!(next(&rx), "build");
+    assert_eq!(next(&rx), "made");
+    let (mut peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(read_n(&mut peer, 4), b"ping");
+    peer.write_all(b"pong").unwrap();
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "client closed cleanly after the reply");
+    for expected in [
+        "data:pong",
+        "lost:LocalClosed",
+        "client_lost:LocalClosed",
+        "stop_factory",
+    ] {
+        assert_eq!(next(&rx), expected);
+    }
+    assert_quiet(&rx);
+    drop(reactor);
+}
