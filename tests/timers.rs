@@ -2,6 +2,8 @@
 //! scheduling calls back into themselves.
 
 mod common;
+#[path = "common/small_window.rs"]
+mod small_window;
 
 use std::cell::RefCell;
 use std::io::Read;
@@ -198,4 +200,146 @@ fn the_testing_clock_drives_the_same_protocol_without_sockets() {
     assert!(t.is_disconnecting());
     assert_eq!(t.value(), b"idle, bye\n");
     assert_eq!(rx.try_recv().unwrap(), "timer:7");
+}
+
+// Finding 6: durations too large for the clock panicked (`Instant + Duration`
+// overflows); they mean "never".
+
+/// Writes `len` bytes on connecting, tells its id; reports how it ended.
+struct WritesOnConnect {
+    len: usize,
+    ids: Sender<reactor::ConnectionId>,
+    tx: Sender<String>,
+}
+
+impl Protocol for WritesOnConnect {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        t.write(&pattern(self.len, 61));
+        let _ = self.ids.send(t.id());
+    }
+    fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.tx.send(format!("lost:{reason:?}"));
+    }
+}
+
+#[test]
+fn a_shutdown_grace_of_duration_max_waits_for_the_flush_and_stops_cleanly() {
+    // The default cap on buffered output, and more than the kernel's
+    // buffers hold.
+    const LEN: usize = 16 << 20;
+    let (tx, rx) = channel();
+    let (ids_tx, ids) = channel();
+    let server = ReactorThread::start(move |r| {
+        r.set_shutdown_grace(Duration::MAX);
+        let f = move || WritesOnConnect {
+            len: LEN,
+            ids: ids_tx.clone(),
+            tx: tx.clone(),
+        };
+        Ok(r.listen_tcp(localhost(), f)?.local_addr())
+    });
+    // A small receive window: most of the reply stays in the server's buffer.
+    let mut c = small_window::client_with_small_window(server.addr);
+    let id = ids.recv_timeout(WAIT).unwrap();
+    let mut got = read_n(&mut c, 1 << 20);
+    let buffered = server.call(move |r| {
+        r.stop();
+        r.buffered(id)
+    });
+    assert!(buffered > 0, "nothing left to flush at the stop");
+    c.read_to_end(&mut got).expect("a clean close");
+    assert!(
+        got == pattern(LEN, 61),
+        "{} bytes, or different ones",
+        got.len()
+    );
+    assert_eq!(next(&rx), "lost:ReactorStopped");
+    drop(c);
+    // `run` returned Ok (the thread unwraps it).
+    server.stop();
+    assert_quiet(&rx);
+}
+
+/// Echoes under an idle timeout or a deadline of `Duration::MAX`;
+/// reports how it ended.
+struct EchoUnderMaxLimit {
+    deadline: bool,
+    tx: Sender<String>,
+}
+
+impl Protocol for EchoUnderMaxLimit {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        if self.deadline {
+            t.set_deadline(Some(Duration::MAX));
+        } else {
+            t.set_idle_timeout(Some(Duration::MAX));
+        }
+        let _ = self.tx.send("made".into());
+    }
+    fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+        t.write(data);
+    }
+    fn timeout_connection(&mut self, _t: &mut dyn Transport, timeout: reactor::Timeout) {
+        let _ = self.tx.send(format!("timeout:{timeout:?}"));
+    }
+    fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
+        let _ = self.tx.send(format!("lost:{reason:?}"));
+    }
+}
+
+fn echo_under_a_limit_of_duration_max(deadline: bool) {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let f = move || EchoUnderMaxLimit {
+            deadline,
+            tx: tx.clone(),
+        };
+        Ok(r.listen_tcp(localhost(), f)?.local_addr())
+    });
+    let mut c = client(server.addr);
+    assert_eq!(next(&rx), "made");
+    assert_eq!(roundtrip(&mut c, b"one"), b"one");
+    assert_eq!(roundtrip(&mut c, b"two"), b"two");
+    server.stop();
+    assert_eq!(next(&rx), "lost:ReactorStopped");
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).expect("a clean close");
+    assert!(rest.is_empty());
+    assert_quiet(&rx);
+}
+
+#[test]
+fn an_idle_timeout_of_duration_max_never_ends_the_connection() {
+    echo_under_a_limit_of_duration_max(false);
+}
+
+#[test]
+fn a_deadline_of_duration_max_never_ends_the_connection() {
+    echo_under_a_limit_of_duration_max(true);
+}
+
+#[test]
+fn a_timer_of_duration_max_never_fires_and_can_be_cancelled() {
+    let mut r = Reactor::new().unwrap();
+    let fired = Rc::new(RefCell::new(Vec::new()));
+    let record = |name: &'static str| {
+        let fired = fired.clone();
+        move |_: &mut Reactor| fired.borrow_mut().push(name)
+    };
+    let cancelled = r.call_later(Duration::MAX, record("cancelled"));
+    let _kept = r.call_later(Duration::MAX, record("kept"));
+    assert_eq!(r.pending_timers(), 2);
+    let outcome = Rc::new(RefCell::new(None));
+    let seen = outcome.clone();
+    r.call_later(ms(20), move |r: &mut Reactor| {
+        *seen.borrow_mut() = Some((r.cancel(cancelled), r.cancel(cancelled)));
+        r.stop();
+    });
+    r.run().unwrap();
+    assert_eq!(*outcome.borrow(), Some((true, false)));
+    assert!(fired.borrow().is_empty(), "fired: {:?}", fired.borrow());
+    // The one left was dropped at the stop, releasing what it held.
+    assert_eq!(r.pending_timers(), 0);
+    assert_eq!(Rc::strong_count(&fired), 1);
 }
