@@ -234,6 +234,30 @@ fn a_panicking_allows_half_close_aborts_its_connection_and_the_reactor_serves_on
     reactor.join().unwrap();
 }
 
+#[test]
+#[ignore = "bug: the threaded model calls allows_half_close outside the panic guard \
+            (src/threaded/connection.rs, Connection::pump): connection_lost never runs \
+            and the peer gets a FIN instead of a reset"]
+fn a_panicking_allows_half_close_aborts_its_connection_under_the_threaded_server_too() {
+    let (tx, rx) = channel();
+    let server = reactor::threaded::listen_tcp(localhost(), move || {
+        PanicsWhenAskedAboutHalfClose(tx.clone())
+    })
+    .unwrap();
+    let mut victim = client(server.local_addr());
+    assert_eq!(roundtrip(&mut victim, b"hi"), b"hi");
+    victim.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(next(&rx), "lost:Panicked(\"bug in allows_half_close\")");
+    let mut rest = Vec::new();
+    let end = victim.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+    server.shutdown();
+}
+
 /// Reports `name:dropped` when dropped, then panics (unless already
 /// unwinding, which would abort the process).
 struct PanicsWhenDropped {
