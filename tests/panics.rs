@@ -235,9 +235,6 @@ fn a_panicking_allows_half_close_aborts_its_connection_and_the_reactor_serves_on
 }
 
 #[test]
-#[ignore = "bug: the threaded model calls allows_half_close outside the panic guard \
-            (src/threaded/connection.rs, Connection::pump): connection_lost never runs \
-            and the peer gets a FIN instead of a reset"]
 fn a_panicking_allows_half_close_aborts_its_connection_under_the_threaded_server_too() {
     let (tx, rx) = channel();
     let server = reactor::threaded::listen_tcp(localhost(), move || {

@@ -190,7 +190,9 @@ impl Reactor {
             .registry()
             .register(&mut socket, id.token(), Interest::READABLE)?;
         let mut factory: Box<dyn Factory> = Box::new(factory);
-        factory.start_factory();
+        if let Err(why) = crate::panic::catch(|| factory.start_factory()) {
+            error!("start_factory of the listener on {local} panicked: {why}");
+        }
         entry.insert(Slot {
             generation,
             queued: false,

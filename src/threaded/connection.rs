@@ -144,8 +144,23 @@ impl Connection<'_> {
                     if self.state.is_stopping() {
                         return Reason::ReactorStopped;
                     }
-                    if self.transport.is_write_shut() || !self.protocol.allows_half_close() {
+                    if self.transport.is_write_shut() {
                         return Reason::PeerClosed;
+                    }
+                    // User code, so under the guard as every callback.
+                    let protocol = &*self.protocol;
+                    match crate::panic::catch(|| protocol.allows_half_close()) {
+                        Ok(true) => {}
+                        Ok(false) => return Reason::PeerClosed,
+                        Err(why) => {
+                            error!(
+                                "{}: allows_half_close of connection {} panicked: {why}; aborting it",
+                                self.transport.peer_addr(),
+                                self.transport.id()
+                            );
+                            self.transport.fail(Reason::Panicked(why.clone()));
+                            return Reason::Panicked(why);
+                        }
                     }
                     self.transport.read_closed = true;
                     self.call(|p, t| p.read_connection_lost(t));
