@@ -22,7 +22,8 @@ pub(crate) const TURN_BUDGET: Duration = Duration::from_millis(10);
 const CLOCK_EVERY: u32 = 32;
 
 /// The time a turn has spent serving sources. The clock is read every
-/// [`CLOCK_EVERY`] sources and after every full read, never per message.
+/// [`CLOCK_EVERY`] ready sources, before each leftover and after every full
+/// read, never per message.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
     start: Instant,
@@ -108,6 +109,14 @@ impl Reactor {
             self.dispatch(event.token(), readiness);
         }
         for _ in 0..leftovers {
+            // Once the budget is spent, the rest stay at the head of the
+            // queue, ahead of those served this turn (which went to its
+            // tail): round-robin, however costly each one is.
+            // Leftovers are the costly sources (they hit a cap, or the
+            // budget), so the clock is read before each one.
+            if self.stop == StopPhase::Asked || self.budget.spent_now() {
+                break;
+            }
             let Some((id, readiness)) = self.again.pop_front() else {
                 break;
             };
@@ -115,10 +124,6 @@ impl Reactor {
                 if slot.generation == id.generation {
                     slot.queued = false;
                 }
-            }
-            if self.stop == StopPhase::Asked || self.budget.tick() {
-                self.defer(id, readiness);
-                continue;
             }
             self.dispatch(id.token(), readiness);
         }
