@@ -558,3 +558,85 @@ fn a_new_client_is_answered_within_100_ms_while_64_clients_flood_line_timestamp_
         "first answers took {latencies:?} while {FLOODERS} clients flooded"
     );
 }
+
+/// Reads nothing until resumed (it says its id when made), then takes
+/// longer than a turn's time budget over each read, logging whose read it
+/// was.
+struct Costly {
+    index: usize,
+    made: std::sync::mpsc::Sender<ConnectionId>,
+    log: Arc<Mutex<Vec<usize>>>,
+}
+
+/// A callback's cost: past the reactor's turn budget of 10 ms.
+const CALLBACK_COST: Duration = Duration::from_millis(12);
+
+impl Protocol for Costly {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        transport.pause_reading();
+        let _ = self.made.send(transport.id());
+    }
+    fn data_received(&mut self, _transport: &mut dyn Transport, _data: &[u8]) {
+        self.log.lock().unwrap().push(self.index);
+        // Stands for work on the data; it waits for nothing.
+        thread::sleep(CALLBACK_COST);
+    }
+}
+
+/// Connections whose reads all wait in the leftover queue at once.
+const WAITING: usize = 4;
+/// What each of them sent: many full reads' worth, which the kernel takes
+/// at once (the sender's buffer grows to megabytes on loopback).
+const WAITING_BYTES: usize = 1 << 20;
+
+/// Issue 12, finding 11: when every callback spends the turn's time
+/// budget, connections waiting in the leftover queue are served in turn,
+/// not the one at its head again and again (64 flooders of
+/// line_timestamp_server starved most of them that way).
+#[test]
+fn connections_waiting_for_a_turn_are_served_in_turn_when_each_callback_spends_the_budget() {
+    let _serial = serial();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (made_tx, made) = channel();
+    let server = {
+        let log = log.clone();
+        let mut made_so_far = 0;
+        listening(move || {
+            made_so_far += 1;
+            Costly {
+                index: made_so_far - 1,
+                made: made_tx.clone(),
+                log: log.clone(),
+            }
+        })
+    };
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..WAITING {
+        let mut s = client(server.addr);
+        // One at a time, so client i is connection i.
+        ids.push(made.recv_timeout(WAIT).expect("connection made"));
+        s.write_all(&vec![b'x'; WAITING_BYTES]).unwrap();
+        clients.push(s);
+    }
+    // All four become leftovers at once, in order, each with more than a
+    // full read waiting.
+    server.call(move |r| {
+        for id in ids {
+            r.resume_reading(id);
+        }
+    });
+    common::wait_until("a callback per waiting connection", || {
+        log.lock().unwrap().len() >= WAITING
+    });
+    let first: Vec<usize> = log.lock().unwrap()[..WAITING].to_vec();
+    let mut served = first.clone();
+    served.sort_unstable();
+    served.dedup();
+    assert_eq!(
+        served.len(),
+        WAITING,
+        "the first {WAITING} callbacks were for connections {first:?}"
+    );
+    drop(clients);
+}
