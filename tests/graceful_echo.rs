@@ -149,6 +149,8 @@ impl Client {
 /// What a run found.
 struct Outcome {
     clients: Vec<Client>,
+    /// Bytes sent and not yet echoed when the signal went.
+    in_flight_at_signal: usize,
     /// From SIGTERM to the server's exit.
     exit_after: Duration,
     status: std::process::ExitStatus,
@@ -174,6 +176,7 @@ fn stop_mid_transfer(ending: Ending) -> Outcome {
     let mut expected = vec![0; buf.len()];
     let mut limit = BEFORE_SIGNAL;
     let mut signalled: Option<Instant> = None;
+    let mut in_flight_at_signal = 0;
     // Bounded: the grace, plus time to set up and to read what is left.
     let give_up = Instant::now() + GRACE + programs::WAIT;
     while clients.iter().any(|c| c.end.is_none()) {
@@ -199,6 +202,7 @@ fn stop_mid_transfer(ending: Ending) -> Outcome {
             let killed = Command::new("kill").args(["-TERM", &pid]).status();
             assert!(killed.is_ok_and(|s| s.success()), "cannot send SIGTERM");
             signalled = Some(Instant::now());
+            in_flight_at_signal = clients.iter().map(|c| c.sent - c.echoed).sum();
             // Mid-transfer: the rest of each stream goes after the signal.
             // No writable edge is pending for a client that stopped at the
             // old limit, so each is given a go.
@@ -214,6 +218,7 @@ fn stop_mid_transfer(ending: Ending) -> Outcome {
     assert!(rest.is_empty(), "more on stdout: {rest:?}");
     Outcome {
         clients,
+        in_flight_at_signal,
         exit_after,
         status,
     }
@@ -260,7 +265,8 @@ fn assert_nothing_lost(outcome: &Outcome) {
         })
         .collect();
     eprintln!(
-        "{CLIENTS} clients: {} short of their echo, {lost} bytes sent and not echoed, {unsent} not sent, {} ended by an error; the server exited {:?} after SIGTERM",
+        "{CLIENTS} clients, {} bytes in flight at SIGTERM: {} short of their echo, {lost} bytes sent and not echoed, {unsent} not sent, {} ended by an error; the server exited {:?} after SIGTERM",
+        outcome.in_flight_at_signal,
         short.len(),
         errors.len(),
         outcome.exit_after
