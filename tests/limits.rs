@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{
     client, listening, localhost, next, roundtrip, wait_until, Echo, ReactorThread, WAIT,
 };
-use reactor::{ListenOptions, Protocol, Reason, Timeout, Transport};
+use reactor::{ListenOptions, ListenerStats, Protocol, Reason, Timeout, Transport};
 
 /// Reads to the end; true for a clean EOF with nothing before it.
 fn closed_cleanly(s: &mut TcpStream) -> bool {
@@ -224,4 +224,80 @@ fn roundtrip_or_silence(s: &mut TcpStream) -> &'static str {
         Ok(_) => "answered",
         Err(_) => "still open",
     }
+}
+
+/// Says `bye` and hangs up as soon as a connection is made.
+struct SaysByeAndHangsUp;
+
+impl Protocol for SaysByeAndHangsUp {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        transport.write(b"bye");
+        transport.lose_connection();
+    }
+    fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+}
+
+/// Reads everything up to the server's FIN (or a reset).
+fn everything_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+/// Issue 12, finding 10: a connection the server closed with
+/// `lose_connection` lingers (its descriptor stays open until the peer's
+/// FIN, so unread input cannot reset the tail of the reply), and it counts
+/// against `max_connections` until its descriptor is closed.
+#[test]
+fn lingering_connections_count_against_the_listener_limit_until_their_descriptors_close() {
+    let (tx, rx) = channel();
+    let server = ReactorThread::start(move |r| {
+        let options = ListenOptions {
+            max_connections: Some(2),
+            ..ListenOptions::default()
+        };
+        let listener = r.listen_tcp_with(localhost(), || SaysByeAndHangsUp, options)?;
+        tx.send(listener).unwrap();
+        Ok(listener.local_addr())
+    });
+    let listener = rx.recv().unwrap();
+    let stats = || server.call(move |r| r.listener_stats(&listener)).unwrap();
+    // Two peers get their answer and the server's FIN, but keep their
+    // sockets open without a FIN of their own: the server's two lingering
+    // descriptors stay open (for up to the linger timeout, 2 s).
+    let mut lingering: Vec<TcpStream> = (0..2).map(|_| client(server.addr)).collect();
+    for s in &mut lingering {
+        assert_eq!(everything_until_closed(s), b"bye");
+    }
+    assert_eq!(
+        stats().open,
+        2,
+        "lingering descriptors are open connections"
+    );
+    // A third is over the limit: closed at once, unanswered.
+    let mut third = client(server.addr);
+    assert_eq!(
+        everything_until_closed(&mut third),
+        b"",
+        "a third connection was served while two descriptors lingered"
+    );
+    assert_eq!(
+        stats(),
+        ListenerStats {
+            open: 2,
+            refused: 1
+        }
+    );
+    // One lingering peer closes: the server reads its FIN, closes that
+    // descriptor, and has room again.
+    drop(lingering.remove(0));
+    wait_until("the server has closed the lingering descriptor", || {
+        stats().open < 2
+    });
+    // Closed at the peer's FIN, not by the linger timeout: the other one
+    // still lingers.
+    assert_eq!(stats().open, 1);
+    let mut fourth = client(server.addr);
+    assert_eq!(everything_until_closed(&mut fourth), b"bye");
+    assert_eq!(stats().refused, 1);
 }
