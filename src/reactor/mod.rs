@@ -36,6 +36,10 @@ pub(crate) const READ_BUFFER_SIZE: usize = 64 * 1024;
 /// Full reads one connection may do per wake-up before the others get a turn.
 pub(crate) const MAX_READS_PER_EVENT: usize = 4;
 
+/// The most a connection served from the leftover queue reads at once (a
+/// quarter of the shared buffer): see `Reactor::read`.
+pub(crate) const LEFTOVER_READ_SIZE: usize = 16 * 1024;
+
 /// Connections one listener may accept per wake-up before the others get a turn.
 pub(crate) const MAX_ACCEPTS_PER_EVENT: usize = 128;
 
@@ -203,6 +207,9 @@ pub struct Reactor {
     /// Sources with work left (the fairness cap, the turn's time budget, a
     /// resumed read): served after the next (non-blocking) poll, in order.
     pub(crate) again: VecDeque<(SlotId, Readiness)>,
+    /// Scratch list of a turn's events the budget left unserved (kept to
+    /// reuse its allocation).
+    deferred_events: Vec<(Token, Readiness)>,
     pub(crate) budget: Budget,
     /// UDP endpoints whose send reported an ICMP refusal during a callback;
     /// their `connection_refused` runs once the callback returns.
@@ -273,6 +280,7 @@ impl Reactor {
             in_flow_callback: false,
             failed_connects: Vec::new(),
             again: VecDeque::new(),
+            deferred_events: Vec::new(),
             budget: Budget::default(),
             udp_refusals: Vec::new(),
             stop: StopPhase::NotAsked,
@@ -356,6 +364,21 @@ impl Reactor {
     /// fairness cap, the turn's budget, a resumed read). Once queued, its
     /// events are redundant until it is served.
     pub(crate) fn defer(&mut self, id: SlotId, readiness: Readiness) {
+        if let Some(entry) = self.leftover(id, readiness) {
+            self.again.push_back(entry);
+        }
+    }
+
+    /// [`defer`](Self::defer) to the head of the queue.
+    pub(crate) fn defer_to_front(&mut self, id: SlotId, readiness: Readiness) {
+        if let Some(entry) = self.leftover(id, readiness) {
+            self.again.push_front(entry);
+        }
+    }
+
+    /// Marks source `id` queued and says how it will be served, or `None`
+    /// if it is gone or queued already.
+    fn leftover(&mut self, id: SlotId, readiness: Readiness) -> Option<(SlotId, Readiness)> {
         match self.slots.get_mut(id.key as usize) {
             Some(slot) if slot.generation == id.generation && !slot.queued => {
                 slot.queued = true;
@@ -364,9 +387,9 @@ impl Reactor {
                     error: readiness.error,
                     ..Readiness::LEFTOVER
                 };
-                self.again.push_back((id, readiness));
+                Some((id, readiness))
             }
-            _ => {}
+            _ => None,
         }
     }
 

@@ -97,24 +97,33 @@ impl Reactor {
         }
         self.turn_now = Instant::now();
         self.budget.start(self.turn_now);
-        let leftovers = self.again.len();
+        let mut deferred = std::mem::take(&mut self.deferred_events);
         for event in events.iter() {
             let readiness = Readiness::of(event);
             if self.stop == StopPhase::Asked || self.budget.tick() {
                 // Edge-triggered: an event not served now will not come
-                // again, so it waits in the queue.
-                self.defer_event(event.token(), readiness);
+                // again, so it waits.
+                deferred.push((event.token(), readiness));
                 continue;
             }
             self.dispatch(event.token(), readiness);
         }
-        for _ in 0..leftovers {
+        // Events that did not fit go to the head of the queue, in their
+        // order: they are fresh work (a new client's first request), and
+        // behind the costly leftovers they would wait a whole round.
+        for &(token, readiness) in deferred.iter().rev() {
+            self.defer_event(token, readiness);
+        }
+        deferred.clear();
+        self.deferred_events = deferred;
+        let leftovers = self.again.len();
+        for served in 0..leftovers {
             // Once the budget is spent, the rest stay at the head of the
             // queue, ahead of those served this turn (which went to its
-            // tail): round-robin, however costly each one is.
-            // Leftovers are the costly sources (they hit a cap, or the
-            // budget), so the clock is read before each one.
-            if self.stop == StopPhase::Asked || self.budget.spent_now() {
+            // tail): round-robin, however costly each one is. At least one
+            // is served every turn, so the queue always moves. Leftovers
+            // are the costly sources, so the clock is read before each.
+            if self.stop == StopPhase::Asked || (served > 0 && self.budget.spent_now()) {
                 break;
             }
             let Some((id, readiness)) = self.again.pop_front() else {
@@ -134,12 +143,13 @@ impl Reactor {
         Ok(())
     }
 
+    /// Puts an event that was not served at the head of the leftover queue.
     fn defer_event(&mut self, token: Token, readiness: Readiness) {
         if token == WAKER_TOKEN || token == SIGNAL_TOKEN {
             // Not sources: served at once (a stop, a queued call).
             self.dispatch(token, readiness);
         } else {
-            self.defer(SlotId::from_token(token), readiness);
+            self.defer_to_front(SlotId::from_token(token), readiness);
         }
     }
 

@@ -12,7 +12,9 @@ use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, Write
 use super::transport::ConnTransport;
 use crate::buffer::WriteBuffer;
 use crate::protocol::{ClientFactory, Protocol};
-use crate::reactor::{Reactor, Readiness, Slot, SlotId, Source, MAX_READS_PER_EVENT};
+use crate::reactor::{
+    Reactor, Readiness, Slot, SlotId, Source, LEFTOVER_READ_SIZE, MAX_READS_PER_EVENT,
+};
 use crate::reason::Reason;
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
@@ -104,7 +106,7 @@ impl Reactor {
             self.flush(id);
         }
         if readiness.readable || readiness.must_drain() {
-            self.read(id, readiness.must_drain());
+            self.read(id, readiness);
         }
         if readiness.error {
             if let Some(conn) = self.conn(id) {
@@ -122,15 +124,25 @@ impl Reactor {
     /// that moment and new data raises a new edge, so it counts as drained,
     /// unless `must_drain` (the event carried FIN or an error, or this is a
     /// leftover whose edge is long gone), when a further read must follow.
-    pub(crate) fn read(&mut self, id: ConnectionId, must_drain: bool) {
+    ///
+    /// A leftover (a source that already had its share this round) reads in
+    /// slices of [`LEFTOVER_READ_SIZE`]: under load, the work one callback
+    /// is handed, and so what every other source waits behind, stays small.
+    pub(crate) fn read(&mut self, id: ConnectionId, readiness: Readiness) {
+        let must_drain = readiness.must_drain();
         let mut buf = std::mem::take(&mut self.read_buf);
+        let slice = if readiness.leftover {
+            LEFTOVER_READ_SIZE.min(buf.len())
+        } else {
+            buf.len()
+        };
         let now = self.turn_now;
         let mut reads = 0;
         while let Some(conn) = self.conn_mut(id) {
             if !conn.state.reads() || conn.read_pause.any() {
                 break;
             }
-            match (&conn.stream).read(&mut buf) {
+            match (&conn.stream).read(&mut buf[..slice]) {
                 Ok(0) => {
                     self.peer_finished(id);
                     break;
@@ -145,7 +157,7 @@ impl Reactor {
                     // bounds the buffer at one read past the high watermark).
                     self.after_callback();
                     reads += 1;
-                    let full = n == buf.len();
+                    let full = n == slice;
                     if !full && !must_drain {
                         break;
                     }

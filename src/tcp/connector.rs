@@ -172,7 +172,7 @@ impl Reactor {
         // protocol to tell.
         self.flow_changed.push(id);
         if readiness.readable || readiness.must_drain() {
-            self.read(id, readiness.must_drain());
+            self.read(id, readiness);
         }
     }
 
