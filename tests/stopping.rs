@@ -432,3 +432,38 @@ fn shutdown_hooks_run_once_in_order_when_the_stop_begins_before_protocols_are_to
     r.run().unwrap();
     assert_eq!(*log.borrow(), ["hook third"]);
 }
+
+#[test]
+fn bytes_sent_to_a_connection_its_protocol_closed_during_the_drain_reset_it_rather_than_vanish() {
+    let (tx, rx) = channel();
+    let (ids_tx, ids) = channel();
+    let server = ReactorThread::start(move |r| {
+        r.set_shutdown_grace(Duration::from_secs(30));
+        let factory = move || StaysOpen {
+            ids: ids_tx.clone(),
+            tx: tx.clone(),
+        };
+        Ok(r.listen_tcp(localhost(), factory)?.local_addr())
+    });
+    let mut s = client(server.addr);
+    assert_eq!(next(&rx), "made");
+    server.handle.stop();
+    let id = ids.recv_timeout(WAIT).expect("stopping was not called");
+    server
+        .handle
+        .call_from_thread(move |r| r.lose_connection(id));
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("a clean close");
+    assert_eq!(next(&rx), "lost:LocalClosed");
+    // The server's socket lingers for our FIN; what we send meanwhile will
+    // never be read by anyone, since the process is stopping: a reset says
+    // so, where a silent discard would let us think it was delivered.
+    s.write_all(b"late").unwrap();
+    // A read cannot tell (after a FIN it returns 0 whatever follows), but
+    // the reset leaves its error on the socket (EPIPE, found in CLOSE_WAIT).
+    wait_until("the late bytes reset the connection", || {
+        s.take_error().expect("SO_ERROR").is_some()
+    });
+    drop(s);
+    server.stop();
+}

@@ -203,7 +203,13 @@ impl Reactor {
             };
         }
         match reason {
-            Reason::LocalClosed => self.linger(id, stream, peer, listener, true, false),
+            // Input after our FIN is discarded (the protocol chose to close),
+            // unless the reactor is stopping: then nothing will ever read
+            // it, and the peer must see the loss.
+            Reason::LocalClosed => {
+                let stopping = self.is_stopping();
+                self.linger(id, stream, peer, listener, true, stopping)
+            }
             // A stop closes as `lose_connection` does, but input arriving
             // after our FIN is a loss the peer must see, and a quiet peer
             // that had nothing buffered for it is not waited for.
