@@ -1,95 +1,22 @@
-//! A browser asks, the server answers `hello world`: the HTTP server of
-//! section 四 ("TCP套接字之HTTP传输") of seed `000_52dec2213283d72d.txt`,
-//! done properly on the reactor's [`LineReceiver`].
-//!
-//! The seed's server reads one `recv(4096)`, sends a fixed reply and closes.
-//! This one speaks enough HTTP/1.1 for browsers and `curl`:
-//!
-//! - `GET /` answers `200 OK`, `Content-Type: text/plain`, `Content-Length: 12`
-//!   and the body `hello world\n` (with a newline, so `curl` leaves the shell
-//!   prompt on a line of its own); `HEAD /` the same head without the body.
-//! - Any other path: `404 Not Found`. Other methods on `/`: `405 Method Not
-//!   Allowed` with `Allow: GET, HEAD`.
-//! - Connections are kept alive (HTTP/1.1 by default, HTTP/1.0 with
-//!   `Connection: keep-alive`) and pipelined requests are answered in order;
-//!   `Connection: close`, or HTTP/1.0 without keep-alive, gets its answer with
-//!   `Connection: close` and then the connection is closed.
-//! - A malformed request line or header, a missing or repeated `Host` in
-//!   HTTP/1.1, or a request head (request line, headers and the empty line,
-//!   line endings included) over 8 KiB: `400 Bad Request`, then close.
-//!   `Transfer-Encoding` (chunked bodies): `501`, then close. A body is read
-//!   (`Content-Length`, at most 64 KiB; more is `413`, then close) and
-//!   discarded; `Expect: 100-continue` gets its `100 Continue` first. An HTTP
-//!   version other than 1.0 and 1.1: `505`, then close.
-//! - A request head must arrive in full within `--head-timeout` (10 s) of its
-//!   first byte (of the connection's start, for the first request), however
-//!   slowly it trickles in: a slowloris client gets `408 Request Timeout`,
-//!   then close. A keep-alive connection that waits `--idle-timeout` (60 s)
-//!   for its next request with nothing read or written is closed without an
-//!   answer, as nginx's `keepalive_timeout` does; a body that stalls that long
-//!   gets the `408`.
-//!
-//! Lines may end with `\r\n` or a bare `\n`. Every response is written with
-//! one vectored write of static byte strings: nothing is allocated per
-//! request.
-//!
-//! ```text
-//! cargo run --release --example http_hello              # port 8000, as the seed
-//! curl -v http://127.0.0.1:8000/ http://127.0.0.1:8000/ # two requests, one connection
-//! ```
-//!
-//! or open <http://127.0.0.1:8000/> in a browser. Prints `listening on ADDR`
-//! on stdout once bound; logs go to stderr (`RUST_LOG=debug` for each
-//! connection and refused request).
+//! One HTTP connection: the [`Phase`] state machine on a line receiver that
+//! reads requests, answers each with a canned response, and keeps the head
+//! and idle clocks.
 
-mod common;
-
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use log::debug;
 use reactor::framing::{LineHandler, LineReceiver, Lines};
 use reactor::{Protocol, Reason, Timeout, Transport};
 
-#[derive(Parser, Debug)]
-#[command(about = "HTTP/1.1 server that answers GET / with `hello world`")]
-struct Args {
-    /// Host name or IP address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Port to listen on (0 picks a free one); 8000 is the seed's.
-    #[arg(long, default_value_t = 8000)]
-    port: u16,
-    /// Seconds a request head (request line, headers and the empty line) may
-    /// take to arrive in full, counted from its first byte (from the
-    /// connection's start, for the first request) however slowly the bytes
-    /// trickle in; then `408 Request Timeout` and close. Fractions allowed.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_seconds)]
-    head_timeout: Duration,
-    /// Seconds a keep-alive connection may wait for its next request with
-    /// nothing read or written before it is closed (without an answer); a
-    /// request body that stalls this long gets `408`. Fractions allowed.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = positive_seconds)]
-    idle_timeout: Duration,
-}
-
-/// A timeout flag: seconds, fractions allowed, more than zero.
-fn positive_seconds(s: &str) -> Result<Duration, String> {
-    let timeout = common::parse_duration(s)?;
-    if timeout.is_zero() {
-        return Err("must be more than 0".into());
-    }
-    Ok(timeout)
-}
+use crate::parse::{parse_request_line, Method, Refusal, Request, Version};
 
 /// The connection's two clocks, from the command line.
 #[derive(Clone, Copy)]
-struct Timeouts {
+pub struct Timeouts {
     /// From a request head's first byte to its empty line.
-    head: Duration,
+    pub head: Duration,
     /// Nothing read or written, between requests or within a body.
-    idle: Duration,
+    pub idle: Duration,
 }
 
 /// Largest request head: request line, headers and the empty line that ends
@@ -165,19 +92,18 @@ const END_KEEP: &[u8] = b"\r\n";
 const END_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n\r\n";
 const END_CLOSE: &[u8] = b"Connection: close\r\n\r\n";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-enum Method {
-    #[default]
-    Get,
-    Head,
-    Other,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-enum Version {
-    Http10,
-    #[default]
-    Http11,
+// `Refusal` is parse.rs's; what it is answered with lives here, beside the
+// responses.
+impl Refusal {
+    /// The canned answer a refusal gets.
+    fn response(self) -> &'static Canned {
+        match self {
+            Refusal::BadRequest(_) => &BAD_REQUEST,
+            Refusal::TooLarge => &TOO_LARGE,
+            Refusal::NotImplemented => &NOT_IMPLEMENTED,
+            Refusal::VersionNotSupported => &VERSION_NOT_SUPPORTED,
+        }
+    }
 }
 
 /// Where the connection is in its current request. The head clock (the
@@ -197,62 +123,6 @@ enum Phase {
     Body(usize),
     /// Refused or answered with a close: nothing more is read.
     Done,
-}
-
-/// What the current request said that matters to the answer.
-#[derive(Default)]
-struct Request {
-    method: Method,
-    /// The path is `/` (query ignored).
-    root: bool,
-    version: Version,
-    /// `Connection: close` / `Connection: keep-alive` seen.
-    close: bool,
-    keep_alive: bool,
-    content_length: Option<usize>,
-    transfer_encoding: bool,
-    hosts: u32,
-    expect_continue: bool,
-}
-
-impl Request {
-    /// Whether the connection stays open after the answer.
-    fn persistent(&self) -> bool {
-        match self.version {
-            Version::Http11 => !self.close,
-            Version::Http10 => self.keep_alive && !self.close,
-        }
-    }
-}
-
-/// Why a request is refused; each is answered and the connection closed.
-#[derive(Clone, Copy)]
-enum Refusal {
-    BadRequest(&'static str),
-    TooLarge,
-    NotImplemented,
-    VersionNotSupported,
-}
-
-impl Refusal {
-    /// What was wrong, for the log.
-    fn why(self) -> &'static str {
-        match self {
-            Refusal::BadRequest(why) => why,
-            Refusal::TooLarge => "a body over 64 KiB",
-            Refusal::NotImplemented => "Transfer-Encoding",
-            Refusal::VersionNotSupported => "an HTTP version other than 1.0 and 1.1",
-        }
-    }
-
-    fn response(self) -> &'static Canned {
-        match self {
-            Refusal::BadRequest(_) => &BAD_REQUEST,
-            Refusal::TooLarge => &TOO_LARGE,
-            Refusal::NotImplemented => &NOT_IMPLEMENTED,
-            Refusal::VersionNotSupported => &VERSION_NOT_SUPPORTED,
-        }
-    }
 }
 
 struct Http {
@@ -387,47 +257,6 @@ impl Http {
         Ok(())
     }
 
-    fn header(&mut self, line: &[u8]) -> Result<(), Refusal> {
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(Refusal::BadRequest("a header line without a colon"))?;
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        // Also refuses obsolete line folding (a line starting with a space)
-        // and whitespace before the colon, as RFC 9112 asks.
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(Refusal::BadRequest("a malformed header name"));
-        }
-        let value = value.trim_ascii();
-        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err(Refusal::BadRequest("a control character in a header value"));
-        }
-        let request = &mut self.request;
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_length(value).ok_or(Refusal::BadRequest("a malformed Content-Length"))?;
-            if request.content_length.is_some_and(|m| m != n) {
-                return Err(Refusal::BadRequest("conflicting Content-Length headers"));
-            }
-            request.content_length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            request.transfer_encoding = true;
-        } else if name.eq_ignore_ascii_case(b"host") {
-            request.hosts += 1;
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if option.eq_ignore_ascii_case(b"close") {
-                    request.close = true;
-                } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                    request.keep_alive = true;
-                }
-            }
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            // Other expectations are ignored, as RFC 9110 allows.
-            request.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
-        }
-        Ok(())
-    }
-
     fn line(&mut self, lines: &mut Lines<'_>, line: &[u8]) -> Result<(), Refusal> {
         if self.phase == Phase::KeepAlive {
             // A pipelined request: its head begins with this line.
@@ -446,7 +275,7 @@ impl Http {
                 self.phase = Phase::Headers;
             }
             Phase::Headers if line.is_empty() => self.head_done(lines)?,
-            Phase::Headers => self.header(line)?,
+            Phase::Headers => self.request.header(line)?,
             Phase::KeepAlive | Phase::Body(_) | Phase::Done => {}
         }
         Ok(())
@@ -523,87 +352,22 @@ impl LineHandler for Http {
     }
 }
 
-/// RFC 9110's `tchar`: what a method or a header name is made of.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `METHOD SP request-target SP HTTP-version`, single spaces.
-fn parse_request_line(line: &[u8]) -> Result<Request, Refusal> {
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Refusal::BadRequest("a malformed request line"));
-    };
-    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
-        return Err(Refusal::BadRequest("a malformed method"));
-    }
-    let version = match version {
-        b"HTTP/1.1" => Version::Http11,
-        b"HTTP/1.0" => Version::Http10,
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            return Err(Refusal::VersionNotSupported)
-        }
-        _ => return Err(Refusal::BadRequest("a malformed HTTP version")),
-    };
-    let path = path_of(target).ok_or(Refusal::BadRequest("a malformed request target"))?;
-    Ok(Request {
-        method: match method {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            _ => Method::Other,
-        },
-        root: path == b"/",
-        version,
-        ..Request::default()
-    })
-}
-
-/// The path of an origin-form (`/a?b`) or absolute-form (`http://h/a?b`)
-/// target, without its query; `None` for anything else (`*`, `h:80`) or a
-/// target with spaces, controls or non-ASCII bytes.
-fn path_of(target: &[u8]) -> Option<&[u8]> {
-    if target.is_empty() || !target.iter().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    let path = if target.starts_with(b"/") {
-        target
-    } else {
-        let scheme_len = [&b"http://"[..], b"https://"]
-            .iter()
-            .find(|s| target.len() >= s.len() && target[..s.len()].eq_ignore_ascii_case(s))?
-            .len();
-        let rest = &target[scheme_len..];
-        match rest.iter().position(|&b| b == b'/' || b == b'?') {
-            Some(i) if rest[i] == b'/' => &rest[i..],
-            // `http://host` and `http://host?q` name the root.
-            _ => b"/",
-        }
-    };
-    Some(match path.iter().position(|&b| b == b'?') {
-        Some(i) => &path[..i],
-        None => path,
-    })
-}
-
-/// A `Content-Length` value: digits only; too large a number saturates (and
-/// is refused as too large).
-fn parse_length(value: &[u8]) -> Option<usize> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(value.iter().fold(0usize, |n, &d| {
-        n.saturating_mul(10).saturating_add(usize::from(d - b'0'))
-    }))
-}
-
 /// The HTTP handler under its line receiver, told also what the receiver
 /// keeps from a handler: that bytes arrived which no line accounts for yet.
 /// A request line still in transit has begun a head as surely as a whole one.
-struct HttpConnection(LineReceiver<Http>);
+pub struct HttpConnection(LineReceiver<Http>);
+
+impl HttpConnection {
+    /// A new connection's protocol: lines end with `\n` (a `\r` before it is
+    /// stripped), and none may be longer than a whole head.
+    pub fn new(timeouts: Timeouts) -> Self {
+        HttpConnection(
+            LineReceiver::new(Http::new(timeouts))
+                .with_delimiter(DELIMITER)
+                .with_max_length(MAX_HEAD),
+        )
+    }
+}
 
 impl Protocol for HttpConnection {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
@@ -635,27 +399,4 @@ impl Protocol for HttpConnection {
     fn resume_producing(&mut self, transport: &mut dyn Transport) {
         self.0.resume_producing(transport);
     }
-}
-
-fn serve(args: &Args) -> Result<(), String> {
-    let timeouts = Timeouts {
-        head: args.head_timeout,
-        idle: args.idle_timeout,
-    };
-    common::serve(&args.host, args.port, |reactor, addr| {
-        let factory = move || {
-            HttpConnection(
-                LineReceiver::new(Http::new(timeouts))
-                    .with_delimiter(DELIMITER)
-                    .with_max_length(MAX_HEAD),
-            )
-        };
-        Ok(reactor.listen_tcp(addr, factory)?.local_addr())
-    })
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    common::init_logging();
-    common::exit_with("http_hello", serve(&args))
 }

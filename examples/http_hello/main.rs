@@ -1,0 +1,103 @@
+//! A browser asks, the server answers `hello world`: the HTTP server of
+//! section 四 ("TCP套接字之HTTP传输") of seed `000_52dec2213283d72d.txt`,
+//! done properly on the reactor's
+//! [`LineReceiver`](reactor::framing::LineReceiver).
+//!
+//! The seed's server reads one `recv(4096)`, sends a fixed reply and closes.
+//! This one speaks enough HTTP/1.1 for browsers and `curl`:
+//!
+//! - `GET /` answers `200 OK`, `Content-Type: text/plain`, `Content-Length: 12`
+//!   and the body `hello world\n` (with a newline, so `curl` leaves the shell
+//!   prompt on a line of its own); `HEAD /` the same head without the body.
+//! - Any other path: `404 Not Found`. Other methods on `/`: `405 Method Not
+//!   Allowed` with `Allow: GET, HEAD`.
+//! - Connections are kept alive (HTTP/1.1 by default, HTTP/1.0 with
+//!   `Connection: keep-alive`) and pipelined requests are answered in order;
+//!   `Connection: close`, or HTTP/1.0 without keep-alive, gets its answer with
+//!   `Connection: close` and then the connection is closed.
+//! - A malformed request line or header, a missing or repeated `Host` in
+//!   HTTP/1.1, or a request head (request line, headers and the empty line,
+//!   line endings included) over 8 KiB: `400 Bad Request`, then close.
+//!   `Transfer-Encoding` (chunked bodies): `501`, then close. A body is read
+//!   (`Content-Length`, at most 64 KiB; more is `413`, then close) and
+//!   discarded; `Expect: 100-continue` gets its `100 Continue` first. An HTTP
+//!   version other than 1.0 and 1.1: `505`, then close.
+//! - A request head must arrive in full within `--head-timeout` (10 s) of its
+//!   first byte (of the connection's start, for the first request), however
+//!   slowly it trickles in: a slowloris client gets `408 Request Timeout`,
+//!   then close. A keep-alive connection that waits `--idle-timeout` (60 s)
+//!   for its next request with nothing read or written is closed without an
+//!   answer, as nginx's `keepalive_timeout` does; a body that stalls that long
+//!   gets the `408`.
+//!
+//! Lines may end with `\r\n` or a bare `\n`. Every response is written with
+//! one vectored write of static byte strings: nothing is allocated per
+//! request.
+//!
+//! ```text
+//! cargo run --release --example http_hello              # port 8000, as the seed
+//! curl -v http://127.0.0.1:8000/ http://127.0.0.1:8000/ # two requests, one connection
+//! ```
+//!
+//! or open <http://127.0.0.1:8000/> in a browser. Prints `listening on ADDR`
+//! on stdout once bound; logs go to stderr (`RUST_LOG=debug` for each
+//! connection and refused request).
+
+#[path = "../common/mod.rs"]
+mod common;
+mod connection;
+mod parse;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use connection::{HttpConnection, Timeouts};
+
+#[derive(Parser, Debug)]
+#[command(about = "HTTP/1.1 server that answers GET / with `hello world`")]
+struct Args {
+    /// Host name or IP address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one); 8000 is the seed's.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Seconds a request head (request line, headers and the empty line) may
+    /// take to arrive in full, counted from its first byte (from the
+    /// connection's start, for the first request) however slowly the bytes
+    /// trickle in; then `408 Request Timeout` and close. Fractions allowed.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_seconds)]
+    head_timeout: Duration,
+    /// Seconds a keep-alive connection may wait for its next request with
+    /// nothing read or written before it is closed (without an answer); a
+    /// request body that stalls this long gets `408`. Fractions allowed.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = positive_seconds)]
+    idle_timeout: Duration,
+}
+
+/// A timeout flag: seconds, fractions allowed, more than zero.
+fn positive_seconds(s: &str) -> Result<Duration, String> {
+    let timeout = common::parse_duration(s)?;
+    if timeout.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(timeout)
+}
+
+fn serve(args: &Args) -> Result<(), String> {
+    let timeouts = Timeouts {
+        head: args.head_timeout,
+        idle: args.idle_timeout,
+    };
+    common::serve(&args.host, args.port, |reactor, addr| {
+        let factory = move || HttpConnection::new(timeouts);
+        Ok(reactor.listen_tcp(addr, factory)?.local_addr())
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    common::init_logging();
+    common::exit_with("http_hello", serve(&args))
+}
