@@ -72,7 +72,7 @@ pub trait Protocol: 'static {
         let _ = transport;
     }
 
-    /// The outgoing buffer reached its high watermark (a peer reading slower
+    /// The outgoing buffer passed its high watermark (a peer reading slower
     /// than we write), or that of a connection this one is registered as a
     /// producer for ([`Reactor::register_producer`]). Called once the
     /// callback whose write crossed it has returned. The default stops

@@ -35,7 +35,9 @@ pub(crate) const LINGER_DISCARD_LIMIT: usize = 16 << 20;
 /// flushing after it, has before it is aborted.
 pub(crate) const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
-/// Most chunks one vectored write hands the kernel; the rest are buffered.
+/// Most chunks one vectored write of the threaded model hands the kernel;
+/// the rest follow in the next write. (The reactor copies a callback's
+/// writes into one buffer and writes that once.)
 pub(crate) const MAX_IOVECS: usize = 16;
 
 /// Whether an `accept` error concerns only the connection being accepted

@@ -112,7 +112,7 @@ pub trait Transport {
     fn set_deadline(&mut self, after: Option<Duration>);
 
     /// Sets the outgoing-buffer sizes at which producing pauses (`high`,
-    /// reached or passed by a write) and resumes (`low`, drained below).
+    /// passed by a write) and resumes (`low`, drained below).
     /// Defaults: 64 KiB and 16 KiB. See [`Protocol::pause_producing`](crate::Protocol::pause_producing).
     fn set_write_watermarks(&mut self, low: usize, high: usize);
 

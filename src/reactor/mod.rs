@@ -199,9 +199,10 @@ pub struct Reactor {
     /// Producers whose holds changed during the current callback; told
     /// (`pause_producing`/`resume_producing`) once it returns.
     pub(crate) flow_changed: Vec<ConnectionId>,
-    /// `pause_producing` or `resume_producing` is running: `pause_reading`
-    /// and `resume_reading` in it are flow control's.
-    pub(crate) in_flow_callback: bool,
+    /// The connection whose `pause_producing` is running: its own
+    /// `pause_reading` in it is flow control's (another connection's is
+    /// that connection's protocol's own, as anywhere else).
+    pub(crate) in_flow_callback: Option<ConnectionId>,
     /// Connects that failed before they had a socket; reported next turn.
     pub(crate) failed_connects: Vec<FailedConnect>,
     /// Sources with work left (the fairness cap, the turn's time budget, a
@@ -277,7 +278,7 @@ impl Reactor {
             dirty: Vec::new(),
             closes: Vec::new(),
             flow_changed: Vec::new(),
-            in_flow_callback: false,
+            in_flow_callback: None,
             failed_connects: Vec::new(),
             again: VecDeque::new(),
             deferred_events: Vec::new(),

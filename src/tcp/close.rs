@@ -78,6 +78,12 @@ impl Reactor {
         // queueing more of each; all of it is applied in this pass.
         loop {
             self.after_callback();
+            if !self.udp_refusals.is_empty() {
+                // What connection_refused writes or closes is applied in
+                // this pass too.
+                self.apply_udp_refusals();
+                continue;
+            }
             if self.closes.is_empty() {
                 break;
             }
@@ -85,7 +91,6 @@ impl Reactor {
                 self.finish_close(close);
             }
         }
-        self.apply_udp_refusals();
     }
 
     fn finish_close(&mut self, close: QueuedClose) {

@@ -266,8 +266,11 @@ impl Reactor {
     /// always gets a `resume_producing` after its `pause_producing`.
     ///
     /// A producer resumed here writes again, so this goes on until nothing
-    /// is left to flush: it ends once the socket takes no more (the buffer
-    /// stays over its watermark and nobody is resumed).
+    /// is left to flush (the socket takes no more, or nobody is resumed),
+    /// or until the turn's time budget is spent: then the producers still
+    /// owed a resume wait in the leftover queue, and are resumed when it
+    /// serves them, so one fast producer cannot hold the loop for a whole
+    /// stream.
     pub(crate) fn after_callback(&mut self) {
         loop {
             self.apply_flow();
@@ -275,6 +278,13 @@ impl Reactor {
                 break;
             }
             self.flush_writes();
+            if !self.flow_changed.is_empty() && self.budget.spent_now() {
+                for i in 0..self.flow_changed.len() {
+                    let id = self.flow_changed[i];
+                    self.defer(id.into(), Readiness::LEFTOVER);
+                }
+                break;
+            }
         }
     }
 

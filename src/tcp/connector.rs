@@ -168,6 +168,7 @@ impl Reactor {
         self.flush(id);
         debug!("connected {id} to {peer}");
         self.with_protocol(id, |p, t| p.connection_made(t));
+        self.after_callback();
         // A buffer still over its watermark is told now that there is a
         // protocol to tell.
         self.flow_changed.push(id);

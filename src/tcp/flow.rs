@@ -1,6 +1,6 @@
 //! Flow control: watermarks, producers, and why reading is paused.
 //!
-//! A connection whose buffer reaches its high watermark holds its own
+//! A connection whose buffer passes its high watermark holds its own
 //! producing, and that of every connection registered as a producer for it
 //! ([`Reactor::register_producer`], Twisted's `registerProducer`), until it
 //! drains below the low one. A producer held by several full consumers is
@@ -152,9 +152,9 @@ impl Reactor {
                 // calls it) is flow control's pause, lifted by the reactor
                 // when it resumes the producer: it neither undoes nor is
                 // undone by the protocol's own `pause_reading`.
-                self.in_flow_callback = true;
+                self.in_flow_callback = Some(id);
                 self.with_protocol(id, |p, t| p.pause_producing(t));
-                self.in_flow_callback = false;
+                self.in_flow_callback = None;
             } else {
                 self.lift_flow_pause(id);
                 self.with_protocol(id, |p, t| p.resume_producing(t));
@@ -234,7 +234,7 @@ impl Reactor {
     /// default does), it is flow control's pause instead, which lasts until
     /// the reactor delivers `resume_producing`.
     pub fn pause_reading(&mut self, id: ConnectionId) {
-        let by_flow = self.in_flow_callback;
+        let by_flow = self.in_flow_callback == Some(id);
         if let Some(conn) = self.conn_mut(id) {
             if by_flow {
                 conn.read_pause.by_flow = true;

@@ -324,6 +324,7 @@ impl Reactor {
         let Ok(key) = key_u32(entry.key()) else {
             warn!("connection from {peer} dropped: too many connections");
             self.release_admission(Some(listener), peer);
+            crate::panic::drop_caught(protocol, "a protocol");
             return;
         };
         let id = ConnectionId { key, generation };
@@ -334,6 +335,7 @@ impl Reactor {
         {
             warn!("connection from {peer} dropped: cannot register it: {e}");
             self.release_admission(Some(listener), peer);
+            crate::panic::drop_caught(protocol, "a protocol");
             return;
         }
         let mut conn = Conn::new(

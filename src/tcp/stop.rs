@@ -38,20 +38,23 @@ impl Reactor {
     /// buffered (its unread input, if any, resets it: see `dispose`), else
     /// once flushed, lingering for the peer's FIN.
     fn close_for_stop(&mut self, id: ConnectionId) {
+        let staged = self.stage.len_for(id);
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
         if !conn.state.is_open() {
             return;
         }
-        if conn.out.is_empty() {
+        if conn.out.is_empty() && staged == 0 {
             self.queue_close(id, Reason::ReactorStopped);
             return;
         }
         conn.state = ConnState::Flushing(Ending::Stop);
         // Its writable edge may have been in the batch the stop cut short:
         // write until the socket would block.
-        self.flush(id);
+        if staged == 0 {
+            self.flush(id);
+        }
     }
 
     /// The grace period is over (or there was none): flushes what the

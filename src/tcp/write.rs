@@ -94,7 +94,9 @@ impl Reactor {
             self.queue_close(id, Reason::BufferOverflow { limit });
             return;
         }
-        let now_full = !conn.flow.full && buffered + total >= conn.limits.high();
+        // Past the high watermark, as Twisted's `bufferSize` check: a full
+        // 64 KiB read echoed at once does not pause its own reading.
+        let now_full = !conn.flow.full && buffered + total > conn.limits.high();
         let connecting = conn.state == ConnState::Connecting;
         if conn.out.is_empty() && !connecting && stage_free {
             self.stage.owner = Some(id);
@@ -285,7 +287,7 @@ impl Reactor {
     }
 
     /// Sets the outgoing-buffer sizes at which connection `id`'s producing
-    /// pauses (`high`, reached or passed) and resumes (`low`, drained below);
+    /// pauses (`high`, passed) and resumes (`low`, drained below);
     /// see [`Transport::set_write_watermarks`](crate::Transport::set_write_watermarks).
     pub fn set_write_watermarks(&mut self, id: ConnectionId, low: usize, high: usize) {
         if let Some(conn) = self.conn_mut(id) {
