@@ -79,10 +79,12 @@ pub trait Protocol: 'static {
     /// reading this connection, so an echo or a proxy holds at most the high
     /// watermark plus one read for a peer that does not read; a producer (a
     /// file sender) simply stops writing while
-    /// [`Transport::is_write_buffer_full`] says so. A `pause_reading` made
-    /// here is flow control's: the reactor lifts it itself before
-    /// `resume_producing`, and it never lifts a pause the protocol made
-    /// elsewhere. Twisted's `IPushProducer.pauseProducing`.
+    /// [`Transport::is_write_buffer_full`] says so. This connection's
+    /// `pause_reading` made here is flow control's: the reactor lifts it
+    /// itself before `resume_producing`, and it never lifts a pause the
+    /// protocol made elsewhere (pausing *another* connection from here, as
+    /// a proxy does, is an ordinary pause, undone by `resume_reading`).
+    /// Twisted's `IPushProducer.pauseProducing`.
     fn pause_producing(&mut self, transport: &mut dyn Transport) {
         transport.pause_reading();
     }
