@@ -22,20 +22,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{client, listening, pattern, read_n, roundtrip, WAIT};
+use common::{client, listening, pattern, read_n, roundtrip, serial, WAIT};
 use reactor::{ConnectionId, Protocol, Transport};
-
-/// Serializes the tests of this file.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The calls that move bytes through a descriptor, as strace names them.
 const READS: [&str; 4] = ["read", "readv", "recvfrom", "recvmsg"];

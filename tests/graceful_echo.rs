@@ -14,19 +14,11 @@ mod programs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::serial;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-
-/// Serializes the tests of this file.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Connections open at SIGTERM.
 const CLIENTS: usize = 500;

@@ -208,3 +208,13 @@ pub fn reset(s: TcpStream) {
         .unwrap();
     drop(s);
 }
+
+/// Serializes the tests of one test binary that each load the machine (a
+/// flood, hundreds of connections) or count one server's work: hold the
+/// guard for the whole test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
