@@ -267,14 +267,14 @@ impl<C: Protocol, S: Protocol> Pipe<C, S> {
         let aborted = end.transport.is_aborted();
         let closing = end.transport.is_disconnecting();
         let write_shut = end.transport.is_write_closed() && end.state == EndState::Open;
-        let sent = if aborted || bytes.is_empty() {
+        let sent = if bytes.is_empty() {
             0
         } else {
             self.arrive(side.other(), Arrival::Data(bytes))
         };
         if aborted {
-            // Unsent bytes are dropped and the peer gets a reset at once,
-            // whatever it was reading.
+            // The peer gets a reset at once, whatever it was reading, and
+            // loses what it had not read (with what was just sent).
             self.lose(side, Reason::Aborted);
             let reset = io::Error::from(io::ErrorKind::ConnectionReset);
             self.lose(side.other(), Reason::from(&reset));

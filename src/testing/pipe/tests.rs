@@ -32,7 +32,7 @@ enum Then {
     Echo,
     /// Closes with `lose_connection`.
     Close,
-    /// Aborts.
+    /// Writes, then aborts (dropping what it wrote).
     Abort,
 }
 
@@ -61,7 +61,10 @@ impl Protocol for Recorder {
             Then::Listen => {}
             Then::Echo => t.write(data),
             Then::Close => t.lose_connection(),
-            Then::Abort => t.abort_connection(),
+            Then::Abort => {
+                t.write(b"lost in the reset");
+                t.abort_connection();
+            }
         }
     }
     fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {
