@@ -1,9 +1,10 @@
 //! What every example binary shares: address resolution, the `listening on`
-//! line, logging, and the one-line error exit; and, for the load generators,
-//! [`load`].
+//! line, logging, and the one-line error exit; for the load generators,
+//! [`load`]; for the servers that can speak TLS, [`tls`].
 #![allow(dead_code)]
 
 pub mod load;
+pub mod tls;
 
 use std::fmt::Display;
 use std::io::{self, Write};
@@ -15,7 +16,13 @@ use reactor::Reactor;
 
 /// Sends logs to stderr, at `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging_with("info");
+}
+
+/// Sends logs to stderr, filtered by `default` (env_logger's syntax, e.g.
+/// `info,reactor::tls=error`) unless `RUST_LOG` says otherwise.
+pub fn init_logging_with(default: &str) {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
 }
 
 /// The first address `host:port` resolves to.
