@@ -153,9 +153,7 @@ fn read_lines(requests: Receiver<ConnectionId>, reactor: ReactorHandle) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // The TLS layer warns of a failed handshake or a truncated end; this
-    // client reports every such failure itself, in its one error line.
-    common::init_logging_with("info,reactor::tls=error");
+    common::init_logging();
     common::exit_with("timestamp_client", run(&args))
 }
 

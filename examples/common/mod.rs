@@ -16,13 +16,7 @@ use reactor::Reactor;
 
 /// Sends logs to stderr, at `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
-    init_logging_with("info");
-}
-
-/// Sends logs to stderr, filtered by `default` (env_logger's syntax, e.g.
-/// `info,reactor::tls=error`) unless `RUST_LOG` says otherwise.
-pub fn init_logging_with(default: &str) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 }
 
 /// The first address `host:port` resolves to.
