@@ -209,7 +209,7 @@ fn connect_tls_without_a_certificate_under_tls_1_3_is_made_then_lost_with_the_al
         outcome,
         [
             "made certs=2",
-            "lost:Tls(\"bad record: received fatal alert: CertificateRequired\")"
+            "lost:Tls(\"the peer ended the session: received fatal alert: CertificateRequired\")"
         ]
     );
 }

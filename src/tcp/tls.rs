@@ -60,6 +60,13 @@ impl Reactor {
     /// with [`Reason::Tls`], as a refused connect does with its error.
     ///
     /// An invalid `server_name` fails the same way, at the next turn.
+    ///
+    /// One exception, from TLS 1.3 itself: a server that requires a client
+    /// certificate and refuses this client's (or its lack of one) says so
+    /// only after the client's side of the handshake is complete, so under
+    /// TLS 1.3 the protocol is made, then loses the connection with
+    /// `Reason::Tls("the peer ended the session: … CertificateRequired")`;
+    /// under TLS 1.2 the factory hears `client_connection_failed`.
     pub fn connect_tls(
         &mut self,
         addr: SocketAddr,

@@ -76,7 +76,7 @@ impl TlsProtocol {
     }
 
     /// Aborts the connection if the handshake has not completed `timeout`
-    /// after the connection was made (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    /// after the connection was made (default [`DEFAULT_HANDSHAKE_TIMEOUT`](super::DEFAULT_HANDSHAKE_TIMEOUT)).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.state.handshake_timeout = timeout;
         self
@@ -358,6 +358,8 @@ impl Protocol for TlsProtocol {
                 Err(e) => {
                     let what = if self.tls.is_handshaking() {
                         "handshake failed"
+                    } else if matches!(e, rustls::Error::AlertReceived(_)) {
+                        "the peer ended the session"
                     } else {
                         "bad record"
                     };
