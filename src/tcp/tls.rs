@@ -170,4 +170,26 @@ impl Reactor {
             }
         }
     }
+
+    /// `lose_connection` (`write_only`: `lose_write_connection`) from
+    /// outside a TLS connection's own callbacks: once its handshake is done,
+    /// its layer says close_notify after what was written, then closes.
+    /// False if the socket should just be closed (a plain connection, a
+    /// handshake still running, or the layer lent to a callback).
+    pub(crate) fn close_through_layer(&mut self, id: ConnectionId, write_only: bool) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        if !conn.state.accepts_writes() {
+            return false;
+        }
+        let asked = conn
+            .tls
+            .layer_mut()
+            .is_some_and(|layer| layer.ask_close(write_only));
+        if asked {
+            self.tls_dirty.push(id);
+        }
+        asked
+    }
 }

@@ -149,6 +149,20 @@ impl TlsProtocol {
         }
     }
 
+    /// Asks for the close `lose_connection` (or `lose_write_connection`)
+    /// makes from inside, if the handshake is done; carried out by the
+    /// next [`flush`](Self::flush). False if the layer cannot say
+    /// close_notify now (the caller closes the socket instead).
+    pub(crate) fn ask_close(&mut self, write_only: bool) -> bool {
+        if !matches!(self.state.phase, Phase::Open) {
+            return false;
+        }
+        if self.state.closing == Closing::No {
+            self.state.closing = Closing::Asked { write_only };
+        }
+        true
+    }
+
     /// Starts the handshake: arms its timeout and sends what rustls has to
     /// say first (a client's hello).
     pub(crate) fn start(&mut self, outer: &mut dyn Transport) {
@@ -348,6 +362,11 @@ impl Protocol for TlsProtocol {
         while !rest.is_empty() {
             if let Phase::Failed { .. } = self.state.phase {
                 return;
+            }
+            // The protocol closed: what the peer sent after is discarded,
+            // as the reactor discards input after `lose_connection`.
+            if self.state.closing != Closing::No || transport.is_closing() {
+                break;
             }
             if let Err(e) = self.tls.read_tls(&mut rest) {
                 self.fail(transport, Reason::Tls(format!("reading: {e}")), true);
