@@ -14,7 +14,7 @@ pub trait LineHandler: 'static {
         let _ = lines;
     }
 
-    /// One complete line, without its delimiter.
+    /// One complete line, without its line ending.
     fn line_received(&mut self, lines: &mut Lines<'_>, line: &[u8]);
 
     /// Bytes that arrived in raw mode ([`Lines::set_raw_mode`]), as they came.
@@ -93,10 +93,11 @@ pub trait LineHandler: 'static {
 pub type Lines<'a> = Context<'a, LineSplitter>;
 
 impl Lines<'_> {
-    /// Writes `line` followed by the delimiter, in one vectored write.
+    /// Writes `line` followed by the line ending (`\r\n` by default, the
+    /// delimiter if one was set), in one vectored write.
     pub fn send_line(&mut self, line: &[u8]) {
         self.transport
-            .write_vectored(&[line, &self.format.delimiter]);
+            .write_vectored(&[line, self.format.ending.written()]);
     }
 
     /// Back to lines from the next byte on.
@@ -112,11 +113,59 @@ impl Lines<'_> {
     }
 }
 
-/// Where lines end: at a delimiter.
+/// What ends a line.
+enum Ending {
+    /// `\n`, with a `\r` right before it dropped from the line (tokio's
+    /// `LinesCodec`): what `nc`, Python's `sendall(b"...\n")` and telnet send.
+    /// Lines are written with `\r\n`.
+    Newline,
+    /// Exactly these bytes, written and expected alike (Twisted's
+    /// `delimiter`).
+    Exact(Vec<u8>),
+}
+
+impl Ending {
+    /// The bytes searched for: a line is complete when they arrive.
+    fn searched(&self) -> &[u8] {
+        match self {
+            Ending::Newline => b"\n",
+            Ending::Exact(delimiter) => delimiter,
+        }
+    }
+
+    /// What `send_line` appends.
+    fn written(&self) -> &[u8] {
+        match self {
+            Ending::Newline => b"\r\n",
+            Ending::Exact(delimiter) => delimiter,
+        }
+    }
+
+    /// Where the line ends in `input`, whose searched bytes start at `end`.
+    fn line_end(&self, input: &[u8], end: usize) -> usize {
+        match self {
+            Ending::Newline if end > 0 && input[end - 1] == b'\r' => end - 1,
+            _ => end,
+        }
+    }
+
+    /// The fewest bytes of `input`, which holds no searched bytes, that
+    /// belong to the line whatever follows: all but the start of a line
+    /// ending that may be finished by the next read.
+    fn at_least_in_line(&self, input: &[u8]) -> usize {
+        match self {
+            Ending::Newline => input.len() - usize::from(input.last() == Some(&b'\r')),
+            // As Twisted: a delimiter's worth minus one byte is allowed.
+            Ending::Exact(delimiter) => input.len().saturating_sub(delimiter.len() - 1),
+        }
+    }
+}
+
+/// Where lines end: at a line ending.
 pub struct LineSplitter {
-    delimiter: Vec<u8>,
+    ending: Ending,
     /// A line exceeded the limit: its bytes are skipped up to the next
-    /// delimiter, and only what could start a delimiter is carried.
+    /// line ending, and only what could start one is carried.
     discarding: bool,
 }
 
@@ -129,18 +178,20 @@ impl Splitter for LineSplitter {
 
     fn wants(&self, carried: &[u8], data: &[u8], _max_length: usize) -> usize {
         // The carried bytes hold no delimiter, but one may straddle.
-        let tail = carried.len().saturating_sub(self.delimiter.len() - 1);
-        line_end(&carried[tail..], data, &self.delimiter).unwrap_or(data.len())
+        let delimiter = self.ending.searched();
+        let tail = carried.len().saturating_sub(delimiter.len() - 1);
+        line_end(&carried[tail..], data, delimiter).unwrap_or(data.len())
     }
 
     fn next(&mut self, input: &[u8], seen: usize, max_length: usize, mode: Mode) -> Next {
         if mode == Mode::Raw && !self.discarding {
             return Next::Raw;
         }
-        let delim_len = self.delimiter.len();
+        let delimiter = self.ending.searched();
+        let delim_len = delimiter.len();
         // A delimiter may straddle what was seen and what is new.
         let from = seen.saturating_sub(delim_len - 1);
-        let found = find(&input[from..], &self.delimiter).map(|i| from + i);
+        let found = find(&input[from..], delimiter).map(|i| from + i);
         if self.discarding {
             // An overlong line's bytes go first, whatever the mode, up to its
             // delimiter; only what could start one is kept meanwhile.
@@ -156,17 +207,19 @@ impl Splitter for LineSplitter {
             };
         }
         match found {
-            Some(end) if end <= max_length => Next::Message {
-                body: 0..end,
-                len: end + delim_len,
+            Some(found) => match self.ending.line_end(input, found) {
+                end if end <= max_length => Next::Message {
+                    body: 0..end,
+                    len: found + delim_len,
+                },
+                end => {
+                    self.discarding = true;
+                    Next::TooLong(end as u64)
+                }
             },
-            Some(end) => {
-                self.discarding = true;
-                Next::TooLong(end as u64)
-            }
             // A line of `max` bytes may still be waiting for the rest of its
-            // delimiter.
-            None if input.len() > max_length.saturating_add(delim_len - 1) => {
+            // line ending.
+            None if self.ending.at_least_in_line(input) > max_length => {
                 self.discarding = true;
                 Next::TooLong(input.len() as u64)
             }
@@ -217,30 +270,80 @@ impl<H: LineHandler> Handles<LineSplitter> for H {
 /// A [`Protocol`](crate::Protocol) that splits the stream into lines for a
 /// [`LineHandler`].
 ///
-/// The delimiter defaults to `\r\n`; [`with_delimiter`](LineReceiver::with_delimiter)
-/// changes it (`b"\n"` for Unix-style text). A line is copied at most once:
-/// lines wholly inside one read are passed straight from the read buffer;
-/// an unfinished line is kept, and what completes it is appended to it.
-/// Lines stop being delivered once the transport is closing.
+/// # Line endings
+///
+/// By default a line ends at `\n`, and a `\r` right before it is dropped
+/// (as tokio's `LinesCodec` does): what `nc`, telnet, Python's
+/// `sock.sendall(b"hi\n")` and Windows programs send all arrive as the same
+/// line. A `\r` anywhere else stays part of the line.
+/// [`send_line`](Lines::send_line) appends `\r\n`: every peer that reads
+/// lines accepts it, strict ones included (a Twisted `LineReceiver`, an
+/// HTTP or SMTP parser, this receiver with `\r\n`), whereas a bare `\n`
+/// would leave a Twisted peer waiting for ever; a lenient reader drops the
+/// `\r` as this one does, and a terminal does not show it.
+///
+/// [`with_delimiter`](LineReceiver::with_delimiter) makes the ending exactly
+/// the given bytes, expected and written alike: `b"\r\n"` is Twisted's
+/// `LineReceiver` (a line sent with a bare `\n` is not a line), `b"\n"`
+/// keeps a `\r` before the `\n` in the line and writes bare `\n`s.
+///
+/// ```
+/// use reactor::framing::{LineHandler, LineReceiver, Lines};
+/// use reactor::testing::StringTransport;
+/// use reactor::Protocol;
+///
+/// /// Answers each line in upper case.
+/// struct Upper;
+///
+/// impl LineHandler for Upper {
+///     fn line_received(&mut self, lines: &mut Lines<'_>, line: &[u8]) {
+///         lines.send_line(&line.to_ascii_uppercase());
+///     }
+/// }
+///
+/// // The default: `\n` ends a line, with or without a `\r` before it.
+/// let mut lenient = LineReceiver::new(Upper);
+/// let mut t = StringTransport::new();
+/// lenient.data_received(&mut t, b"from nc\nfrom telnet\r\n");
+/// assert_eq!(t.value(), b"FROM NC\r\nFROM TELNET\r\n");
+///
+/// // Twisted's strict `\r\n`: a bare `\n` does not end a line.
+/// let mut strict = LineReceiver::new(Upper).with_delimiter(b"\r\n");
+/// let mut t = StringTransport::new();
+/// strict.data_received(&mut t, b"from nc\nfrom telnet\r\n");
+/// assert_eq!(t.value(), b"FROM NC\nFROM TELNET\r\n");
+/// ```
+///
+/// # Lengths and copies
+///
+/// A line is at most [`DEFAULT_MAX_LINE_LENGTH`] bytes without its ending
+/// unless [`with_max_length`](Receiver::with_max_length) says otherwise;
+/// past it, [`LineHandler::line_length_exceeded`] is called and the line's
+/// bytes are skipped, never buffered. A line is copied at most once: lines
+/// wholly inside one read are passed straight from the read buffer; an
+/// unfinished line is kept, and what completes it is appended to it. Lines
+/// stop being delivered once the transport is closing.
 pub type LineReceiver<H> = Receiver<LineSplitter, H>;
 
 impl<H: LineHandler> Receiver<LineSplitter, H> {
-    /// Wraps `handler` with `\r\n` lines of at most 16 KiB.
+    /// Wraps `handler` with lines ending at `\n` (a `\r` before it dropped),
+    /// written with `\r\n`, of at most 16 KiB.
     pub fn new(handler: H) -> Self {
         let splitter = LineSplitter {
-            delimiter: b"\r\n".to_vec(),
+            ending: Ending::Newline,
             discarding: false,
         };
         Receiver::with_splitter(splitter, handler, DEFAULT_MAX_LINE_LENGTH)
     }
 
-    /// Uses `delimiter` to end lines.
+    /// Ends lines with exactly `delimiter`, received and sent: `b"\r\n"`
+    /// for Twisted's strict lines.
     ///
     /// # Panics
     /// If `delimiter` is empty: a programming error, caught at construction.
     pub fn with_delimiter(mut self, delimiter: &[u8]) -> Self {
         assert!(!delimiter.is_empty(), "a line delimiter cannot be empty");
-        self.splitter.delimiter = delimiter.to_vec();
+        self.splitter.ending = Ending::Exact(delimiter.to_vec());
         self
     }
 }
@@ -327,29 +430,40 @@ mod tests {
         #[test]
         fn any_split_gives_the_same_lines(
             lines in prop::collection::vec(prop::collection::vec(prop::sample::select(b"ab\r\n".to_vec()), 0..20), 0..20),
-            crlf in any::<bool>(),
+            ending in 0..3u8,
+            crlf_after in prop::collection::vec(any::<bool>(), 20),
             mut cuts in prop::collection::vec(0usize..400, 0..30),
         ) {
-            let delim: &[u8] = if crlf { b"\r\n" } else { b"\n" };
-            // Lines must not contain the delimiter (nor end in a part of it).
+            // The default (each line ended by `\n` or `\r\n`, at random),
+            // or exactly `\r\n`, or exactly `\n`.
+            let exact: Option<&[u8]> = match ending {
+                0 => None,
+                1 => Some(b"\r\n"),
+                _ => Some(b"\n"),
+            };
+            // Lines must not contain a `\n`; they may hold a `\r`, but not
+            // as their last byte where it would be read as part of the ending.
             let lines: Vec<Vec<u8>> = lines
                 .into_iter()
                 .map(|l| l.into_iter().filter(|&b| b != b'\n').collect::<Vec<u8>>())
-                .map(|mut l| { if crlf { while l.last() == Some(&b'\r') { l.pop(); } } l })
+                .map(|mut l| { if exact != Some(b"\n") { while l.last() == Some(&b'\r') { l.pop(); } } l })
                 .collect();
             let mut stream = Vec::new();
-            for l in &lines {
+            for (l, &crlf) in lines.iter().zip(&crlf_after) {
                 stream.extend_from_slice(l);
-                stream.extend_from_slice(delim);
+                stream.extend_from_slice(exact.unwrap_or(if crlf { b"\r\n" } else { b"\n" }));
             }
-            stream.extend_from_slice(b"tail");
+            stream.extend_from_slice(b"tail\r");
             cuts.sort_unstable();
-            let mut p = LineReceiver::new(Collect::default()).with_delimiter(delim);
+            let mut p = LineReceiver::new(Collect::default());
+            if let Some(delimiter) = exact {
+                p = p.with_delimiter(delimiter);
+            }
             let mut t = StringTransport::new();
             feed(&mut p, &mut t, &stream, &cuts);
             prop_assert_eq!(&p.handler().lines, &lines);
             p.connection_lost(&mut t, &Reason::PeerClosed);
-            prop_assert_eq!(p.handler().lost.as_deref(), Some(&b"tail"[..]));
+            prop_assert_eq!(p.handler().lost.as_deref(), Some(&b"tail\r"[..]));
         }
 
         #[test]
@@ -431,29 +545,49 @@ mod tests {
 
     #[test]
     fn overlong_lines_are_skipped_under_every_split_into_three() {
-        // Delimiters of one to three bytes, lines holding the start of one,
-        // and overlong lines ending in it: what is kept while skipping may
-        // straddle reads.
-        for delim in [&b"\n"[..], b"\r\n", b"<->"] {
-            let lines: [&[u8]; 6] = [b"ok", b"far too long", b"<-", b"", b"toolong<-", b"fine"];
+        // Delimiters of one to three bytes and the default ending (sent as
+        // `\n` and as `\r\n`), lines holding the start of one, a line of
+        // exactly the limit and one holding a lone `\r`, and overlong lines
+        // ending in the start of a delimiter: what is kept while skipping
+        // may straddle reads.
+        let endings: [(Option<&[u8]>, &[u8]); 5] = [
+            (Some(b"\n"), b"\n"),
+            (Some(b"\r\n"), b"\r\n"),
+            (Some(b"<->"), b"<->"),
+            (None, b"\n"),
+            (None, b"\r\n"),
+        ];
+        for (exact, sent) in endings {
+            let lines: [&[u8]; 8] = [
+                b"ok",
+                b"far too long",
+                b"<-",
+                b"",
+                b"toolong<-",
+                b"four",
+                b"a\rb",
+                b"fine",
+            ];
             let mut stream = Vec::new();
             for line in lines {
                 stream.extend_from_slice(line);
-                stream.extend_from_slice(delim);
+                stream.extend_from_slice(sent);
             }
             stream.extend_from_slice(b"tail");
-            let expected = [b"ok".to_vec(), b"<-".to_vec(), Vec::new(), b"fine".to_vec()];
+            let expected: [&[u8]; 6] = [b"ok", b"<-", b"", b"four", b"a\rb", b"fine"];
             for a in 0..=stream.len() {
                 for b in a..=stream.len() {
                     let mut p = LineReceiver::new(Collect {
                         keep_open: true,
                         ..Collect::default()
                     })
-                    .with_delimiter(delim)
                     .with_max_length(4);
+                    if let Some(delimiter) = exact {
+                        p = p.with_delimiter(delimiter);
+                    }
                     let mut t = StringTransport::new();
                     feed(&mut p, &mut t, &stream, &[a, b]);
-                    let at = format!("{delim:?}, cuts {a} {b}");
+                    let at = format!("{exact:?} sent as {sent:?}, cuts {a} {b}");
                     assert_eq!(p.handler().lines, expected, "{at}");
                     assert_eq!(p.handler().exceeded.len(), 2, "{at}");
                     p.connection_lost(&mut t, &Reason::PeerClosed);
@@ -461,6 +595,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn by_default_a_line_ends_at_newline_and_a_cr_before_it_is_dropped() {
+        let mut p = LineReceiver::new(Collect::default());
+        let mut t = StringTransport::new();
+        // `\n` alone, `\r\n` split between two reads, a lone `\r` inside a
+        // line, a `\r` just before a read ends that turns out not to end it.
+        for chunk in [
+            &b"nc\npython\r"[..],
+            b"\nlone\rcr\r\nhalf\r",
+            b"way\n\r\n\n",
+        ] {
+            p.data_received(&mut t, chunk);
+        }
+        let expected: [&[u8]; 6] = [b"nc", b"python", b"lone\rcr", b"half\rway", b"", b""];
+        assert_eq!(p.handler().lines, expected);
+    }
+
+    #[test]
+    fn by_default_the_limit_counts_the_line_without_its_cr() {
+        let mut p = LineReceiver::new(Collect::default()).with_max_length(4);
+        let mut t = StringTransport::new();
+        // Exactly the limit, then its `\r`, then the `\n` in the next read.
+        p.data_received(&mut t, b"four\r");
+        assert!(p.handler().exceeded.is_empty());
+        p.data_received(&mut t, b"\nfive\rx");
+        assert_eq!(p.handler().lines, [b"four".to_vec()]);
+        // `five\rx` cannot end within the limit any more.
+        assert_eq!(p.handler().exceeded, [6]);
+    }
+
+    #[test]
+    fn a_strict_crlf_receiver_keeps_bare_newlines_in_the_line() {
+        let mut p = LineReceiver::new(Collect::default()).with_delimiter(b"\r\n");
+        let mut t = StringTransport::new();
+        p.data_received(&mut t, b"one\ntwo\r");
+        assert!(p.handler().lines.is_empty());
+        p.data_received(&mut t, b"\n");
+        assert_eq!(p.handler().lines, [b"one\ntwo".to_vec()]);
+    }
+
+    #[test]
+    fn send_line_writes_crlf_by_default() {
+        struct Echo;
+        impl LineHandler for Echo {
+            fn line_received(&mut self, lines: &mut Lines<'_>, line: &[u8]) {
+                lines.send_line(line);
+            }
+        }
+        let mut p = LineReceiver::new(Echo);
+        let mut t = StringTransport::new();
+        p.data_received(&mut t, b"a\nb\r\n");
+        assert_eq!(t.value(), b"a\r\nb\r\n");
     }
 
     #[test]
