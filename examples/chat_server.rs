@@ -15,8 +15,11 @@
 //!
 //! With `--tls-cert` and `--tls-key` it serves TLS only, on the same port.
 //!
-//! Lines end with `\n` (a trailing `\r` is dropped) and may be at most
-//! 64 KiB; empty lines are not passed on. A name is 1 to 32 bytes and
+//! Each connection is a [`LineReceiver`] with its default line ending:
+//! lines end with `\n` (a `\r` before it is dropped), as `nc`, telnet and
+//! Python clients send them, and may be at most 64 KiB; empty lines are not
+//! passed on. A speaker's lines that must wait (see below) are held through
+//! the receiver's raw mode and handed back with `set_line_mode_with`. A name is 1 to 32 bytes and
 //! unique. Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 //!
 //! # Members that do not read
@@ -76,6 +79,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use log::{info, warn};
+use reactor::framing::{LineHandler, LineReceiver, Lines};
 use reactor::{
     ConnectionId, Factory, ListenOptions, Protocol, Reactor, Reason, TimerId, Transport,
 };
@@ -324,16 +328,35 @@ enum Heard {
     Closed,
 }
 
+/// A speaker's lines that wait: the first, already cut out by the line
+/// receiver, and the bytes received after it, cut into lines once the
+/// speaker goes on.
+#[derive(Default)]
+struct Held {
+    line: Vec<u8>,
+    rest: Vec<u8>,
+}
+
 /// Where a member is in handing out the lines it sent.
 enum Speaking {
     /// Every complete line received so far was handled.
     Idle,
     /// Lines wait: this turn's share was handed out, the rest go from a
     /// timer next turn, so the others are served in between.
-    Yielding,
+    Yielding(Held),
     /// Lines wait until these members, over their high watermark, drain or
     /// leave: this speaker is registered as their producer.
-    Waiting(Vec<ConnectionId>),
+    Waiting(Vec<ConnectionId>, Held),
+}
+
+/// What a speaker relayed in this turn (one read, or one resumption).
+#[derive(Default)]
+struct Turn {
+    /// Lines times the members they went to.
+    writes: usize,
+    /// The members over their high watermark after its last line: a line
+    /// after it in the same turn waits for them.
+    full: Vec<ConnectionId>,
 }
 
 /// Writes (lines times the members they go to) a speaker makes per turn.
@@ -344,81 +367,135 @@ const WRITES_PER_TURN: usize = 4096;
 /// The tag of the timer that hands out a speaker's next share of lines.
 const NEXT_SHARE: u64 = 1;
 
+/// One member's connection, behind a [`LineReceiver`]: lines end with `\n`,
+/// a `\r` before it dropped.
 struct Chatter {
     room: Rc<RefCell<Room>>,
     /// `None` until the first line names this member.
     name: Option<String>,
-    /// Input not handled yet: an unfinished line, and while this member is
-    /// not `Idle`, the complete lines after the last one handed out.
-    pending: Vec<u8>,
     speaking: Speaking,
+    turn: Turn,
+}
+
+impl LineHandler for Chatter {
+    fn connection_made(&mut self, lines: &mut Lines<'_>) {
+        let transport = lines.transport();
+        info!("...connected from: {}", transport.peer_addr());
+        transport.write(b"What's your name?\n");
+    }
+
+    /// Relays `line`, or holds it and the rest of this read when this turn's
+    /// share is handed out or a member its last line filled is over its
+    /// high watermark. Only a second line within one turn ever waits: a
+    /// member that sends a line at a time is never paused on another
+    /// member's account.
+    fn line_received(&mut self, lines: &mut Lines<'_>, line: &[u8]) {
+        let held = || Held {
+            line: line.to_vec(),
+            rest: Vec::new(),
+        };
+        if !self.turn.full.is_empty() {
+            let full = std::mem::take(&mut self.turn.full);
+            self.wait_for(lines.transport(), &full);
+            self.speak(lines, Speaking::Waiting(full, held()));
+        } else if self.turn.writes >= WRITES_PER_TURN {
+            lines.transport().call_later(Duration::ZERO, NEXT_SHARE);
+            self.speak(lines, Speaking::Yielding(held()));
+        } else if let Heard::Said { writes, full } = self.hear(lines.transport(), line) {
+            self.turn.writes += writes;
+            self.turn.full = full;
+        }
+    }
+
+    /// The rest of a read after a held line, and anything read before the
+    /// pause took hold: held behind it.
+    fn raw_data_received(&mut self, _lines: &mut Lines<'_>, data: &[u8]) {
+        if let Speaking::Yielding(held) | Speaking::Waiting(_, held) = &mut self.speaking {
+            held.rest.extend_from_slice(data);
+        }
+    }
+
+    fn line_length_exceeded(&mut self, lines: &mut Lines<'_>, _pending: usize) {
+        let refusal = format!("Line too long (the limit is {MAX_LINE} bytes). Bye.\n");
+        lines.transport().write(refusal.as_bytes());
+        lines.transport().lose_connection();
+    }
+
+    /// The next share of a speaker's lines.
+    fn timer_fired(&mut self, lines: &mut Lines<'_>, tag: u64) {
+        if tag == NEXT_SHARE && matches!(self.speaking, Speaking::Yielding(_)) {
+            self.go_on(lines);
+        }
+    }
+
+    /// Every member this speaker waited on drained or left (or its own
+    /// backlog drained): it stops waiting on them and goes on with its lines
+    /// next turn. Not at once: the reactor resumes a producer within the
+    /// turn whose flush drained its consumers, and a flood whose consumers'
+    /// kernels keep taking it would go on for the whole of it while nobody
+    /// else is read.
+    fn resume_producing(&mut self, lines: &mut Lines<'_>) {
+        let Speaking::Waiting(full, held) = &mut self.speaking else {
+            return;
+        };
+        let (full, held) = (std::mem::take(full), std::mem::take(held));
+        let transport = lines.transport();
+        let me = transport.id();
+        if let Some(reactor) = transport.reactor() {
+            let mut room = self.room.borrow_mut();
+            for &id in &full {
+                reactor.unregister_producer(id, me);
+                if let Some(member) = room.members.get_mut(&id) {
+                    member.speakers.retain(|&s| s != me);
+                }
+            }
+        }
+        transport.call_later(Duration::ZERO, NEXT_SHARE);
+        self.speaking = Speaking::Yielding(held);
+    }
+
+    fn connection_lost(&mut self, lines: &mut Lines<'_>, _reason: &Reason, _unfinished: &[u8]) {
+        let transport = lines.transport();
+        let id = transport.id();
+        if let Some(reactor) = transport.reactor() {
+            self.room.borrow_mut().leave(reactor, id);
+        }
+    }
 }
 
 impl Chatter {
-    /// Hands out the complete lines in `pending`, in order, up to this
-    /// turn's share, keeping the rest. Stops early when a member is over
-    /// its high watermark and more lines wait: this member then waits for
-    /// it. Reading is paused exactly while lines wait.
-    fn handle_pending(&mut self, transport: &mut dyn Transport) {
-        let buf = std::mem::take(&mut self.pending);
-        let mut rest = &buf[..];
-        let mut writes = 0;
-        let mut next = Speaking::Idle;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            let line = &rest[..end];
-            rest = &rest[end + 1..];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.len() > MAX_LINE {
-                return too_long(transport);
-            }
-            let full = match self.line_received(transport, line) {
-                Heard::Closed => return,
-                Heard::Said { writes: w, full } => {
-                    writes += w;
-                    full
-                }
-            };
-            if !rest.contains(&b'\n') {
-                break;
-            }
-            if !full.is_empty() {
-                next = Speaking::Waiting(full);
-                break;
-            }
-            if writes >= WRITES_PER_TURN {
-                next = Speaking::Yielding;
-                break;
-            }
-        }
-        if matches!(next, Speaking::Idle) && rest.len() > MAX_LINE {
-            return too_long(transport);
-        }
-        let done = buf.len() - rest.len();
-        self.pending = buf;
-        self.pending.drain(..done);
-        self.speak(transport, next);
+    /// Holds this member's lines: the line receiver passes what follows
+    /// to `raw_data_received`, and reading pauses.
+    fn speak(&mut self, lines: &mut Lines<'_>, waiting: Speaking) {
+        lines.set_raw_mode();
+        lines.transport().pause_reading();
+        self.speaking = waiting;
     }
 
-    /// Moves to `next`, pausing reading while lines wait.
-    fn speak(&mut self, transport: &mut dyn Transport, next: Speaking) {
-        let was_idle = matches!(self.speaking, Speaking::Idle);
-        let now_idle = matches!(next, Speaking::Idle);
-        if was_idle && !now_idle {
-            transport.pause_reading();
-        } else if !was_idle && now_idle {
-            transport.resume_reading();
+    /// A new turn of a speaker whose lines waited: its held line is
+    /// relayed, and the rest go back to the line receiver.
+    fn go_on(&mut self, lines: &mut Lines<'_>) {
+        let (Speaking::Yielding(held) | Speaking::Waiting(_, held)) =
+            std::mem::replace(&mut self.speaking, Speaking::Idle)
+        else {
+            return;
+        };
+        self.turn = Turn::default();
+        lines.transport().resume_reading();
+        if let Heard::Said { writes, full } = self.hear(lines.transport(), &held.line) {
+            self.turn = Turn { writes, full };
         }
-        match &next {
-            Speaking::Idle => {}
-            Speaking::Yielding => {
-                transport.call_later(Duration::ZERO, NEXT_SHARE);
-            }
-            Speaking::Waiting(full) => self.wait_for(transport, full),
-        }
-        self.speaking = next;
+        lines.set_line_mode_with(&held.rest);
     }
 
-    fn line_received(&mut self, transport: &mut dyn Transport, line: &[u8]) -> Heard {
+    /// A new read: a new turn.
+    fn reading(&mut self) {
+        if matches!(self.speaking, Speaking::Idle) {
+            self.turn = Turn::default();
+        }
+    }
+
+    fn hear(&mut self, transport: &mut dyn Transport, line: &[u8]) -> Heard {
         let Some(name) = &self.name else {
             return self.choose_name(transport, line);
         };
@@ -492,58 +569,35 @@ impl Chatter {
     }
 }
 
-impl Protocol for Chatter {
+/// A member's protocol: its [`Chatter`] behind a line receiver, told when a
+/// read begins, since a turn's share counts from there.
+struct Connection(LineReceiver<Chatter>);
+
+impl Protocol for Connection {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
-        info!("...connected from: {}", transport.peer_addr());
-        transport.write(b"What's your name?\n");
+        self.0.connection_made(transport);
     }
 
     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
-        self.pending.extend_from_slice(data);
-        self.handle_pending(transport);
+        self.0.handler_mut().reading();
+        self.0.data_received(transport, data);
     }
 
-    /// The next share of a speaker's lines.
-    fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
-        if tag == NEXT_SHARE && matches!(self.speaking, Speaking::Yielding) {
-            self.handle_pending(transport);
-        }
+    fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+        self.0.connection_lost(transport, reason);
     }
 
-    /// Every member this speaker waited on drained or left (or its own
-    /// backlog drained): it stops waiting on them and goes on with its lines
-    /// next turn. Not at once: the reactor resumes a producer within the
-    /// turn whose flush drained its consumers, and a flood whose consumers'
-    /// kernels keep taking it would go on for the whole of it while nobody
-    /// else is read.
+    fn pause_producing(&mut self, transport: &mut dyn Transport) {
+        self.0.pause_producing(transport);
+    }
+
     fn resume_producing(&mut self, transport: &mut dyn Transport) {
-        let Speaking::Waiting(full) = &self.speaking else {
-            return;
-        };
-        let me = transport.id();
-        if let Some(reactor) = transport.reactor() {
-            let mut room = self.room.borrow_mut();
-            for &id in full {
-                reactor.unregister_producer(id, me);
-                if let Some(member) = room.members.get_mut(&id) {
-                    member.speakers.retain(|&s| s != me);
-                }
-            }
-        }
-        self.speak(transport, Speaking::Yielding);
+        self.0.resume_producing(transport);
     }
 
-    fn connection_lost(&mut self, transport: &mut dyn Transport, _reason: &Reason) {
-        let id = transport.id();
-        if let Some(reactor) = transport.reactor() {
-            self.room.borrow_mut().leave(reactor, id);
-        }
+    fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
+        self.0.timer_fired(transport, tag);
     }
-}
-
-fn too_long(transport: &mut dyn Transport) {
-    transport.write(format!("Line too long (the limit is {MAX_LINE} bytes). Bye.\n").as_bytes());
-    transport.lose_connection();
 }
 
 /// Hands every connection the one room.
@@ -553,12 +607,15 @@ struct ChatFactory {
 
 impl Factory for ChatFactory {
     fn build_protocol(&mut self, _peer: SocketAddr) -> Box<dyn Protocol> {
-        Box::new(Chatter {
+        let chatter = Chatter {
             room: Rc::clone(&self.room),
             name: None,
-            pending: Vec::new(),
             speaking: Speaking::Idle,
-        })
+            turn: Turn::default(),
+        };
+        Box::new(Connection(
+            LineReceiver::new(chatter).with_max_length(MAX_LINE),
+        ))
     }
 }
 
