@@ -47,6 +47,8 @@ under_both_models!(
     transport_addresses_match_the_clients,
     timestamp_protocol_stamps_each_message,
     line_receiver_splits_lines_however_tcp_cuts_them,
+    line_receiver_answers_lines_as_nc_and_python_send_them_by_default,
+    a_strict_crlf_line_receiver_waits_for_crlf,
     timers_fire_in_deadline_order_and_cancel_works,
     an_idle_connection_is_closed_after_its_timeout,
     paused_reading_waits_for_the_protocol_to_resume,

@@ -284,7 +284,7 @@ pub fn timestamp_protocol_stamps_each_message(model: Model) {
 
 // ------------------------------------------------------------------ lines
 
-/// Upper-cases `\n` lines; reports lines and its end with the unfinished rest.
+/// Upper-cases lines; reports lines and its end with the unfinished rest.
 struct UpperLines(Sender<String>);
 
 impl LineHandler for UpperLines {
@@ -330,6 +330,55 @@ pub fn line_receiver_splits_lines_however_tcp_cuts_them(model: Model) {
         next(&rx),
         "lost:BadInput(\"line of 25 bytes exceeds the 16 byte limit\"):"
     );
+    assert_quiet(&rx);
+}
+
+/// What `nc` sends (`\n`), what Python or telnet send (`\r\n`), a `\r\n`
+/// whose halves arrive apart and a lone `\r` inside a line: under the
+/// default line ending each is a line and gets its answer, with `\r\n`.
+pub fn line_receiver_answers_lines_as_nc_and_python_send_them_by_default(model: Model) {
+    let (tx, rx) = channel();
+    let server = serve(model, move || LineReceiver::new(UpperLines(tx.clone())));
+    let mut c = client(server.addr);
+    c.write_all(b"from nc\n").unwrap();
+    assert_eq!(read_n(&mut c, 9), b"FROM NC\r\n");
+    c.write_all(b"from python\r\nlone\rcr\n").unwrap();
+    assert_eq!(read_n(&mut c, 22), b"FROM PYTHON\r\nLONE\rCR\r\n");
+    // The `\r` waits for its `\n` behind a round trip: two reads, most
+    // likely, and the line is the same either way.
+    c.write_all(b"sync\nsplit\r").unwrap();
+    assert_eq!(read_n(&mut c, 6), b"SYNC\r\n");
+    c.write_all(b"\n").unwrap();
+    assert_eq!(read_n(&mut c, 7), b"SPLIT\r\n");
+    for expected in [
+        "line:from nc",
+        "line:from python",
+        "line:lone\rcr",
+        "line:sync",
+        "line:split",
+    ] {
+        assert_eq!(next(&rx), expected);
+    }
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut c), b"");
+    assert_eq!(next(&rx), "lost:PeerClosed:");
+    assert_quiet(&rx);
+}
+
+/// Twisted's strict `\r\n`, asked for: a bare `\n` stays inside the line.
+pub fn a_strict_crlf_line_receiver_waits_for_crlf(model: Model) {
+    let (tx, rx) = channel();
+    let server = serve(model, move || {
+        LineReceiver::new(UpperLines(tx.clone())).with_delimiter(b"\r\n")
+    });
+    let mut c = client(server.addr);
+    c.write_all(b"from nc\n").unwrap();
+    c.write_all(b"then crlf\r\n").unwrap();
+    assert_eq!(read_n(&mut c, 19), b"FROM NC\nTHEN CRLF\r\n");
+    assert_eq!(next(&rx), "line:from nc\nthen crlf");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut c), b"");
+    assert_eq!(next(&rx), "lost:PeerClosed:");
     assert_quiet(&rx);
 }
 
