@@ -59,6 +59,7 @@
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::fs::{self, File, OpenOptions};
