@@ -64,6 +64,7 @@ mod common;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -72,7 +73,7 @@ use clap::Parser;
 use log::{info, warn};
 use reactor::framing::{FrameHandler, Frames, LengthPrefixedReceiver};
 use reactor::producer::{Progress, StreamSender};
-use reactor::Reason;
+use reactor::{ConnectionId, Reason};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
@@ -158,6 +159,71 @@ struct Upload {
     done: bool,
 }
 
+impl Upload {
+    /// Checks an upload's name and size and creates the file its body is
+    /// written to; the error says why it is refused.
+    fn start(store: &Store, name: String, size: u64, conn: ConnectionId) -> Result<Upload, String> {
+        check_name(&name)?;
+        if size > store.max_size {
+            return Err(format!(
+                "{name:?} is {size} bytes, over the server's limit of {} bytes",
+                store.max_size
+            ));
+        }
+        // Hidden (a download cannot name it) and unique to this connection.
+        let conn = conn.to_string();
+        let temp = store.dir.join(format!(
+            ".{name}.partial-{}-{}",
+            std::process::id(),
+            conn.trim_start_matches('#')
+        ));
+        let file = match OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => file,
+            Err(e) => {
+                warn!("cannot create {}: {e}", temp.display());
+                return Err(format!("cannot store {name:?}: {e}"));
+            }
+        };
+        let dest = store.dir.join(&name);
+        Ok(Upload {
+            name,
+            file,
+            temp,
+            dest,
+            size,
+            remaining: size,
+            done: false,
+        })
+    }
+
+    /// Writes the next bytes of the body, at most what remains; returns how
+    /// many of `data` were taken. The error says why the upload failed.
+    fn write(&mut self, data: &[u8]) -> Result<usize, String> {
+        let take = self.remaining.min(data.len() as u64) as usize;
+        if let Err(e) = self.file.write_all(&data[..take]) {
+            warn!("cannot write {}: {e}", self.temp.display());
+            return Err(format!("cannot store {:?}: {e}", self.name));
+        }
+        self.remaining -= take as u64;
+        Ok(take)
+    }
+
+    /// All of the body is in: renames it into place; returns its size.
+    fn finish(mut self, peer: SocketAddr) -> Result<u64, String> {
+        match fs::rename(&self.temp, &self.dest) {
+            Ok(()) => {
+                self.done = true;
+                info!("{peer}: stored {:?} ({} bytes)", self.name, self.size);
+                Ok(self.size)
+            }
+            Err(e) => {
+                warn!("cannot rename {}: {e}", self.temp.display());
+                Err(format!("cannot store {:?}: {e}", self.name))
+            }
+        }
+    }
+}
+
 impl Drop for Upload {
     fn drop(&mut self) {
         if !self.done {
@@ -227,40 +293,12 @@ fn send_error(frames: &mut Frames<'_>, why: &str) {
 
 impl FileSession {
     fn start_upload(&mut self, frames: &mut Frames<'_>, name: String, size: u64) {
-        if let Err(why) = check_name(&name) {
-            return self.refuse_upload(frames, &why, size);
-        }
-        if size > self.store.max_size {
-            let why = format!(
-                "{name:?} is {size} bytes, over the server's limit of {} bytes",
-                self.store.max_size
-            );
-            return self.refuse_upload(frames, &why, size);
-        }
-        // Hidden (a download cannot name it) and unique to this connection.
-        let conn = frames.transport().id().to_string();
-        let temp = self.store.dir.join(format!(
-            ".{name}.partial-{}-{}",
-            std::process::id(),
-            conn.trim_start_matches('#')
-        ));
-        let file = match OpenOptions::new().write(true).create_new(true).open(&temp) {
-            Ok(file) => file,
-            Err(e) => {
-                warn!("cannot create {}: {e}", temp.display());
-                return self.refuse_upload(frames, &format!("cannot store {name:?}: {e}"), size);
-            }
+        let conn = frames.transport().id();
+        let upload = match Upload::start(&self.store, name, size, conn) {
+            Ok(upload) => upload,
+            Err(why) => return self.refuse_upload(frames, &why, size),
         };
-        let dest = self.store.dir.join(&name);
-        self.state = State::Upload(Upload {
-            name,
-            file,
-            temp,
-            dest,
-            size,
-            remaining: size,
-            done: false,
-        });
+        self.state = State::Upload(upload);
         if size == 0 {
             self.finish_upload(frames);
         } else {
@@ -279,24 +317,13 @@ impl FileSession {
 
     /// All of the upload's bytes are in: renames it into place and answers.
     fn finish_upload(&mut self, frames: &mut Frames<'_>) {
-        let State::Upload(mut upload) = std::mem::replace(&mut self.state, State::Idle) else {
+        let State::Upload(upload) = std::mem::replace(&mut self.state, State::Idle) else {
             unreachable!("finish_upload without an upload");
         };
-        match fs::rename(&upload.temp, &upload.dest) {
-            Ok(()) => {
-                upload.done = true;
-                info!(
-                    "{}: stored {:?} ({} bytes)",
-                    frames.transport().peer_addr(),
-                    upload.name,
-                    upload.size
-                );
-                send_ok(frames, upload.size);
-            }
-            Err(e) => {
-                warn!("cannot rename {}: {e}", upload.temp.display());
-                send_error(frames, &format!("cannot store {:?}: {e}", upload.name));
-            }
+        let peer = frames.transport().peer_addr();
+        match upload.finish(peer) {
+            Ok(size) => send_ok(frames, size),
+            Err(why) => send_error(frames, &why),
         }
     }
 
@@ -401,11 +428,11 @@ impl FrameHandler for FileSession {
 
     fn raw_data_received(&mut self, frames: &mut Frames<'_>, data: &[u8]) {
         match &mut self.state {
-            State::Upload(upload) => {
-                let take = upload.remaining.min(data.len() as u64) as usize;
-                if let Err(e) = upload.file.write_all(&data[..take]) {
-                    warn!("cannot write {}: {e}", upload.temp.display());
-                    let why = format!("cannot store {:?}: {e}", upload.name);
+            State::Upload(upload) => match upload.write(data) {
+                Ok(take) if upload.remaining == 0 => self.body_done(frames, &data[take..]),
+                Ok(_) => {}
+                Err(why) => {
+                    let take = upload.remaining.min(data.len() as u64) as usize;
                     let left = upload.remaining - take as u64;
                     // Dropping the upload deletes its file.
                     self.state = State::Skip(left);
@@ -413,13 +440,8 @@ impl FrameHandler for FileSession {
                     if left == 0 {
                         self.body_done(frames, &data[take..]);
                     }
-                    return;
                 }
-                upload.remaining -= take as u64;
-                if upload.remaining == 0 {
-                    self.body_done(frames, &data[take..]);
-                }
-            }
+            },
             State::Skip(left) => {
                 let take = (*left).min(data.len() as u64) as usize;
                 *left -= take as u64;
