@@ -53,6 +53,22 @@
 //! - A header that is not valid JSON or not a known request gets a refusal
 //!   and the connection is closed: where its body would end is unknown.
 //!
+//! # Seed 003's own format
+//!
+//! `--format seed003` speaks exactly the seed's format instead, so its
+//! Python client works unchanged: a little-endian header length (the
+//! seed's `struct.pack('i')` on x86), `{"size": N, "name": NAME}` with no
+//! `"op"`, the two bytes `ok` after each upload; with `--serve-file NAME`,
+//! the file sent to each client as soon as it connects (see the `seed003`
+//! module). In the default format, a header length that only makes sense
+//! read in the other byte order (a seed client talking to the default
+//! format) is refused with an error that says so.
+//!
+//! ```text
+//! cargo run --release --example file_server -- --format seed003 --dir /tmp/files
+//! cargo run --release --example file_server -- --format seed003 --dir /tmp/files --serve-file notes.txt
+//! ```
+//!
 //! Disk reads and writes happen inside the reactor's callbacks: local file
 //! I/O blocks the loop for as long as the disk takes, a trade-off this
 //! single-threaded server accepts (Twisted's file transfers do the same).
@@ -61,6 +77,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod seed003;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -92,6 +109,26 @@ struct Args {
     /// refused before any of its body is read.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     max_size: u64,
+    /// Wire format: `default` (this server's, for `file_client`), or
+    /// `seed003`, seed 003's own (`struct.pack('i')` header length, no
+    /// "op", `ok` after an upload), for the seed's Python programs: an
+    /// upload server, or with --serve-file the seed's download server.
+    #[arg(long, value_enum, default_value_t = Format::Default)]
+    format: Format,
+    /// With --format seed003: send file NAME (under --dir) to each client
+    /// as soon as it connects, again and again while it reads, as seed
+    /// 003's download server does, instead of receiving uploads.
+    #[arg(long, value_name = "NAME")]
+    serve_file: Option<String>,
+}
+
+/// What `--format` chooses.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// Big-endian header lengths, `"op"` requests, JSON answers.
+    Default,
+    /// Seed 003's format; see the `seed003` module.
+    Seed003,
 }
 
 /// Longest request header accepted, in bytes of JSON.
@@ -464,8 +501,18 @@ impl FrameHandler for FileSession {
     }
 
     fn length_limit_exceeded(&mut self, frames: &mut Frames<'_>, declared: u64) {
-        let why =
-            format!("a request header of {declared} bytes is over the {MAX_HEADER} byte limit");
+        let why = match u32::try_from(declared).map(u32::swap_bytes) {
+            // Seed 003's client packs the length in its machine's order.
+            Ok(swapped) if swapped as usize <= MAX_HEADER => format!(
+                "a request header length of {declared} bytes read big-endian is {swapped} \
+                 read little-endian: the client sent it in the other byte order, as seed \
+                 003's struct.pack('i') does; this format wants network byte order \
+                 (start file_server with --format seed003 for the seed's programs)"
+            ),
+            _ => {
+                format!("a request header of {declared} bytes is over the {MAX_HEADER} byte limit")
+            }
+        };
         send_error(frames, &why);
         frames.close_because(why);
     }
@@ -491,19 +538,34 @@ impl FrameHandler for FileSession {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
+    if args.serve_file.is_some() && args.format != Format::Seed003 {
+        return Err("--serve-file needs --format seed003".into());
+    }
     prepare_dir(&args.dir)?;
     let store = Rc::new(Store {
         dir: args.dir.clone(),
         max_size: args.max_size,
     });
+    let served = match &args.serve_file {
+        Some(name) => Some(Rc::new(seed003::Served::new(&args.dir, name)?)),
+        None => None,
+    };
     common::serve(&args.host, args.port, |reactor, addr| {
-        let listener = reactor.listen_tcp(addr, move || {
-            LengthPrefixedReceiver::new(FileSession {
-                store: Rc::clone(&store),
-                state: State::Idle,
-            })
-            .with_max_length(MAX_HEADER)
-        })?;
+        let listener = match (args.format, served) {
+            (Format::Default, _) => reactor.listen_tcp(addr, move || {
+                LengthPrefixedReceiver::new(FileSession {
+                    store: Rc::clone(&store),
+                    state: State::Idle,
+                })
+                .with_max_length(MAX_HEADER)
+            })?,
+            (Format::Seed003, None) => {
+                reactor.listen_tcp(addr, move || seed003::uploads(Rc::clone(&store)))?
+            }
+            (Format::Seed003, Some(served)) => reactor.listen_tcp(addr, move || {
+                seed003::SeedDownloads::new(Rc::clone(&served))
+            })?,
+        };
         Ok(listener.local_addr())
     })
 }
