@@ -34,13 +34,18 @@ use clap::Parser;
 use reactor::{DatagramProtocol, DatagramTransport, Reactor};
 
 #[derive(Parser, Debug)]
-#[command(about = "Broadcast receiver: prints `from ADDR: MESSAGE` for each datagram")]
+#[command(
+    about = "Broadcast receiver: prints `from ADDR: MESSAGE` for each datagram",
+    after_help = "Seed 000's receiver binds 0.0.0.0:6475 to hear broadcasts from the whole \
+                  network; the same here is:\n  broadcast_receiver --host 0.0.0.0 --port 6475\n\
+                  The default, 127.0.0.1:10130, hears only this machine."
+)]
 struct Args {
     /// Host name or IP address to listen on (0.0.0.0 to hear broadcasts
     /// from the network).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// UDP port to listen on (0 picks a free one).
+    /// UDP port to listen on (0 picks a free one); the seed's is 6475.
     #[arg(long, default_value_t = 10130)]
     port: u16,
     /// Exit (status 0) after this many datagrams; by default, run until killed.

@@ -3,7 +3,7 @@
 //! (one thread, like the reactor), one task per connection.
 //!
 //! `GET /` gets the same bytes as from `http_hello`: `200 OK`,
-//! `Content-Type: text/plain`, `Content-Length: 12`, `hello world\n`, header
+//! `Content-Type: text/html`, `Content-Length: 12`, `hello world\n`, header
 //! names in title case and no `Date` header; other paths `404`, other
 //! methods on `/` `405` with `Allow: GET, HEAD`. Requests hyper itself
 //! refuses (malformed, or a head over 8 KiB) get hyper's own answers.
@@ -54,16 +54,28 @@ const BACKLOG: u32 = 1024;
 const MAX_HEAD: usize = 8 * 1024;
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain");
+/// The page's type, as `http_hello`'s.
+const TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html");
 
 /// A plain-text answer with `http_hello`'s headers, in its order.
 fn text(status: StatusCode, allow: bool, body: &'static str) -> Response<Full<&'static [u8]>> {
+    typed(status, allow, body, TEXT_PLAIN)
+}
+
+/// An answer of type `content_type` with `http_hello`'s headers, in its order.
+fn typed(
+    status: StatusCode,
+    allow: bool,
+    body: &'static str,
+    content_type: HeaderValue,
+) -> Response<Full<&'static [u8]>> {
     let mut response = Response::new(Full::new(body.as_bytes()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if allow {
         headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
     }
-    headers.insert(CONTENT_TYPE, TEXT_PLAIN);
+    headers.insert(CONTENT_TYPE, content_type);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     response
 }
@@ -75,7 +87,7 @@ async fn hello(request: Request<Incoming>) -> Result<Response<Full<&'static [u8]
         text(StatusCode::METHOD_NOT_ALLOWED, true, "method not allowed\n")
     } else {
         // hyper leaves the body out of an answer to HEAD.
-        text(StatusCode::OK, false, "hello world\n")
+        typed(StatusCode::OK, false, "hello world\n", TEXT_HTML)
     })
 }
 

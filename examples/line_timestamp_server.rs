@@ -8,8 +8,18 @@
 //! `rfile.readline()` keeps the line ending and writes it back; so does this
 //! server: `hi\n` gets `[…] hi\n`, and `hi\r\n` (telnet, the seed's client)
 //! gets `[…] hi\r\n`. Unlike the seed, which answers one line and hangs up,
-//! the connection stays open for more lines until the client closes it. A
-//! last line with no line ending gets no reply.
+//! the connection stays open for more lines until the client closes it.
+//!
+//! # The seeds' plain clients: text with no line ending
+//!
+//! Seed 004's plain TCP client (section 2.3) sends `raw_input()` text with
+//! no line ending and waits for the answer. So bytes after the last `\n`
+//! that wait `--unfinished-after` (0.2 s by default) with nothing more
+//! arriving are answered as they stand, `[…] text` with no line ending
+//! added, as the seed's section 2.3 server answers one `recv`. The rest of
+//! such a line, sent later, is a line of its own with a stamp of its own.
+//! A client that closes right after an unfinished last line gets no
+//! answer to it. `--unfinished-after 0` makes this a plain line server.
 //!
 //! A line may be at most 64 KiB (a trailing `\r` counts); a longer one
 //! closes the connection.
@@ -25,8 +35,10 @@
 mod common;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use common::unfinished::{AnswerUnfinished, Ending, KnowsEnding};
 use log::info;
 use reactor::framing::{LineHandler, LineReceiver, Lines};
 use reactor::Reason;
@@ -40,12 +52,26 @@ struct Args {
     /// Port to listen on (0 picks a free one); 21567 is the seed's.
     #[arg(long, default_value_t = 21567)]
     port: u16,
+    /// Seconds bytes with no line ending wait before they are answered as
+    /// they stand (the seeds' plain clients send no newline); 0 never
+    /// answers them.
+    #[arg(long, value_name = "SECS", default_value = "0.2", value_parser = common::parse_duration)]
+    unfinished_after: Duration,
 }
 
 /// Longest line accepted, without its `\n`.
 const MAX_LINE: usize = 64 * 1024;
 
-struct Stamp;
+struct Stamp {
+    /// How the line being answered ended.
+    ending: Ending,
+}
+
+impl KnowsEnding for Stamp {
+    fn set_ending(&mut self, ending: Ending) {
+        self.ending = ending;
+    }
+}
 
 impl LineHandler for Stamp {
     fn connection_made(&mut self, lines: &mut Lines<'_>) {
@@ -58,9 +84,13 @@ impl LineHandler for Stamp {
             .to_string();
         // `line` lacks only the `\n`: a `\r` before it is still in the reply.
         // Stamp, line and `\n` go out in one vectored write, uncopied.
+        let ending: &[u8] = match self.ending {
+            Ending::Newline => b"\n",
+            Ending::Waited => b"",
+        };
         lines
             .transport()
-            .write_vectored(&[stamp.as_bytes(), line, b"\n"]);
+            .write_vectored(&[stamp.as_bytes(), line, ending]);
     }
 
     fn connection_lost(&mut self, lines: &mut Lines<'_>, _reason: &Reason, unfinished: &[u8]) {
@@ -76,10 +106,14 @@ impl LineHandler for Stamp {
 
 fn serve(args: &Args) -> Result<(), String> {
     common::serve(&args.host, args.port, |reactor, addr| {
-        let listener = reactor.listen_tcp(addr, || {
-            LineReceiver::new(Stamp)
-                .with_delimiter(b"\n")
-                .with_max_length(MAX_LINE)
+        let after = Some(args.unfinished_after).filter(|after| !after.is_zero());
+        let listener = reactor.listen_tcp(addr, move || {
+            let lines = LineReceiver::new(Stamp {
+                ending: Ending::Newline,
+            })
+            .with_delimiter(b"\n")
+            .with_max_length(MAX_LINE);
+            AnswerUnfinished::new(lines, after)
         })?;
         Ok(listener.local_addr())
     })

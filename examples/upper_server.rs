@@ -16,6 +16,23 @@
 //! line may be at most 64 KiB (a trailing `\r` counts); a longer one closes
 //! the connection.
 //!
+//! # The seeds' clients: text with no line ending
+//!
+//! The seeds' clients send `input()` text with no line ending and wait for
+//! the answer. So bytes after the last `\n` that wait `--unfinished-after`
+//! (0.2 s by default) with nothing more arriving are answered as they
+//! stand, upper-cased with no line ending added, as the seed servers
+//! answer one `recv`; if they are exactly `end`, the connection closes
+//! instead. The rest of such a line, sent later, is a line of its own (upper
+//! case is byte by byte, so the bytes answered are the same either way).
+//! `--unfinished-after 0` makes this a plain line server. Seed 001's
+//! client, changed only in its port:
+//!
+//! ```text
+//! cargo run --release --example upper_server
+//! python3 client1.py     # c.connect(('localhost',9999)), as in the seed
+//! ```
+//!
 //! ```text
 //! cargo run --release --example upper_server
 //! cargo run --release --example upper_server -- --port 0
@@ -27,8 +44,10 @@
 mod common;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use common::unfinished::{AnswerUnfinished, Ending, KnowsEnding};
 use log::info;
 use reactor::framing::{LineHandler, LineReceiver, Lines};
 
@@ -41,6 +60,11 @@ struct Args {
     /// Port to listen on (0 picks a free one); 9999 is seed 001's.
     #[arg(long, default_value_t = 9999)]
     port: u16,
+    /// Seconds bytes with no line ending wait before they are answered as
+    /// they stand (the seeds' clients send no newline); 0 never answers
+    /// them.
+    #[arg(long, value_name = "SECS", default_value = "0.2", value_parser = common::parse_duration)]
+    unfinished_after: Duration,
 }
 
 /// Longest line accepted, without its `\n`.
@@ -50,6 +74,14 @@ struct Upper {
     /// Kept across lines so answering does not allocate once it has grown
     /// to the longest line seen.
     reply: Vec<u8>,
+    /// How the line being answered ended.
+    ending: Ending,
+}
+
+impl KnowsEnding for Upper {
+    fn set_ending(&mut self, ending: Ending) {
+        self.ending = ending;
+    }
 }
 
 impl LineHandler for Upper {
@@ -65,17 +97,25 @@ impl LineHandler for Upper {
         }
         self.reply.clear();
         self.reply.extend(line.iter().map(u8::to_ascii_uppercase));
-        // `line` lacks only the `\n`: a `\r` before it is still in the reply.
-        lines.send_line(&self.reply);
+        match self.ending {
+            // `line` lacks only the `\n`: a `\r` before it is still in the reply.
+            Ending::Newline => lines.send_line(&self.reply),
+            Ending::Waited => lines.transport().write(&self.reply),
+        }
     }
 }
 
 fn serve(args: &Args) -> Result<(), String> {
     common::serve(&args.host, args.port, |reactor, addr| {
-        let listener = reactor.listen_tcp(addr, || {
-            LineReceiver::new(Upper { reply: Vec::new() })
-                .with_delimiter(b"\n")
-                .with_max_length(MAX_LINE)
+        let after = Some(args.unfinished_after).filter(|after| !after.is_zero());
+        let listener = reactor.listen_tcp(addr, move || {
+            let lines = LineReceiver::new(Upper {
+                reply: Vec::new(),
+                ending: Ending::Newline,
+            })
+            .with_delimiter(b"\n")
+            .with_max_length(MAX_LINE);
+            AnswerUnfinished::new(lines, after)
         })?;
         Ok(listener.local_addr())
     })

@@ -34,7 +34,7 @@ const SERVERS: [&str; 4] = [
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
 const OK: &[u8] =
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n";
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12\r\n\r\nhello world\n";
 
 /// Starts server example `name` serving TLS with `certs`' server identity.
 fn tls_server(name: &str, certs: &Certs, extra: &[&str]) -> Server {

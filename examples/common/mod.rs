@@ -1,10 +1,12 @@
 //! What every example binary shares: address resolution, the `listening on`
 //! line, logging, and the one-line error exit; for the load generators,
-//! [`load`]; for the servers that can speak TLS, [`tls`].
+//! [`load`]; for the servers that can speak TLS, [`tls`]; for the line
+//! servers the seeds' clients talk to, [`unfinished`].
 #![allow(dead_code)]
 
 pub mod load;
 pub mod tls;
+pub mod unfinished;
 
 use std::fmt::Display;
 use std::io::{self, Write};

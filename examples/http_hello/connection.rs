@@ -37,10 +37,14 @@ struct Canned {
     body: &'static [u8],
 }
 
-/// `canned!(STATUS, EXTRA_HEADERS, LENGTH, BODY)`; LENGTH is checked against
-/// BODY at compile time.
+/// `canned!(STATUS, EXTRA_HEADERS, LENGTH, BODY)`, a `text/plain` answer,
+/// or `canned!(STATUS, EXTRA_HEADERS, LENGTH, BODY, CONTENT_TYPE)`; LENGTH
+/// is checked against BODY at compile time.
 macro_rules! canned {
-    ($status:literal, $extra:literal, $len:literal, $body:literal) => {{
+    ($status:literal, $extra:literal, $len:literal, $body:literal) => {
+        canned!($status, $extra, $len, $body, "text/plain")
+    };
+    ($status:literal, $extra:literal, $len:literal, $body:literal, $type:literal) => {{
         const _: () = assert!(
             $body.len() == $len,
             "Content-Length does not match the body"
@@ -51,7 +55,9 @@ macro_rules! canned {
                 $status,
                 "\r\n",
                 $extra,
-                "Content-Type: text/plain\r\nContent-Length: ",
+                "Content-Type: ",
+                $type,
+                "\r\nContent-Length: ",
                 $len,
                 "\r\n"
             )
@@ -61,7 +67,8 @@ macro_rules! canned {
     }};
 }
 
-const OK: Canned = canned!("200 OK", "", 12, "hello world\n");
+/// The page: `text/html`, as the seed's server says.
+const OK: Canned = canned!("200 OK", "", 12, "hello world\n", "text/html");
 const NOT_FOUND: Canned = canned!("404 Not Found", "", 10, "not found\n");
 const METHOD_NOT_ALLOWED: Canned = canned!(
     "405 Method Not Allowed",

@@ -6,9 +6,11 @@
 //! The seed's server reads one `recv(4096)`, sends a fixed reply and closes.
 //! This one speaks enough HTTP/1.1 for browsers and `curl`:
 //!
-//! - `GET /` answers `200 OK`, `Content-Type: text/plain`, `Content-Length: 12`
-//!   and the body `hello world\n` (with a newline, so `curl` leaves the shell
-//!   prompt on a line of its own); `HEAD /` the same head without the body.
+//! - `GET /` answers `200 OK`, `Content-Type: text/html` (the seed's page
+//!   type), `Content-Length: 12` and the body `hello world\n` (with a
+//!   newline, so `curl` leaves the shell prompt on a line of its own);
+//!   `HEAD /` the same head without the body. Error answers are
+//!   `text/plain`.
 //! - Any other path: `404 Not Found`. Other methods on `/`: `405 Method Not
 //!   Allowed` with `Allow: GET, HEAD`.
 //! - Connections are kept alive (HTTP/1.1 by default, HTTP/1.0 with

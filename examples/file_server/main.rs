@@ -53,16 +53,35 @@
 //! - A header that is not valid JSON or not a known request gets a refusal
 //!   and the connection is closed: where its body would end is unknown.
 //!
+//! # Seed 003's own format
+//!
+//! `--format seed003` speaks exactly the seed's format instead, so its
+//! Python client works unchanged: a little-endian header length (the
+//! seed's `struct.pack('i')` on x86), `{"size": N, "name": NAME}` with no
+//! `"op"`, the two bytes `ok` after each upload; with `--serve-file NAME`,
+//! the file sent to each client as soon as it connects (see the `seed003`
+//! module). In the default format, a header length that only makes sense
+//! read in the other byte order (a seed client talking to the default
+//! format) is refused with an error that says so.
+//!
+//! ```text
+//! cargo run --release --example file_server -- --format seed003 --dir /tmp/files
+//! cargo run --release --example file_server -- --format seed003 --dir /tmp/files --serve-file notes.txt
+//! ```
+//!
 //! Disk reads and writes happen inside the reactor's callbacks: local file
 //! I/O blocks the loop for as long as the disk takes, a trade-off this
 //! single-threaded server accepts (Twisted's file transfers do the same).
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod seed003;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -71,7 +90,7 @@ use clap::Parser;
 use log::{info, warn};
 use reactor::framing::{FrameHandler, Frames, LengthPrefixedReceiver};
 use reactor::producer::{Progress, StreamSender};
-use reactor::Reason;
+use reactor::{ConnectionId, Reason};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
@@ -90,6 +109,26 @@ struct Args {
     /// refused before any of its body is read.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     max_size: u64,
+    /// Wire format: `default` (this server's, for `file_client`), or
+    /// `seed003`, seed 003's own (`struct.pack('i')` header length, no
+    /// "op", `ok` after an upload), for the seed's Python programs: an
+    /// upload server, or with --serve-file the seed's download server.
+    #[arg(long, value_enum, default_value_t = Format::Default)]
+    format: Format,
+    /// With --format seed003: send file NAME (under --dir) to each client
+    /// as soon as it connects, again and again while it reads, as seed
+    /// 003's download server does, instead of receiving uploads.
+    #[arg(long, value_name = "NAME")]
+    serve_file: Option<String>,
+}
+
+/// What `--format` chooses.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// Big-endian header lengths, `"op"` requests, JSON answers.
+    Default,
+    /// Seed 003's format; see the `seed003` module.
+    Seed003,
 }
 
 /// Longest request header accepted, in bytes of JSON.
@@ -155,6 +194,71 @@ struct Upload {
     size: u64,
     remaining: u64,
     done: bool,
+}
+
+impl Upload {
+    /// Checks an upload's name and size and creates the file its body is
+    /// written to; the error says why it is refused.
+    fn start(store: &Store, name: String, size: u64, conn: ConnectionId) -> Result<Upload, String> {
+        check_name(&name)?;
+        if size > store.max_size {
+            return Err(format!(
+                "{name:?} is {size} bytes, over the server's limit of {} bytes",
+                store.max_size
+            ));
+        }
+        // Hidden (a download cannot name it) and unique to this connection.
+        let conn = conn.to_string();
+        let temp = store.dir.join(format!(
+            ".{name}.partial-{}-{}",
+            std::process::id(),
+            conn.trim_start_matches('#')
+        ));
+        let file = match OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => file,
+            Err(e) => {
+                warn!("cannot create {}: {e}", temp.display());
+                return Err(format!("cannot store {name:?}: {e}"));
+            }
+        };
+        let dest = store.dir.join(&name);
+        Ok(Upload {
+            name,
+            file,
+            temp,
+            dest,
+            size,
+            remaining: size,
+            done: false,
+        })
+    }
+
+    /// Writes the next bytes of the body, at most what remains; returns how
+    /// many of `data` were taken. The error says why the upload failed.
+    fn write(&mut self, data: &[u8]) -> Result<usize, String> {
+        let take = self.remaining.min(data.len() as u64) as usize;
+        if let Err(e) = self.file.write_all(&data[..take]) {
+            warn!("cannot write {}: {e}", self.temp.display());
+            return Err(format!("cannot store {:?}: {e}", self.name));
+        }
+        self.remaining -= take as u64;
+        Ok(take)
+    }
+
+    /// All of the body is in: renames it into place; returns its size.
+    fn finish(mut self, peer: SocketAddr) -> Result<u64, String> {
+        match fs::rename(&self.temp, &self.dest) {
+            Ok(()) => {
+                self.done = true;
+                info!("{peer}: stored {:?} ({} bytes)", self.name, self.size);
+                Ok(self.size)
+            }
+            Err(e) => {
+                warn!("cannot rename {}: {e}", self.temp.display());
+                Err(format!("cannot store {:?}: {e}", self.name))
+            }
+        }
+    }
 }
 
 impl Drop for Upload {
@@ -226,40 +330,12 @@ fn send_error(frames: &mut Frames<'_>, why: &str) {
 
 impl FileSession {
     fn start_upload(&mut self, frames: &mut Frames<'_>, name: String, size: u64) {
-        if let Err(why) = check_name(&name) {
-            return self.refuse_upload(frames, &why, size);
-        }
-        if size > self.store.max_size {
-            let why = format!(
-                "{name:?} is {size} bytes, over the server's limit of {} bytes",
-                self.store.max_size
-            );
-            return self.refuse_upload(frames, &why, size);
-        }
-        // Hidden (a download cannot name it) and unique to this connection.
-        let conn = frames.transport().id().to_string();
-        let temp = self.store.dir.join(format!(
-            ".{name}.partial-{}-{}",
-            std::process::id(),
-            conn.trim_start_matches('#')
-        ));
-        let file = match OpenOptions::new().write(true).create_new(true).open(&temp) {
-            Ok(file) => file,
-            Err(e) => {
-                warn!("cannot create {}: {e}", temp.display());
-                return self.refuse_upload(frames, &format!("cannot store {name:?}: {e}"), size);
-            }
+        let conn = frames.transport().id();
+        let upload = match Upload::start(&self.store, name, size, conn) {
+            Ok(upload) => upload,
+            Err(why) => return self.refuse_upload(frames, &why, size),
         };
-        let dest = self.store.dir.join(&name);
-        self.state = State::Upload(Upload {
-            name,
-            file,
-            temp,
-            dest,
-            size,
-            remaining: size,
-            done: false,
-        });
+        self.state = State::Upload(upload);
         if size == 0 {
             self.finish_upload(frames);
         } else {
@@ -278,24 +354,13 @@ impl FileSession {
 
     /// All of the upload's bytes are in: renames it into place and answers.
     fn finish_upload(&mut self, frames: &mut Frames<'_>) {
-        let State::Upload(mut upload) = std::mem::replace(&mut self.state, State::Idle) else {
+        let State::Upload(upload) = std::mem::replace(&mut self.state, State::Idle) else {
             unreachable!("finish_upload without an upload");
         };
-        match fs::rename(&upload.temp, &upload.dest) {
-            Ok(()) => {
-                upload.done = true;
-                info!(
-                    "{}: stored {:?} ({} bytes)",
-                    frames.transport().peer_addr(),
-                    upload.name,
-                    upload.size
-                );
-                send_ok(frames, upload.size);
-            }
-            Err(e) => {
-                warn!("cannot rename {}: {e}", upload.temp.display());
-                send_error(frames, &format!("cannot store {:?}: {e}", upload.name));
-            }
+        let peer = frames.transport().peer_addr();
+        match upload.finish(peer) {
+            Ok(size) => send_ok(frames, size),
+            Err(why) => send_error(frames, &why),
         }
     }
 
@@ -400,11 +465,11 @@ impl FrameHandler for FileSession {
 
     fn raw_data_received(&mut self, frames: &mut Frames<'_>, data: &[u8]) {
         match &mut self.state {
-            State::Upload(upload) => {
-                let take = upload.remaining.min(data.len() as u64) as usize;
-                if let Err(e) = upload.file.write_all(&data[..take]) {
-                    warn!("cannot write {}: {e}", upload.temp.display());
-                    let why = format!("cannot store {:?}: {e}", upload.name);
+            State::Upload(upload) => match upload.write(data) {
+                Ok(take) if upload.remaining == 0 => self.body_done(frames, &data[take..]),
+                Ok(_) => {}
+                Err(why) => {
+                    let take = upload.remaining.min(data.len() as u64) as usize;
                     let left = upload.remaining - take as u64;
                     // Dropping the upload deletes its file.
                     self.state = State::Skip(left);
@@ -412,13 +477,8 @@ impl FrameHandler for FileSession {
                     if left == 0 {
                         self.body_done(frames, &data[take..]);
                     }
-                    return;
                 }
-                upload.remaining -= take as u64;
-                if upload.remaining == 0 {
-                    self.body_done(frames, &data[take..]);
-                }
-            }
+            },
             State::Skip(left) => {
                 let take = (*left).min(data.len() as u64) as usize;
                 *left -= take as u64;
@@ -441,8 +501,18 @@ impl FrameHandler for FileSession {
     }
 
     fn length_limit_exceeded(&mut self, frames: &mut Frames<'_>, declared: u64) {
-        let why =
-            format!("a request header of {declared} bytes is over the {MAX_HEADER} byte limit");
+        let why = match u32::try_from(declared).map(u32::swap_bytes) {
+            // Seed 003's client packs the length in its machine's order.
+            Ok(swapped) if swapped as usize <= MAX_HEADER => format!(
+                "a request header length of {declared} bytes read big-endian is {swapped} \
+                 read little-endian: the client sent it in the other byte order, as seed \
+                 003's struct.pack('i') does; this format wants network byte order \
+                 (start file_server with --format seed003 for the seed's programs)"
+            ),
+            _ => {
+                format!("a request header of {declared} bytes is over the {MAX_HEADER} byte limit")
+            }
+        };
         send_error(frames, &why);
         frames.close_because(why);
     }
@@ -468,19 +538,34 @@ impl FrameHandler for FileSession {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
+    if args.serve_file.is_some() && args.format != Format::Seed003 {
+        return Err("--serve-file needs --format seed003".into());
+    }
     prepare_dir(&args.dir)?;
     let store = Rc::new(Store {
         dir: args.dir.clone(),
         max_size: args.max_size,
     });
+    let served = match &args.serve_file {
+        Some(name) => Some(Rc::new(seed003::Served::new(&args.dir, name)?)),
+        None => None,
+    };
     common::serve(&args.host, args.port, |reactor, addr| {
-        let listener = reactor.listen_tcp(addr, move || {
-            LengthPrefixedReceiver::new(FileSession {
-                store: Rc::clone(&store),
-                state: State::Idle,
-            })
-            .with_max_length(MAX_HEADER)
-        })?;
+        let listener = match (args.format, served) {
+            (Format::Default, _) => reactor.listen_tcp(addr, move || {
+                LengthPrefixedReceiver::new(FileSession {
+                    store: Rc::clone(&store),
+                    state: State::Idle,
+                })
+                .with_max_length(MAX_HEADER)
+            })?,
+            (Format::Seed003, None) => {
+                reactor.listen_tcp(addr, move || seed003::uploads(Rc::clone(&store)))?
+            }
+            (Format::Seed003, Some(served)) => reactor.listen_tcp(addr, move || {
+                seed003::SeedDownloads::new(Rc::clone(&served))
+            })?,
+        };
         Ok(listener.local_addr())
     })
 }
