@@ -57,6 +57,8 @@ mod tcp;
 pub mod testing;
 pub mod threaded;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 mod udp;
 

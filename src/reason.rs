@@ -54,6 +54,17 @@ pub enum Reason {
         /// Why the connection was closed.
         cause: Box<Reason>,
     },
+    /// The TLS layer ended the connection: a failed handshake (an unknown
+    /// certificate authority, a certificate for another name, a peer that
+    /// does not speak TLS), a handshake that did not complete within its
+    /// timeout, or a corrupt record. The text is rustls's error, or says
+    /// which limit passed.
+    Tls(String),
+    /// The peer closed the connection without TLS's close_notify: what
+    /// arrived is intact, but the stream may have been cut short (an
+    /// attacker, or a peer that crashed, can end a TCP stream; only
+    /// close_notify proves the peer meant to stop there).
+    Truncated,
     /// An I/O error: a reset, a broken pipe, a refused or unreachable connect.
     Error {
         /// The error's kind, e.g. `ConnectionReset` or `ConnectionRefused`.
@@ -115,6 +126,10 @@ impl fmt::Display for Reason {
                 f,
                 "{cause}; reset, discarding {unsent} unsent and {unread} unread bytes"
             ),
+            Reason::Tls(why) => write!(f, "TLS failed: {why}"),
+            Reason::Truncated => {
+                f.write_str("the peer closed without TLS close_notify: the stream may be truncated")
+            }
             Reason::Error {
                 kind,
                 os_code: Some(code),

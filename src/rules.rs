@@ -100,6 +100,10 @@ pub(crate) fn log_refusal(warned: &mut bool, peer: SocketAddr, limit: &str, list
     }
 }
 
+/// How long a TLS handshake may take before the connection is aborted, so
+/// half-finished handshakes cannot hold connection slots.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[cfg(test)]
 mod tests {
     use super::*;

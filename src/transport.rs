@@ -149,4 +149,35 @@ pub trait Transport {
     /// listen, connect or stop. `None` where there is no reactor (an
     /// in-memory test transport).
     fn reactor(&mut self) -> Option<&mut Reactor>;
+
+    /// Upgrades this plain connection to TLS in the middle of the stream
+    /// (STARTTLS, as SMTP, IMAP, XMPP and Postgres do), on either side. What
+    /// was written before the call goes out in plaintext; what is written
+    /// after it is encrypted, and held until the handshake completes. The
+    /// protocol stays the same and keeps being called; bytes the peer sends
+    /// after its own switch are decrypted before they reach it. The peer
+    /// must not send TLS bytes before it has seen our go-ahead (a
+    /// STARTTLS protocol waits for it), since bytes already delivered in
+    /// plaintext stay so.
+    ///
+    /// Errors: the transport cannot do it (`Unsupported`: the threaded
+    /// model and the in-memory test transport; wrap the protocol in a
+    /// [`TlsProtocol`](crate::tls::TlsProtocol) there), the connection is
+    /// already TLS (`AlreadyExists`) or closing (`NotConnected`).
+    #[cfg(feature = "tls")]
+    fn start_tls(&mut self, role: crate::tls::TlsRole) -> io::Result<()> {
+        let _ = role;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this transport cannot start TLS mid-stream; wrap the protocol in TlsProtocol",
+        ))
+    }
+
+    /// What the TLS handshake negotiated (ALPN, the server name asked for,
+    /// the version, the peer's certificates), once it completed; `None` on a
+    /// plain connection.
+    #[cfg(feature = "tls")]
+    fn tls_info(&self) -> Option<&crate::tls::TlsInfo> {
+        None
+    }
 }

@@ -193,6 +193,14 @@ pub struct Reactor {
     /// Connections whose buffer went from empty to holding bytes, or that
     /// wait for a flush to close or shut: settled once the callback returns.
     pub(crate) dirty: Vec<ConnectionId>,
+    /// TLS connections holding plaintext to encrypt (written to from other
+    /// callbacks) or an upgrade to start: done once the callback returns.
+    #[cfg(feature = "tls")]
+    pub(crate) tls_dirty: Vec<ConnectionId>,
+    /// Plaintext written to a TLS connection whose layer was lent to a
+    /// callback at the time; handed to the layer when it comes back.
+    #[cfg(feature = "tls")]
+    pub(crate) tls_inbox: Vec<(ConnectionId, Vec<u8>)>,
     /// Closes requested during callbacks, applied once the callback returns so
     /// `connection_lost` never runs inside another callback of the same connection.
     pub(crate) closes: Vec<QueuedClose>,
@@ -276,6 +284,10 @@ impl Reactor {
             read_buf: vec![0; READ_BUFFER_SIZE],
             stage: Stage::default(),
             dirty: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls_dirty: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls_inbox: Vec::new(),
             closes: Vec::new(),
             flow_changed: Vec::new(),
             in_flow_callback: None,

@@ -11,6 +11,7 @@ use mio::net::TcpStream;
 use socket2::SockRef;
 
 use super::connection::{ClientOrigin, Conn, Origin};
+use super::lent::Lent;
 use super::state::ConnState;
 use super::transport::ConnTransport;
 use crate::protocol::ClientFactory;
@@ -116,6 +117,7 @@ impl Reactor {
             idle,
             deadline,
             origin,
+            tls,
             ..
         } = conn;
         let unsent = out.len() + unsent_staged;
@@ -152,18 +154,24 @@ impl Reactor {
         debug!("connection {id} to {peer} closed: {reason}");
         // Each under its own catch: a panicking protocol must not cost the
         // client factory its hooks (a reconnecting factory would stop).
-        let made = protocol.is_some();
-        if let Some(mut protocol) = protocol {
+        let lent = Lent::departing(tls, protocol);
+        let made = lent.as_ref().is_some_and(Lent::made);
+        let reported = lent
+            .as_ref()
+            .map_or(reason.clone(), |l| l.reported(&reason));
+        if let Some(mut lent) = lent {
+            let raw = lent.is_layer();
             let lost = crate::panic::catch(|| {
-                protocol.connection_lost(&mut ConnTransport::new(self, id, peer), &reason);
+                lent.callee()
+                    .connection_lost(&mut ConnTransport::with_route(self, id, peer, raw), &reason);
             });
             if let Err(why) = lost {
                 error!("{peer}: connection_lost of connection {id} panicked: {why}");
             }
-            crate::panic::drop_caught(protocol, "a protocol");
+            lent.drop_caught();
         }
         if let Some(factory) = client {
-            self.end_client_factory(factory, made, &reason);
+            self.end_client_factory(factory, made, &reported);
         }
     }
 

@@ -8,6 +8,7 @@ use log::{debug, error};
 use mio::net::TcpStream;
 
 use super::flow::{Producers, WriteLimits};
+use super::lent::TlsHost;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 use super::transport::ConnTransport;
 use crate::buffer::WriteBuffer;
@@ -44,6 +45,8 @@ pub(crate) struct Conn {
     pub(crate) last_activity: Instant,
     pub(crate) deadline: Deadline,
     pub(crate) origin: Origin,
+    /// Its TLS layer, if it speaks TLS.
+    pub(crate) tls: TlsHost,
 }
 
 /// Where a connection came from, and what it owes there when it ends.
@@ -87,6 +90,7 @@ impl Conn {
             last_activity: Instant::now(),
             deadline: Deadline::None,
             origin,
+            tls: TlsHost::Plain,
         }
     }
 }
@@ -212,6 +216,7 @@ impl Reactor {
     /// Asks the protocol whether it handles half-close, under the panic
     /// guard like every call into user code.
     fn allows_half_close(&mut self, id: ConnectionId) -> bool {
+        // The protocol's answer (a TLS layer passes its protocol's on).
         let Some(Some(protocol)) = self.conn(id).map(|c| c.protocol.as_ref()) else {
             return false;
         };
@@ -238,19 +243,22 @@ impl Reactor {
         id: ConnectionId,
         f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
     ) -> bool {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(peer) = self.conn(id).map(|c| c.peer) else {
             return false;
         };
-        let Some(mut protocol) = conn.protocol.take() else {
+        let Some(mut lent) = self.lend(id) else {
             return false;
         };
-        let peer = conn.peer;
-        let outcome =
-            crate::panic::catch(|| f(&mut *protocol, &mut ConnTransport::new(self, id, peer)));
+        // A TLS layer writes ciphertext: straight to the socket.
+        let raw = lent.is_layer();
+        let outcome = crate::panic::catch(|| {
+            f(
+                lent.callee(),
+                &mut ConnTransport::with_route(self, id, peer, raw),
+            )
+        });
         // Closes are applied only after callbacks return, so the slot is still ours.
-        if let Some(conn) = self.conn_mut(id) {
-            conn.protocol = Some(protocol);
-        }
+        self.give_back(id, lent);
         if let Err(why) = outcome {
             error!("{peer}: protocol of connection {id} panicked: {why}; aborting it");
             self.queue_close(id, Reason::Panicked(why));
@@ -274,6 +282,8 @@ impl Reactor {
     pub(crate) fn after_callback(&mut self) {
         loop {
             self.apply_flow();
+            #[cfg(feature = "tls")]
+            self.flush_tls_layers();
             if !self.stage.is_pending() && self.dirty.is_empty() {
                 break;
             }

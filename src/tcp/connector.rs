@@ -9,6 +9,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use super::connection::{ClientOrigin, Conn, Origin};
+use super::lent::TlsHost;
 use super::state::ConnState;
 use crate::protocol::ClientFactory;
 use crate::reactor::{key_u32, Reactor, Readiness, Slot, SlotId, Source, TimerAction};
@@ -45,7 +46,17 @@ impl Reactor {
         factory: impl ClientFactory,
         timeout: Duration,
     ) -> ConnectionId {
-        let mut factory: Box<dyn ClientFactory> = Box::new(factory);
+        self.connect(addr, Box::new(factory), timeout, TlsHost::Plain)
+    }
+
+    /// Starts a connect whose connection speaks TLS if `tls` says so.
+    pub(crate) fn connect(
+        &mut self,
+        addr: SocketAddr,
+        mut factory: Box<dyn ClientFactory>,
+        timeout: Duration,
+        tls: TlsHost,
+    ) -> ConnectionId {
         let started = crate::panic::catch(|| {
             factory.start_factory();
             factory.started_connecting(self);
@@ -75,25 +86,21 @@ impl Reactor {
         });
         match stream {
             Ok((stream, id)) => {
-                let conn = ConnectionId::from(id);
-                let timer = self.schedule(timeout, TimerAction::ConnectTimeout(conn));
+                let conn_id = ConnectionId::from(id);
+                let timer = self.schedule(timeout, TimerAction::ConnectTimeout(conn_id));
                 let origin = Origin::Client(Box::new(ClientOrigin {
                     factory,
                     connect_timer: Some(timer),
                 }));
+                let mut conn = Conn::new(stream, addr, None, ConnState::Connecting, origin);
+                conn.tls = tls;
                 let key = self.slots.insert(Slot {
                     generation: id.generation,
                     queued: false,
-                    source: Source::Conn(Conn::new(
-                        stream,
-                        addr,
-                        None,
-                        ConnState::Connecting,
-                        origin,
-                    )),
+                    source: Source::Conn(conn),
                 });
                 debug_assert_eq!(key, id.key as usize, "vacant_key names the next insert");
-                conn
+                conn_id
             }
             Err(e) => {
                 debug!("connect to {addr} failed at once: {e}");
@@ -101,6 +108,26 @@ impl Reactor {
                 DEAD_ID
             }
         }
+    }
+
+    /// A connect that fails before it starts (its arguments were invalid):
+    /// the factory starts, then hears `reason` at the next turn.
+    #[cfg(feature = "tls")]
+    pub(crate) fn connect_failing(
+        &mut self,
+        mut factory: Box<dyn ClientFactory>,
+        reason: Reason,
+    ) -> ConnectionId {
+        let started = crate::panic::catch(|| {
+            factory.start_factory();
+            factory.started_connecting(self);
+        });
+        if let Err(why) = started {
+            error!("a client factory hook panicked: {why}");
+        }
+        debug!("connect refused: {reason}");
+        self.fail_connect(factory, reason);
+        DEAD_ID
     }
 
     /// Queues a failure report for the next turn, so `connect_tcp` never

@@ -11,6 +11,7 @@ use mio::Interest;
 use socket2::{Domain, Socket, Type};
 
 use super::connection::{Conn, Origin};
+use super::lent::TlsHost;
 use super::state::ConnState;
 use crate::protocol::{Factory, Protocol};
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT};
@@ -37,6 +38,9 @@ pub(crate) struct Listener {
     per_peer: HashMap<IpAddr, usize>,
     /// A limit refused a connection since the last warning was logged.
     warned_full: bool,
+    /// Every accepted connection speaks TLS in this role.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsRole>,
 }
 
 impl Listener {
@@ -99,6 +103,11 @@ pub struct ListenOptions {
     /// [`DEFAULT_WRITE_BUFFER_LIMIT`], 16 MiB); see
     /// [`Transport::set_write_buffer_limit`](crate::Transport::set_write_buffer_limit).
     pub write_buffer_limit: usize,
+    /// For [`Reactor::listen_tls_with`]: how long each connection's TLS
+    /// handshake may take before it is aborted (default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::tls::DEFAULT_HANDSHAKE_TIMEOUT),
+    /// 10 s), so half-finished handshakes cannot hold connection slots.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for ListenOptions {
@@ -111,6 +120,7 @@ impl Default for ListenOptions {
             max_connections_per_peer: None,
             idle_timeout: None,
             write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
+            tls_handshake_timeout: crate::rules::DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -162,6 +172,18 @@ impl Reactor {
         factory: impl Factory,
         options: ListenOptions,
     ) -> io::Result<ListenerHandle> {
+        self.listen(addr, Box::new(factory), options, None)
+    }
+
+    /// Binds and registers a listener; `tls` makes it a TLS one.
+    pub(crate) fn listen(
+        &mut self,
+        addr: SocketAddr,
+        mut factory: Box<dyn Factory>,
+        options: ListenOptions,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsRole>,
+        #[cfg(not(feature = "tls"))] _tls: Option<std::convert::Infallible>,
+    ) -> io::Result<ListenerHandle> {
         self.refuse_while_stopping()?;
         let socket = Socket::new(
             Domain::for_address(addr),
@@ -189,7 +211,6 @@ impl Reactor {
         self.poll
             .registry()
             .register(&mut socket, id.token(), Interest::READABLE)?;
-        let mut factory: Box<dyn Factory> = Box::new(factory);
         if let Err(why) = crate::panic::catch(|| factory.start_factory()) {
             error!("start_factory of the listener on {local} panicked: {why}");
         }
@@ -206,6 +227,8 @@ impl Reactor {
                 stats: ListenerStats::default(),
                 per_peer: HashMap::new(),
                 warned_full: false,
+                #[cfg(feature = "tls")]
+                tls,
             }),
         });
         debug!("listening on {local}");
@@ -274,9 +297,21 @@ impl Reactor {
                         continue;
                     }
                     let options = listener.options;
+                    let tls = self.tls_for_accepted(id, peer);
+                    let Some(Source::Listener(listener)) = self.slot_mut(id) else {
+                        return;
+                    };
+                    let Ok(tls) = tls else {
+                        // Never served in plaintext on a TLS port.
+                        drop(stream);
+                        listener.release(peer);
+                        continue;
+                    };
                     let factory = &mut listener.factory;
                     match crate::panic::catch(|| factory.build_protocol(peer)) {
-                        Ok(protocol) => self.add_connection(stream, peer, protocol, id, options),
+                        Ok(protocol) => {
+                            self.add_connection(stream, peer, protocol, id, options, tls)
+                        }
                         Err(why) => {
                             error!("{peer}: build_protocol panicked: {why}; connection dropped");
                             if let Some(Source::Listener(listener)) = self.slot_mut(id) {
@@ -318,6 +353,7 @@ impl Reactor {
         protocol: Box<dyn Protocol>,
         listener: SlotId,
         options: ListenOptions,
+        tls: TlsHost,
     ) {
         let generation = self.next_generation();
         let entry = self.slots.vacant_entry();
@@ -346,6 +382,7 @@ impl Reactor {
             Origin::Accepted(listener),
         );
         conn.limits.cap = options.write_buffer_limit;
+        conn.tls = tls;
         entry.insert(Slot {
             generation,
             queued: false,
@@ -359,6 +396,31 @@ impl Reactor {
         // What it wrote goes out now, not into a buffer of its own behind
         // the rest of the accept burst.
         self.after_callback();
+    }
+
+    /// The TLS layer for a connection `listener` accepted from `peer`, if it
+    /// is a TLS listener.
+    fn tls_for_accepted(&mut self, listener: SlotId, peer: SocketAddr) -> Result<TlsHost, ()> {
+        #[cfg(feature = "tls")]
+        if let Some(Source::Listener(Listener {
+            tls: Some(role),
+            options,
+            ..
+        })) = self.slot_mut(listener)
+        {
+            return match crate::tls::TlsProtocol::unattached(role.clone(), false) {
+                Ok(mut layer) => {
+                    layer.set_handshake_timeout(options.tls_handshake_timeout);
+                    Ok(TlsHost::Layer(Box::new(layer)))
+                }
+                Err(e) => {
+                    error!("{peer}: cannot start TLS: {e}; connection dropped");
+                    Err(())
+                }
+            };
+        }
+        let _ = (listener, peer);
+        Ok(TlsHost::Plain)
     }
 
     /// Gives back the place connection from `peer` took in `listener`'s

@@ -8,6 +8,8 @@
 //! | `write` | the write path: coalescing a callback's writes, the buffer and its cap, flushing |
 //! | `flow` | watermarks and the cap, producers (`register_producer`), read pauses |
 //! | `transport` | `ConnTransport`, the reactor's `Transport` |
+//! | `lent` | a connection's protocol lent to a callback, alone or inside its TLS layer |
+//! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
 //! | `listener` | listening sockets, accepting, per-listener limits |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
 //! | `linger` | lingering clean closes |
@@ -18,11 +20,14 @@ mod close;
 mod connection;
 mod connector;
 mod flow;
+mod lent;
 mod linger;
 mod listener;
 mod state;
 mod stop;
 mod timeouts;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod write;
 

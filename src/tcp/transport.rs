@@ -14,21 +14,46 @@ pub(crate) struct ConnTransport<'r> {
     reactor: &'r mut Reactor,
     id: ConnectionId,
     peer: SocketAddr,
+    /// Writes go to the socket as they are (the writer is the connection's
+    /// TLS layer), rather than through the layer if it has one.
+    raw: bool,
 }
 
 impl<'r> ConnTransport<'r> {
-    pub(crate) fn new(reactor: &'r mut Reactor, id: ConnectionId, peer: SocketAddr) -> Self {
-        ConnTransport { reactor, id, peer }
+    /// The transport below a TLS layer: its writes are ciphertext.
+    #[cfg(feature = "tls")]
+    pub(crate) fn raw(reactor: &'r mut Reactor, id: ConnectionId, peer: SocketAddr) -> Self {
+        ConnTransport::with_route(reactor, id, peer, true)
+    }
+
+    /// The transport for connection `id`; `raw` for its TLS layer (see
+    /// [`raw`](Self::raw)), else for its own protocol.
+    pub(crate) fn with_route(
+        reactor: &'r mut Reactor,
+        id: ConnectionId,
+        peer: SocketAddr,
+        raw: bool,
+    ) -> Self {
+        ConnTransport {
+            reactor,
+            id,
+            peer,
+            raw,
+        }
     }
 }
 
 impl Transport for ConnTransport<'_> {
     fn write(&mut self, data: &[u8]) {
-        self.reactor.write_to(self.id, data);
+        self.write_vectored(&[data]);
     }
 
     fn write_vectored(&mut self, chunks: &[&[u8]]) {
-        self.reactor.write_vectored_to(self.id, chunks);
+        if self.raw {
+            self.reactor.write_vectored_raw(self.id, chunks);
+        } else {
+            self.reactor.write_vectored_to(self.id, chunks);
+        }
     }
 
     fn lose_connection(&mut self) {
@@ -109,5 +134,10 @@ impl Transport for ConnTransport<'_> {
 
     fn reactor(&mut self) -> Option<&mut Reactor> {
         Some(self.reactor)
+    }
+
+    #[cfg(feature = "tls")]
+    fn start_tls(&mut self, role: crate::tls::TlsRole) -> io::Result<()> {
+        self.reactor.start_tls(self.id, role)
     }
 }

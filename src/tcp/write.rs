@@ -69,6 +69,17 @@ impl Reactor {
     /// the connection with [`Reason::BufferOverflow`]; writes to a closed or
     /// closing-for-writing connection are logged no-ops.
     pub fn write_vectored_to(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
+        #[cfg(feature = "tls")]
+        if self.conn(id).is_some_and(|c| c.tls.is_tls()) {
+            self.write_plain_to(id, chunks);
+            return;
+        }
+        self.write_vectored_raw(id, chunks);
+    }
+
+    /// Writes bytes for the socket as they are: a plain connection's, or a
+    /// TLS layer's records.
+    pub(crate) fn write_vectored_raw(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
         let total: usize = chunks.iter().map(|c| c.len()).sum();
         let staged = self.stage.len_for(id);
         let stage_free = self.stage.owner.map_or(true, |owner| owner == id);
@@ -83,17 +94,13 @@ impl Reactor {
         if total == 0 {
             return;
         }
-        let buffered = conn.out.len() + staged;
-        let limit = conn.limits.cap;
-        if total > limit - buffered.min(limit) {
-            warn!(
-                "{}: connection {id} would buffer {} bytes, over its limit of {limit}; aborting it (the peer does not read)",
-                conn.peer,
-                buffered + total
-            );
-            self.queue_close(id, Reason::BufferOverflow { limit });
+        let buffered = conn.out.len() + staged + conn.tls.pending();
+        if self.over_cap(id, buffered, total) {
             return;
         }
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         // Past the high watermark, as Twisted's `bufferSize` check: a full
         // 64 KiB read echoed at once does not pause its own reading.
         let now_full = !conn.flow.full && buffered + total > conn.limits.high();
@@ -118,6 +125,26 @@ impl Reactor {
         if now_full {
             self.set_full(id, true);
         }
+    }
+
+    /// Whether `more` bytes on top of `buffered` would pass connection
+    /// `id`'s cap; if so the connection is aborted with
+    /// [`Reason::BufferOverflow`], logged once.
+    pub(crate) fn over_cap(&mut self, id: ConnectionId, buffered: usize, more: usize) -> bool {
+        let Some(conn) = self.conn(id) else {
+            return true;
+        };
+        let limit = conn.limits.cap;
+        if more <= limit - buffered.min(limit) {
+            return false;
+        }
+        warn!(
+            "{}: connection {id} would buffer {} bytes, over its limit of {limit}; aborting it (the peer does not read)",
+            conn.peer,
+            buffered + more
+        );
+        self.queue_close(id, Reason::BufferOverflow { limit });
+        true
     }
 
     /// Flushes what the callbacks that just ran wrote: the staged bytes with
@@ -313,8 +340,9 @@ impl Reactor {
     /// Bytes buffered for connection `id`, written but not yet taken by the
     /// kernel (0 for a closed one).
     pub fn buffered(&self, id: ConnectionId) -> usize {
-        self.conn(id)
-            .map_or(0, |c| c.out.len() + self.stage.len_for(id))
+        self.conn(id).map_or(0, |c| {
+            c.out.len() + self.stage.len_for(id) + c.tls.pending()
+        })
     }
 }
 

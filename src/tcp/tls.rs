@@ -1,0 +1,175 @@
+//! The reactor's hosting of the TLS layer: a connection's layer lives
+//! beside its protocol, is lent the protocol for each callback, and takes
+//! what other connections write to it (`write_to`) as plaintext, encrypted
+//! with the rest once the callback returns.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::debug;
+
+use super::lent::TlsHost;
+use super::listener::ListenOptions;
+use super::state::ConnState;
+use super::transport::ConnTransport;
+use crate::protocol::{ClientFactory, Factory};
+use crate::reactor::Reactor;
+use crate::reason::Reason;
+use crate::tcp::ListenerHandle;
+use crate::tls::{ClientConfig, ServerConfig, TlsProtocol, TlsRole};
+use crate::transport::ConnectionId;
+
+impl Reactor {
+    /// Listens for TLS connections on `addr`, with default [`ListenOptions`]:
+    /// every accepted connection completes a handshake under `config`
+    /// before `factory`'s protocol is made (see the [`tls`](crate::tls)
+    /// module). A handshake that fails or takes longer than
+    /// [`ListenOptions::tls_handshake_timeout`] ends that connection only.
+    pub fn listen_tls(
+        &mut self,
+        addr: SocketAddr,
+        config: Arc<ServerConfig>,
+        factory: impl Factory,
+    ) -> io::Result<ListenerHandle> {
+        self.listen_tls_with(addr, config, factory, ListenOptions::default())
+    }
+
+    /// [`listen_tls`](Reactor::listen_tls) with explicit options.
+    pub fn listen_tls_with(
+        &mut self,
+        addr: SocketAddr,
+        config: Arc<ServerConfig>,
+        factory: impl Factory,
+        options: ListenOptions,
+    ) -> io::Result<ListenerHandle> {
+        self.listen(
+            addr,
+            Box::new(factory),
+            options,
+            Some(TlsRole::Server(config)),
+        )
+    }
+
+    /// Connects to `addr` over TLS, checking that the server's certificate
+    /// is valid for `server_name` (a host name or an IP address, also sent
+    /// as SNI). `timeout` bounds the TCP connect and then, again, the
+    /// handshake. The factory's protocol is made once the handshake
+    /// completes; a handshake that fails reaches `client_connection_failed`
+    /// with [`Reason::Tls`], as a refused connect does with its error.
+    ///
+    /// An invalid `server_name` fails the same way, at the next turn.
+    pub fn connect_tls(
+        &mut self,
+        addr: SocketAddr,
+        server_name: &str,
+        config: Arc<ClientConfig>,
+        factory: impl ClientFactory,
+        timeout: Duration,
+    ) -> ConnectionId {
+        let layer = TlsRole::client(config, server_name)
+            .and_then(|role| TlsProtocol::unattached(role, false));
+        match layer {
+            Ok(mut layer) => {
+                layer.set_handshake_timeout(timeout);
+                self.connect(
+                    addr,
+                    Box::new(factory),
+                    timeout,
+                    TlsHost::Layer(Box::new(layer)),
+                )
+            }
+            Err(e) => self.connect_failing(Box::new(factory), Reason::Tls(e.to_string())),
+        }
+    }
+
+    /// Upgrades connection `id`, plain so far, to TLS (see
+    /// [`Transport::start_tls`]).
+    pub(crate) fn start_tls(&mut self, id: ConnectionId, role: TlsRole) -> io::Result<()> {
+        let Some(conn) = self.conn_mut(id) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if conn.tls.is_tls() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the connection is already TLS",
+            ));
+        }
+        if !conn.state.accepts_writes() {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        let layer = TlsProtocol::unattached(role, true)?;
+        conn.tls = TlsHost::Layer(Box::new(layer));
+        debug!("{}: starting TLS on {id}", conn.peer);
+        // The handshake starts once the callback returns, after what it
+        // wrote in plaintext before this call.
+        self.tls_dirty.push(id);
+        Ok(())
+    }
+
+    /// `write_to` a TLS connection: plaintext for its layer, under the same
+    /// cap and watermarks as bytes for the socket.
+    pub(crate) fn write_plain_to(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
+        let total: usize = chunks.iter().map(|c| c.len()).sum();
+        let staged = self.stage.len_for(id);
+        let inbox: usize = self
+            .tls_inbox
+            .iter()
+            .filter(|(to, _)| *to == id)
+            .map(|(_, b)| b.len())
+            .sum();
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if !conn.state.accepts_writes() {
+            debug!("write to {id}, closed for writing, ignored");
+            return;
+        }
+        if total == 0 {
+            return;
+        }
+        let buffered = conn.out.len() + staged + inbox + conn.tls.pending();
+        if self.over_cap(id, buffered, total) {
+            return;
+        }
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let now_full = !conn.flow.full && buffered + total > conn.limits.high();
+        match &mut conn.tls {
+            TlsHost::Layer(layer) => layer.write_plain(chunks),
+            TlsHost::Lent => self.tls_inbox.push((id, chunks.concat())),
+            TlsHost::Plain => return,
+        }
+        self.tls_dirty.push(id);
+        if now_full {
+            self.set_full(id, true);
+        }
+    }
+
+    /// Encrypts what was written to TLS connections outside their own
+    /// callbacks (and starts upgrades): the records join the socket's
+    /// writes, flushed right after.
+    pub(crate) fn flush_tls_layers(&mut self) {
+        while let Some(id) = self.tls_dirty.pop() {
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
+            if conn.state == ConnState::Closed {
+                continue;
+            }
+            if !matches!(conn.tls, TlsHost::Layer(_)) {
+                continue;
+            }
+            let peer = conn.peer;
+            let TlsHost::Layer(mut layer) = std::mem::replace(&mut conn.tls, TlsHost::Lent) else {
+                continue;
+            };
+            layer.start(&mut ConnTransport::raw(self, id, peer));
+            if let Some(conn) = self.conn_mut(id) {
+                conn.tls = TlsHost::Layer(layer);
+            }
+        }
+    }
+}
