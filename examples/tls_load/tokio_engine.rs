@@ -207,7 +207,10 @@ pub fn ping_pong(s: &Settings) -> Result<Report, String> {
 /// is not counted.
 async fn pinger(idx: usize, mut tls: Tls, size: usize, end: Instant, tally: SharedTally) {
     let mut msg = first_message(size, idx);
-    let mut echo = vec![0u8; size];
+    // One byte longer than a message, so that a server sending more than it
+    // was sent is caught (when the surplus comes with the echo, as it does
+    // from a server that writes it together; later, it spoils the next echo).
+    let mut echo = vec![0u8; size + 1];
     let mut seq = 0u64;
     let end_at = tokio::time::Instant::from_std(end);
     loop {
@@ -218,23 +221,31 @@ async fn pinger(idx: usize, mut tls: Tls, size: usize, end: Instant, tally: Shar
         let round = async {
             tls.write_all(&msg).await?;
             tls.flush().await?;
-            tls.read_exact(&mut echo).await
-        };
-        match timeout_at(end_at, round).await {
-            Err(_) => return,
-            Ok(Err(e)) => {
-                tally
-                    .borrow_mut()
-                    .failures
-                    .add(format!("connection {idx} lost: {e}"));
-                return;
+            let mut got = 0;
+            while got < size {
+                match tls.read(&mut echo[got..]).await? {
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    n => got += n,
+                }
             }
-            Ok(Ok(_)) => {}
+            Ok::<usize, io::Error>(got)
+        };
+        let why = match timeout_at(end_at, round).await {
+            Err(_) => return,
+            Ok(Err(e)) => format!("connection {idx} lost: {e}"),
+            Ok(Ok(got)) if got > size => {
+                format!("connection {idx}: the server sent more than it was sent")
+            }
+            Ok(Ok(_)) => String::new(),
+        };
+        if !why.is_empty() {
+            tally.borrow_mut().failures.add(why);
+            return;
         }
         let mut t = tally.borrow_mut();
         t.hist.record(sent_at.elapsed());
         t.msgs += 1;
-        if echo != msg {
+        if echo[..size] != msg[..] {
             t.failures.add(format!(
                 "connection {idx}: the echo of message {seq} differs"
             ));
