@@ -14,7 +14,7 @@
 //! A self-signed end entity serves as its own trust anchor: webpki takes any
 //! certificate it is given as a root, and OpenSSL trusts a self-signed
 //! certificate found in `-CAfile`. `tests/make_cert.rs` checks the rustls
-//! handshake. Say what was written on stderr; stdout stays empty.
+//! handshake. It says what it wrote on stderr; stdout stays empty.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
