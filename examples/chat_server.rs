@@ -9,7 +9,11 @@
 //! ```text
 //! cargo run --release --example chat_server
 //! nc 127.0.0.1 8123        # in two or more terminals
+//! cargo run --release --example chat_server -- --tls-cert cert.pem --tls-key key.pem
+//! openssl s_client -quiet -CAfile cert.pem -connect 127.0.0.1:8123
 //! ```
+//!
+//! With `--tls-cert` and `--tls-key` it serves TLS only, on the same port.
 //!
 //! Lines end with `\n` (a trailing `\r` is dropped) and may be at most
 //! 64 KiB; empty lines are not passed on. A name is 1 to 32 bytes and
@@ -95,6 +99,8 @@ struct Args {
     /// a disconnected member gets to read the rest. Fractions allowed.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive_seconds)]
     slow_timeout: Duration,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
 }
 
 /// Longest line accepted, without its line ending. A client that sends more
@@ -561,6 +567,7 @@ fn serve(args: &Args) -> Result<(), String> {
         max_backlog: args.max_backlog,
         slow_timeout: args.slow_timeout,
     };
+    let tls = args.tls.server_config(&[])?;
     common::serve(&args.host, args.port, |reactor, addr| {
         let options = ListenOptions {
             write_buffer_limit: limits.max_backlog,
@@ -569,9 +576,7 @@ fn serve(args: &Args) -> Result<(), String> {
         let factory = ChatFactory {
             room: Room::new(limits),
         };
-        Ok(reactor
-            .listen_tcp_with(addr, factory, options)?
-            .local_addr())
+        Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr())
     })
 }
 

@@ -13,7 +13,11 @@
 //! cargo run --release --example echo_server
 //! cargo run --release --example echo_server -- --model threads
 //! cargo run --release --example echo_load -- --port 7000
+//! cargo run --release --example echo_server -- --tls-cert cert.pem --tls-key key.pem
 //! ```
+//!
+//! With `--tls-cert` and `--tls-key` it serves TLS only, on the same port,
+//! under either model and with `--graceful`.
 //!
 //! With `--graceful`, SIGINT or SIGTERM stops it the way the seeds' servers
 //! stop on Ctrl-C, but without losing a byte: it stops accepting, and every
@@ -35,7 +39,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 // Zero-sized, so idle connections cost the server no protocol memory.
 use reactor::protocols::Echo;
-use reactor::{threaded, OnStop, Protocol, Transport};
+use reactor::tls::{TlsFactory, TlsRole};
+use reactor::{threaded, ListenOptions, OnStop, Protocol, Transport};
 
 /// Echo that, when a graceful stop begins, finishes instead of closing: it
 /// echoes on until the peer half-closes (the default handling of a FIN
@@ -90,20 +95,23 @@ struct Args {
     /// nothing (and read nothing) for this many seconds is closed.
     #[arg(long, value_parser = common::parse_duration, default_value = "0.5")]
     quiet: Duration,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
 }
 
 fn serve(args: &Args) -> Result<(), String> {
+    let tls = args.tls.server_config(&[])?;
     match args.model {
         Model::Reactor => common::serve(&args.host, args.port, |reactor, addr| {
+            let options = ListenOptions::default();
             if args.graceful {
                 reactor.stop_on_signals()?;
                 reactor.set_shutdown_grace(args.grace);
                 let quiet = args.quiet;
-                return Ok(reactor
-                    .listen_tcp(addr, move || DrainingEcho { quiet })?
-                    .local_addr());
+                let factory = move || DrainingEcho { quiet };
+                return Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr());
             }
-            Ok(reactor.listen_tcp(addr, || Echo)?.local_addr())
+            Ok(common::tls::listen(reactor, addr, tls, || Echo, options)?.local_addr())
         }),
         Model::Threads if args.graceful => {
             Err("--graceful is the reactor's: it cannot be used with --model threads".into())
@@ -116,8 +124,15 @@ fn serve(args: &Args) -> Result<(), String> {
                 max_connections: None,
                 ..threaded::ThreadedOptions::default()
             };
-            let server = threaded::ThreadedServer::listen_tcp_with(addr, || Echo, options)
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let server = match tls {
+                // The layer runs inside each connection's thread, around Echo.
+                Some(config) => {
+                    let factory = TlsFactory::new(TlsRole::server(config), || Echo);
+                    threaded::ThreadedServer::listen_tcp_with(addr, factory, options)
+                }
+                None => threaded::ThreadedServer::listen_tcp_with(addr, || Echo, options),
+            }
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             common::announce(server.local_addr())?;
             // Serves until the process is killed.
             server.wait();

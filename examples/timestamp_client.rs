@@ -12,7 +12,12 @@
 //! cargo run --release --example timestamp_server &
 //! cargo run --release --example timestamp_client
 //! printf 'one\ntwo\n' | cargo run --release --example timestamp_client -- --port 21567
+//! cargo run --release --example timestamp_client -- --tls --ca cert.pem --server-name localhost
 //! ```
+//!
+//! With `--tls` it connects over TLS, trusting the authorities in `--ca` and
+//! checking the server's certificate against `--server-name` (by default
+//! the `--host` value); a failed handshake is reported as a failed connect.
 //!
 //! Replies go to stdout (after a `> ` prompt when stdin is a terminal);
 //! errors go to stderr, and the exit status is 1 if the connection could not
@@ -23,9 +28,11 @@ mod common;
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -47,6 +54,17 @@ struct Args {
     /// Seconds to wait for the connection to be made.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = common::parse_duration)]
     timeout: Duration,
+    /// Connect over TLS (to `timestamp_server --tls-cert ...`); needs --ca.
+    #[arg(long, requires = "ca")]
+    tls: bool,
+    /// With --tls: the certificate authorities to trust (PEM); a self-signed
+    /// server certificate is its own authority.
+    #[arg(long, value_name = "PEM", requires = "tls")]
+    ca: Option<PathBuf>,
+    /// With --tls: the name the server's certificate must carry, also sent as
+    /// SNI [default: the --host value].
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    server_name: Option<String>,
 }
 
 /// Asks the stdin thread for the next line, to be sent on the given connection.
@@ -141,6 +159,14 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let addr = common::resolve(&args.host, args.port)?;
+    // Read before connecting, so a bad file is its own error. (clap makes
+    // --tls and --ca come together.)
+    let tls = match &args.ca {
+        Some(ca) => Some(Arc::new(
+            reactor::tls::client_config(ca).map_err(|e| format!("cannot use --ca: {e}"))?,
+        )),
+        None => None,
+    };
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let handle = reactor
         .handle()
@@ -155,7 +181,17 @@ fn run(args: &Args) -> Result<(), String> {
         next_line,
         failure: Rc::clone(&failure),
     };
-    reactor.connect_tcp(addr, factory, args.timeout);
+    match tls {
+        // A failed handshake reaches `client_connection_failed`, as a
+        // refused connect does.
+        Some(config) => {
+            let server_name = args.server_name.as_deref().unwrap_or(&args.host);
+            reactor.connect_tls(addr, server_name, config, factory, args.timeout);
+        }
+        None => {
+            reactor.connect_tcp(addr, factory, args.timeout);
+        }
+    }
     reactor.run().map_err(|e| format!("reactor failed: {e}"))?;
     match failure.take() {
         Some(e) => Err(e),

@@ -8,9 +8,11 @@
 //! ```text
 //! cargo run --release --example timestamp_server
 //! cargo run --release --example timestamp_server -- --port 0
+//! cargo run --release --example timestamp_server -- --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
-//! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
+//! With `--tls-cert` and `--tls-key` it serves TLS only, on the same port
+//! (`timestamp_client --tls --ca cert.pem`, or `openssl s_client`). Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
 mod common;
 
@@ -18,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use log::info;
-use reactor::{Protocol, Transport};
+use reactor::{ListenOptions, Protocol, Transport};
 
 #[derive(Parser, Debug)]
 #[command(about = "Timestamp server: replies to each message with `[time] message`")]
@@ -29,6 +31,8 @@ struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 21567)]
     port: u16,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
 }
 
 struct TsServ;
@@ -48,8 +52,10 @@ impl Protocol for TsServ {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
+    let tls = args.tls.server_config(&[])?;
     common::serve(&args.host, args.port, |reactor, addr| {
-        Ok(reactor.listen_tcp(addr, || TsServ)?.local_addr())
+        let options = ListenOptions::default();
+        Ok(common::tls::listen(reactor, addr, tls, || TsServ, options)?.local_addr())
     })
 }
 

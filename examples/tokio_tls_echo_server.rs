@@ -1,6 +1,7 @@
 //! The baseline for the TLS benchmark (`bench/tls.sh`): `tokio_echo_server`
 //! with TLS, on tokio's current-thread runtime (one thread, like the
-//! reactor) and tokio-rustls with the `ring` provider. One task per
+//! reactor) and tokio-rustls, with the server configuration
+//! `echo_server --tls-cert` uses (`reactor::tls::server_config`). One task per
 //! connection completes the handshake, then reads into a 64 KiB buffer and
 //! writes back what it read, as the plain tokio baseline does. It listens
 //! with the reactor's default backlog (1024), for the reason given in
@@ -21,9 +22,6 @@
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr
 //! (`RUST_LOG=debug` for per-connection lines, failed handshakes included).
-
-#[path = "common/tls.rs"]
-mod tls;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -102,7 +100,11 @@ async fn echo(acceptor: TlsAcceptor, socket: TcpStream, peer: SocketAddr) {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
-    let config = tls::server_config(&args.tls_cert, &args.tls_key)?;
+    // The very configuration echo_server --tls-cert builds (reactor::tls's
+    // provider and rustls's defaults), so both servers do the same
+    // cryptography.
+    let config = reactor::tls::server_config(&args.tls_cert, &args.tls_key)
+        .map_err(|e| format!("cannot use --tls-cert/--tls-key: {e}"))?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let addr = tokio::net::lookup_host((args.host.as_str(), args.port))
         .await

@@ -102,30 +102,6 @@ fn the_protocol_is_made_after_the_handshake_and_sees_what_it_negotiated() {
     assert_eq!(next(&rx), "lost PeerClosed");
 }
 
-#[test]
-fn a_peer_that_closes_without_close_notify_is_reported_as_truncated() {
-    let certs = Certs::new("truncated");
-    let (tx, rx) = channel();
-    let config = certs.server_config();
-    let server = ReactorThread::start(move |r| {
-        let tx = tx.clone();
-        Ok(r.listen_tls(localhost(), config, move || Recorder {
-            tx: tx.clone(),
-            echo: true,
-        })?
-        .local_addr())
-    });
-    let mut client = connect(server.addr, "localhost", certs.client_config());
-    client.write_all(b"half a mess").unwrap();
-    let mut back = [0; 11];
-    client.read_exact(&mut back).unwrap();
-    assert_eq!(next(&rx), "made");
-    assert_eq!(next(&rx), "data:half a mess");
-    // A FIN with no close_notify before it.
-    client.sock.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(next(&rx), "lost:Truncated");
-}
-
 // ------------------------------------------------------------ STARTTLS
 
 /// Lines in plaintext until `STARTTLS`, answered by `GO`, then the same
@@ -472,27 +448,6 @@ fn connect_tls_to_a_server_that_never_answers_the_hello_fails_after_its_timeout(
         next(&rx),
         "failed:TLS failed: the handshake did not complete within 300ms"
     );
-}
-
-// ------------------------------------------------------------ clean ends
-
-#[test]
-fn lose_connection_sends_close_notify_after_the_data_so_the_peer_sees_a_clean_end() {
-    let certs = Certs::new("close-notify");
-    struct Bye;
-    impl Protocol for Bye {
-        fn connection_made(&mut self, t: &mut dyn Transport) {
-            t.write(b"bye");
-            t.lose_connection();
-        }
-        fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
-    }
-    let server = tls_server(&certs, || Bye);
-    let mut client = connect(server.addr, "localhost", certs.client_config());
-    let mut back = Vec::new();
-    // rustls reports a FIN without close_notify as UnexpectedEof.
-    client.read_to_end(&mut back).expect("a clean TLS end");
-    assert_eq!(back, b"bye");
 }
 
 // ---------------------------------------------------- records and routing

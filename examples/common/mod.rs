@@ -1,9 +1,10 @@
 //! What every example binary shares: address resolution, the `listening on`
-//! line, logging, and the one-line error exit; and, for the load generators,
-//! [`load`].
+//! line, logging, and the one-line error exit; for the load generators,
+//! [`load`]; for the servers that can speak TLS, [`tls`].
 #![allow(dead_code)]
 
 pub mod load;
+pub mod tls;
 
 use std::fmt::Display;
 use std::io::{self, Write};

@@ -1,70 +1,56 @@
-//! TLS settings the TLS examples share (`tokio_tls_echo_server`,
-//! `tls_load`): reading PEM files, and rustls configurations with rustls's
-//! defaults, on the one crypto provider the crate's features enable (the
-//! process default rustls picks from them, as `reactor::tls` does), so that
-//! a benchmark compares servers doing the same cryptography. Included with
-//! `#[path = "../common/tls.rs"] mod tls;` (or `common/tls.rs`) by the
-//! examples that use it, so the others build without it.
-#![allow(dead_code)]
+//! The TLS flags the servers share: `--tls-cert PEM --tls-key PEM` make a
+//! server speak TLS only, on its usual `--host`/`--port`; without them it
+//! serves plain TCP as before.
 
-use std::path::Path;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use reactor::tls::ServerConfig;
+use reactor::{Factory, ListenOptions, ListenerHandle, Reactor};
 
-/// Every certificate in the PEM file at `path`, in order (a chain: leaf first).
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no certificate", path.display()));
+/// `--tls-cert` and `--tls-key`, flattened into a server's own flags
+/// (`#[command(flatten)]`). Each requires the other.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TlsArgs {
+    /// Serve TLS only, presenting this certificate chain (PEM: the server's
+    /// certificate first, then any issuers); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The server configuration the flags ask for, offering `alpn` (most
+    /// preferred first; empty for none), or `None` without the flags. A file
+    /// that cannot be read or does not hold a usable certificate and key is
+    /// an error of one line, for [`exit_with`](super::exit_with), before
+    /// anything is bound.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Option<Arc<ServerConfig>>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let mut config = reactor::tls::server_config(cert, key)
+            .map_err(|e| format!("cannot use --tls-cert/--tls-key: {e}"))?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Some(Arc::new(config)))
     }
-    Ok(certs)
 }
 
-/// The first private key in the PEM file at `path`.
-pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| format!("cannot read a private key from {}: {e}", path.display()))
-}
-
-/// A server configuration presenting the chain in `cert` with the key in
-/// `key`; no client authentication, rustls's defaults otherwise (TLS 1.3
-/// and 1.2, session tickets as rustls sends them). Like every configuration
-/// here it uses the process's default crypto provider, which rustls installs
-/// from the crate features when exactly one provider is enabled.
-pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
-    ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(read_certs(cert)?, read_key(key)?)
-        .map_err(|e| {
-            format!(
-                "{} and {} do not go together: {e}",
-                cert.display(),
-                key.display()
-            )
-        })
-}
-
-/// A client configuration trusting only the certificates in the PEM file
-/// `ca`; no client certificate, rustls's defaults otherwise.
-pub fn client_config(ca: &Path) -> Result<ClientConfig, String> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(ca)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("{} cannot be a trust anchor: {e}", ca.display()))?;
+/// Listens on `addr` over TLS under `tls`, or plain TCP when it is `None`:
+/// the one place a server chooses between the two.
+pub fn listen(
+    reactor: &mut Reactor,
+    addr: SocketAddr,
+    tls: Option<Arc<ServerConfig>>,
+    factory: impl Factory,
+    options: ListenOptions,
+) -> io::Result<ListenerHandle> {
+    match tls {
+        Some(config) => reactor.listen_tls_with(addr, config, factory, options),
+        None => reactor.listen_tcp_with(addr, factory, options),
     }
-    Ok(ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-/// Parses the name a client checks the server's certificate against: a DNS
-/// name or an IP address.
-pub fn server_name(name: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(name.to_string())
-        .map_err(|e| format!("{name:?} is not a DNS name or IP address: {e}"))
 }

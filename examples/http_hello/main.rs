@@ -39,7 +39,16 @@
 //! curl -v http://127.0.0.1:8000/ http://127.0.0.1:8000/ # two requests, one connection
 //! ```
 //!
-//! or open <http://127.0.0.1:8000/> in a browser. Prints `listening on ADDR`
+//! or open <http://127.0.0.1:8000/> in a browser. With `--tls-cert PEM
+//! --tls-key PEM` it serves HTTPS only, on the same port, offering ALPN
+//! `http/1.1`:
+//!
+//! ```text
+//! cargo run --release --example http_hello -- --tls-cert cert.pem --tls-key key.pem
+//! curl --cacert cert.pem https://localhost:8000/
+//! ```
+//!
+//! Prints `listening on ADDR`
 //! on stdout once bound; logs go to stderr (`RUST_LOG=debug` for each
 //! connection and refused request).
 
@@ -53,6 +62,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use connection::{HttpConnection, Timeouts};
+use reactor::ListenOptions;
 
 #[derive(Parser, Debug)]
 #[command(about = "HTTP/1.1 server that answers GET / with `hello world`")]
@@ -74,6 +84,8 @@ struct Args {
     /// request body that stalls this long gets `408`. Fractions allowed.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = positive_seconds)]
     idle_timeout: Duration,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
 }
 
 /// A timeout flag: seconds, fractions allowed, more than zero.
@@ -90,9 +102,13 @@ fn serve(args: &Args) -> Result<(), String> {
         head: args.head_timeout,
         idle: args.idle_timeout,
     };
+    // ALPN: a client that offers HTTP/2 too (browsers, curl) is told this
+    // server speaks HTTP/1.1.
+    let tls = args.tls.server_config(&[b"http/1.1"])?;
     common::serve(&args.host, args.port, |reactor, addr| {
         let factory = move || HttpConnection::new(timeouts);
-        Ok(reactor.listen_tcp(addr, factory)?.local_addr())
+        let options = ListenOptions::default();
+        Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr())
     })
 }
 

@@ -28,6 +28,11 @@
 //! idle after `--hold-secs` at the latest. It talks to loopback addresses
 //! only.
 //!
+//! The client configuration is `reactor::tls::client_config(--ca)` with
+//! resumption off; `tokio_tls_echo_server` and `echo_server --tls-cert`
+//! both use `reactor::tls::server_config`, so every side does the same
+//! cryptography.
+//!
 //! Two engines drive the ping-pong: tokio's current-thread runtime with
 //! tokio-rustls (`tokio_engine.rs`, also the handshakes and idle modes),
 //! and with `--io-uring` rustls in memory over io_uring (`uring.rs`), which
@@ -45,8 +50,6 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-#[path = "../common/tls.rs"]
-mod tls;
 mod tokio_engine;
 #[cfg(target_os = "linux")]
 mod uring;
@@ -214,14 +217,20 @@ fn settings(args: &Args) -> Result<Settings, String> {
             addr.ip()
         ));
     }
-    let mut config = tls::client_config(&args.ca)?;
+    let mut config =
+        reactor::tls::client_config(&args.ca).map_err(|e| format!("cannot use --ca: {e}"))?;
     // Every handshake full, as a new client's: what --handshakes measures,
     // and what the idle connections hold.
     config.resumption = Resumption::disabled();
     Ok(Settings {
         addr,
         config: Arc::new(config),
-        server_name: tls::server_name(&args.server_name)?,
+        server_name: ServerName::try_from(args.server_name.clone()).map_err(|e| {
+            format!(
+                "--server-name {:?} is not a DNS name or IP address: {e}",
+                args.server_name
+            )
+        })?,
         conns: args.idle.unwrap_or(args.conns),
         size: args.size as usize,
         secs: args.secs,

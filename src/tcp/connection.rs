@@ -90,7 +90,7 @@ impl Conn {
             last_activity: Instant::now(),
             deadline: Deadline::None,
             origin,
-            tls: TlsHost::Plain,
+            tls: TlsHost::plain(),
         }
     }
 }

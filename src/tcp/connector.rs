@@ -46,7 +46,7 @@ impl Reactor {
         factory: impl ClientFactory,
         timeout: Duration,
     ) -> ConnectionId {
-        self.connect(addr, Box::new(factory), timeout, TlsHost::Plain)
+        self.connect(addr, Box::new(factory), timeout, TlsHost::plain())
     }
 
     /// Starts a connect whose connection speaks TLS if `tls` says so.

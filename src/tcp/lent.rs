@@ -9,35 +9,68 @@ use crate::reason::Reason;
 use crate::tls::TlsProtocol;
 use crate::transport::ConnectionId;
 
-/// Whether a connection speaks TLS, and where its layer is.
+/// Whether a connection speaks TLS, and where its layer is. One pointer
+/// in every connection's slot (none is spent on plain connections but
+/// that), so the layer, boxed again inside, can be lent to a callback while
+/// the connection still says it is TLS.
 #[derive(Default)]
-pub(crate) enum TlsHost {
-    /// A plain connection.
-    #[default]
-    Plain,
-    /// The layer, between callbacks.
-    #[cfg(feature = "tls")]
-    Layer(Box<TlsProtocol>),
-    /// The layer is lent to a callback running now; plaintext written to
-    /// the connection meanwhile waits in the reactor's `tls_inbox`.
-    #[cfg(feature = "tls")]
-    Lent,
+pub(crate) struct TlsHost(#[cfg(feature = "tls")] Option<Box<TlsSlot>>);
+
+/// A TLS connection's layer: `None` while it is lent to a callback (then
+/// plaintext written to the connection waits in the reactor's `tls_inbox`).
+#[cfg(feature = "tls")]
+pub(crate) struct TlsSlot {
+    layer: Option<Box<TlsProtocol>>,
 }
 
 impl TlsHost {
+    /// A plain connection.
+    pub(crate) fn plain() -> TlsHost {
+        TlsHost::default()
+    }
+
+    /// A TLS connection with its layer in place.
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_layer(layer: TlsProtocol) -> TlsHost {
+        TlsHost(Some(Box::new(TlsSlot {
+            layer: Some(Box::new(layer)),
+        })))
+    }
+
     /// Whether writes to the connection are plaintext for a layer.
     #[cfg(feature = "tls")]
     pub(crate) fn is_tls(&self) -> bool {
-        !matches!(self, TlsHost::Plain)
+        self.0.is_some()
+    }
+
+    /// The layer, unless it is lent out.
+    #[cfg(feature = "tls")]
+    pub(crate) fn layer_mut(&mut self) -> Option<&mut TlsProtocol> {
+        self.0.as_mut()?.layer.as_deref_mut()
+    }
+
+    /// Takes the layer out (to lend it).
+    #[cfg(feature = "tls")]
+    pub(crate) fn take_layer(&mut self) -> Option<Box<TlsProtocol>> {
+        self.0.as_mut()?.layer.take()
+    }
+
+    /// Puts a lent layer back.
+    #[cfg(feature = "tls")]
+    pub(crate) fn put_layer(&mut self, layer: Box<TlsProtocol>) {
+        match &mut self.0 {
+            Some(slot) => slot.layer = Some(layer),
+            None => self.0 = Some(Box::new(TlsSlot { layer: Some(layer) })),
+        }
     }
 
     /// Plaintext the layer holds, not yet encrypted.
     pub(crate) fn pending(&self) -> usize {
-        match self {
-            #[cfg(feature = "tls")]
-            TlsHost::Layer(layer) => layer.pending(),
-            _ => 0,
+        #[cfg(feature = "tls")]
+        if let Some(layer) = self.0.as_ref().and_then(|s| s.layer.as_ref()) {
+            return layer.pending();
         }
+        0
     }
 }
 
@@ -90,19 +123,18 @@ impl Lent {
     /// What a closed connection left: its protocol, inside its layer if it
     /// had one, so `connection_lost` goes through the layer.
     pub(crate) fn departing(tls: TlsHost, protocol: Option<Box<dyn Protocol>>) -> Option<Lent> {
-        match (tls, protocol) {
-            #[cfg(feature = "tls")]
-            (TlsHost::Layer(mut layer), Some(protocol)) => {
-                layer.attach(protocol);
-                Some(Lent::Tls(layer))
-            }
+        #[cfg(feature = "tls")]
+        if let Some(mut layer) = { tls }.take_layer() {
             // A client whose connect never completed has no protocol: the
             // layer alone reports how its handshake ended.
-            #[cfg(feature = "tls")]
-            (TlsHost::Layer(layer), None) => Some(Lent::Tls(layer)),
-            (_, Some(protocol)) => Some(Lent::Plain(protocol)),
-            (_, None) => None,
+            if let Some(protocol) = protocol {
+                layer.attach(protocol);
+            }
+            return Some(Lent::Tls(layer));
         }
+        #[cfg(not(feature = "tls"))]
+        let _ = tls;
+        protocol.map(Lent::Plain)
     }
 
     /// Drops what was lent, user code (`Drop`) under the panic guard.
@@ -123,11 +155,9 @@ impl Reactor {
         let conn = self.conn_mut(id)?;
         let protocol = conn.protocol.take()?;
         #[cfg(feature = "tls")]
-        if let TlsHost::Layer(_) = conn.tls {
-            if let TlsHost::Layer(mut layer) = std::mem::replace(&mut conn.tls, TlsHost::Lent) {
-                layer.attach(protocol);
-                return Some(Lent::Tls(layer));
-            }
+        if let Some(mut layer) = conn.tls.take_layer() {
+            layer.attach(protocol);
+            return Some(Lent::Tls(layer));
         }
         Some(Lent::Plain(protocol))
     }
@@ -160,7 +190,7 @@ impl Reactor {
                 }
                 if let Some(conn) = self.conn_mut(id) {
                     conn.protocol = layer.detach();
-                    conn.tls = TlsHost::Layer(layer);
+                    conn.tls.put_layer(layer);
                 }
             }
         }

@@ -38,9 +38,10 @@ pub(crate) struct Listener {
     per_peer: HashMap<IpAddr, usize>,
     /// A limit refused a connection since the last warning was logged.
     warned_full: bool,
-    /// Every accepted connection speaks TLS in this role.
+    /// Every accepted connection speaks TLS in this role (boxed: a slot is
+    /// as large as its largest source).
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsRole>,
+    tls: Option<Box<crate::tls::TlsRole>>,
 }
 
 impl Listener {
@@ -228,7 +229,7 @@ impl Reactor {
                 per_peer: HashMap::new(),
                 warned_full: false,
                 #[cfg(feature = "tls")]
-                tls,
+                tls: tls.map(Box::new),
             }),
         });
         debug!("listening on {local}");
@@ -408,10 +409,10 @@ impl Reactor {
             ..
         })) = self.slot_mut(listener)
         {
-            return match crate::tls::TlsProtocol::unattached(role.clone(), false) {
+            return match crate::tls::TlsProtocol::unattached((**role).clone(), false) {
                 Ok(mut layer) => {
                     layer.set_handshake_timeout(options.tls_handshake_timeout);
-                    Ok(TlsHost::Layer(Box::new(layer)))
+                    Ok(TlsHost::with_layer(layer))
                 }
                 Err(e) => {
                     error!("{peer}: cannot start TLS: {e}; connection dropped");
@@ -420,7 +421,7 @@ impl Reactor {
             };
         }
         let _ = (listener, peer);
-        Ok(TlsHost::Plain)
+        Ok(TlsHost::plain())
     }
 
     /// Gives back the place connection from `peer` took in `listener`'s

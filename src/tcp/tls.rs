@@ -73,12 +73,7 @@ impl Reactor {
         match layer {
             Ok(mut layer) => {
                 layer.set_handshake_timeout(timeout);
-                self.connect(
-                    addr,
-                    Box::new(factory),
-                    timeout,
-                    TlsHost::Layer(Box::new(layer)),
-                )
+                self.connect(addr, Box::new(factory), timeout, TlsHost::with_layer(layer))
             }
             Err(e) => self.connect_failing(Box::new(factory), Reason::Tls(e.to_string())),
         }
@@ -100,7 +95,7 @@ impl Reactor {
             return Err(io::ErrorKind::NotConnected.into());
         }
         let layer = TlsProtocol::unattached(role, true)?;
-        conn.tls = TlsHost::Layer(Box::new(layer));
+        conn.tls = TlsHost::with_layer(layer);
         debug!("{}: starting TLS on {id}", conn.peer);
         // The handshake starts once the callback returns, after what it
         // wrote in plaintext before this call.
@@ -137,10 +132,9 @@ impl Reactor {
             return;
         };
         let now_full = !conn.flow.full && buffered + total > conn.limits.high();
-        match &mut conn.tls {
-            TlsHost::Layer(layer) => layer.write_plain(chunks),
-            TlsHost::Lent => self.tls_inbox.push((id, chunks.concat())),
-            TlsHost::Plain => return,
+        match conn.tls.layer_mut() {
+            Some(layer) => layer.write_plain(chunks),
+            None => self.tls_inbox.push((id, chunks.concat())),
         }
         self.tls_dirty.push(id);
         if now_full {
@@ -159,16 +153,13 @@ impl Reactor {
             if conn.state == ConnState::Closed {
                 continue;
             }
-            if !matches!(conn.tls, TlsHost::Layer(_)) {
-                continue;
-            }
             let peer = conn.peer;
-            let TlsHost::Layer(mut layer) = std::mem::replace(&mut conn.tls, TlsHost::Lent) else {
+            let Some(mut layer) = conn.tls.take_layer() else {
                 continue;
             };
             layer.start(&mut ConnTransport::raw(self, id, peer));
             if let Some(conn) = self.conn_mut(id) {
-                conn.tls = TlsHost::Layer(layer);
+                conn.tls.put_layer(layer);
             }
         }
     }

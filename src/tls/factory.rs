@@ -7,7 +7,6 @@ use log::error;
 
 use super::{TlsProtocol, TlsRole, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::protocol::{Factory, Protocol};
-use crate::reason::Reason;
 use crate::transport::Transport;
 
 /// A factory whose protocols are wrapped in TLS: for the
@@ -58,7 +57,7 @@ impl<F: Factory> Factory for TlsFactory<F> {
             Ok(layer) => Box::new(layer.with_handshake_timeout(self.handshake_timeout)),
             Err(e) => {
                 error!("{peer}: cannot start TLS: {e}");
-                Box::new(Refused(Reason::Tls(e.to_string())))
+                Box::new(Refused)
             }
         }
     }
@@ -72,12 +71,12 @@ impl<F: Factory> Factory for TlsFactory<F> {
     }
 }
 
-/// Stands in for a layer rustls would not build: closes at once.
-struct Refused(Reason);
+/// Stands in for a layer rustls would not build (logged when built):
+/// closes at once, so the connection is never served in plaintext.
+struct Refused;
 
 impl Protocol for Refused {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
-        let _ = &self.0;
         transport.abort_connection();
     }
 

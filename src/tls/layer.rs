@@ -226,7 +226,14 @@ impl TlsProtocol {
         if let Phase::Failed { .. } = self.state.phase {
             return;
         }
-        warn!("{}: {reason}", outer.peer_addr());
+        // A server logs each failed connection once; a client's failure is
+        // its factory's `client_connection_failed` (or its protocol's
+        // `connection_lost`), which reports it to whoever connected.
+        if self.state.client_server_name.is_some() {
+            debug!("{}: {reason}", outer.peer_addr());
+        } else {
+            warn!("{}: {reason}", outer.peer_addr());
+        }
         let inner_made = self.state.inner_made();
         self.state.phase = Phase::Failed { reason, inner_made };
         self.state.plain_out = Vec::new();
