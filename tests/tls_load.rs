@@ -217,6 +217,15 @@ fn io_uring_engine_counts_a_surplus_byte_once() {
 
 #[test]
 fn every_handshake_is_full_and_counted() {
+    every_handshake_is_full_and_counted_with(&["--handshakes"]);
+}
+
+#[test]
+fn every_handshake_is_full_and_counted_with_the_message_after_it() {
+    every_handshake_is_full_and_counted_with(&["--handshakes", "--message-after-handshake"]);
+}
+
+fn every_handshake_is_full_and_counted_with(args: &[&str]) {
     let certs = Certs::new("load-handshakes");
     let made = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&made);
@@ -224,8 +233,10 @@ fn every_handshake_is_full_and_counted() {
         counter.fetch_add(1, Ordering::SeqCst);
         Echo
     });
-    let r = load(&certs, &server, &["--handshakes"]).expect("a report");
-    assert!(r.msgs > 5, "{r:?}");
+    let r = load(&certs, &server, args).expect("a report");
+    // A handshake in a debug build takes milliseconds, and more when the
+    // server answers the message after the tickets (see tls_load's exchange).
+    assert!(r.msgs >= 2, "{r:?}");
     assert_eq!(r.errors, 0, "{r:?}");
     // Resumption is off: each exchange was a full handshake of its own.
     assert_eq!(r.full_handshakes, Some(r.msgs), "{r:?}");

@@ -12,7 +12,8 @@
 //!
 //! * `--handshakes`: each of `--conns` clients in turn connects, completes a
 //!   full handshake (resumption is off, and a resumed handshake counts as an
-//!   error), sends one message, checks its echo, sends close_notify and
+//!   error) sending one message with its Finished (or after it, with
+//!   `--message-after-handshake`), checks its echo, sends close_notify and
 //!   waits for the server to close, for `--secs` seconds. The same line,
 //!   where `msgs` are those exchanges, and `full_handshakes=N` follows.
 //!
@@ -109,6 +110,10 @@ struct Args {
     /// ping-pong on long-lived connections.
     #[arg(long, conflicts_with_all = ["idle", "io_uring"])]
     handshakes: bool,
+    /// With --handshakes: write the message once the handshake is complete,
+    /// in a write of its own, rather than with the client's Finished.
+    #[arg(long, requires = "handshakes")]
+    message_after_handshake: bool,
     /// Only open this many connections, complete their handshakes and hold
     /// them; print `connected K`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000),
@@ -136,6 +141,7 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub max_pending: u32,
     pub hold: Duration,
+    pub message_after_handshake: bool,
 }
 
 /// What a finished ping-pong or handshakes run reports.
@@ -238,6 +244,7 @@ fn settings(args: &Args) -> Result<Settings, String> {
         connect_timeout: Duration::from_secs_f64(args.connect_timeout),
         max_pending: args.max_pending,
         hold: Duration::from_secs_f64(args.hold_secs),
+        message_after_handshake: args.message_after_handshake,
     })
 }
 

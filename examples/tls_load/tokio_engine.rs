@@ -32,6 +32,8 @@ struct Dial {
     connector: TlsConnector,
     name: ServerName<'static>,
     timeout: Duration,
+    /// `--message-after-handshake` (see `exchange`).
+    message_after_handshake: bool,
 }
 
 impl Dial {
@@ -41,11 +43,15 @@ impl Dial {
             connector: TlsConnector::from(Arc::clone(&s.config)),
             name: s.server_name.clone(),
             timeout: s.connect_timeout,
+            message_after_handshake: s.message_after_handshake,
         })
     }
 
     /// Connects and completes the handshake, within the connect timeout.
-    async fn connect(&self) -> Result<Tls, String> {
+    /// As much of `early` as rustls will buffer goes out with the client's
+    /// Finished, in the same write; returns how much that was.
+    async fn connect(&self, early: &[u8]) -> Result<(Tls, usize), String> {
+        let buffered = Cell::new(0);
         let attempt = async {
             let tcp = TcpStream::connect(self.addr)
                 .await
@@ -53,13 +59,18 @@ impl Dial {
             tcp.set_nodelay(true)
                 .map_err(|e| format!("TCP_NODELAY: {e}"))?;
             self.connector
-                .connect(self.name.clone(), tcp)
+                .connect_with(self.name.clone(), tcp, |conn| {
+                    if !early.is_empty() {
+                        buffered.set(conn.writer().write(early).unwrap_or(0));
+                    }
+                })
                 .await
                 .map_err(|e| format!("handshake: {e}"))
         };
-        timeout(self.timeout, attempt)
+        let tls = timeout(self.timeout, attempt)
             .await
-            .map_err(|_| format!("no handshake within {:?}", self.timeout))?
+            .map_err(|_| format!("no handshake within {:?}", self.timeout))??;
+        Ok((tls, buffered.get()))
     }
 }
 
@@ -98,8 +109,8 @@ async fn connect_all(
                         return;
                     }
                     next.set(i + 1);
-                    match dial.connect().await {
-                        Ok(tls) => slots.borrow_mut()[i as usize] = Some(tls),
+                    match dial.connect(&[]).await {
+                        Ok((tls, _)) => slots.borrow_mut()[i as usize] = Some(tls),
                         Err(e) => failures.borrow_mut().add(e),
                     }
                 }
@@ -332,14 +343,29 @@ async fn handshaker(idx: usize, dial: Rc<Dial>, size: usize, end: Instant, tally
 
 /// One exchange on a new connection: handshake, `msg` and its echo,
 /// close_notify, and the server's close. Returns the kind of handshake.
+///
+/// The message goes with the client's Finished, in one write, as clients
+/// that care about latency send their first request; unless
+/// `--message-after-handshake`, when it is written once `connect` returns,
+/// in a write of its own. Then a server may read the Finished and the
+/// message separately and answer them separately too: its session tickets,
+/// then the echo. Without TCP_NODELAY on the server's socket, Nagle's
+/// algorithm holds that echo until the client acknowledges the tickets, and
+/// the client, with nothing to send, delays its acknowledgement (40 ms on
+/// Linux): the run then measures that timer more than the server.
 async fn exchange(
     dial: &Dial,
     msg: &[u8],
     echo: &mut [u8],
 ) -> Result<Option<HandshakeKind>, String> {
-    let mut tls = dial.connect().await?;
+    let early = if dial.message_after_handshake {
+        &[]
+    } else {
+        msg
+    };
+    let (mut tls, buffered) = dial.connect(early).await?;
     let kind = tls.get_ref().1.handshake_kind();
-    tls.write_all(msg)
+    tls.write_all(&msg[buffered..])
         .await
         .map_err(|e| format!("write: {e}"))?;
     tls.flush().await.map_err(|e| format!("write: {e}"))?;
