@@ -97,6 +97,16 @@ done
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
+# children_cpu VAR: sets VAR to the user + system CPU seconds of this
+# shell's reaped children so far (`times` must run in this shell, not in a
+# command substitution's subshell).
+children_cpu() {
+    times >"$TMP/times"
+    printf -v "$1" '%s' "$(awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }' "$TMP/times")"
+}
+# machine_ticks: "BUSY STEAL TOTAL" clock ticks of all CPUs since boot (/proc/stat).
+machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+
 vmrss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
@@ -135,6 +145,7 @@ PING_ARGS=("${TLS_ARGS[@]}")
 [[ $ENGINE == uring ]] && PING_ARGS+=(--io-uring)
 
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+read -r MACHINE_BUSY0 STEAL0 TOTAL0 <<<"$(machine_ticks)"
 log "machine: $CPUS CPUs, load average $LOADAVG_START, ulimit -n $NOFILE, tcp_tw_reuse $TW_REUSE;" \
     "rounds=$ROUNDS secs=$SECS engine=$ENGINE load_procs=$LOAD_PROCS pin=$PIN reactor side: $REACTOR_SERVER"
 
@@ -142,15 +153,19 @@ log "machine: $CPUS CPUs, load average $LOADAVG_START, ulimit -n $NOFILE, tcp_tw
 # run_measured NAME COUNT SIZE: a fresh NAME server and one load run against
 # it (LOAD_ARGS), the server's CPU time counted over the load's timed
 # window. Sets LINE (the load's result), TICKS (server CPU ticks in the
-# window) and BUSY (the server's busy share of one CPU then, in %).
+# window), BUSY (the server's busy share of one CPU then, in %) and
+# LOAD_CPU (the load's CPU seconds, its connecting included).
 run_measured() {
-    local name=$1 count=$2 size=$3 file=$TMP/cpu.start cpu0 cpu1
+    local name=$1 count=$2 size=$3 file=$TMP/cpu.start cpu0 cpu1 load0 load1
     start_server "$name"
+    children_cpu load0
     rm -f "$file"
     LOAD_START_AT=$(unix_time_in "$START_DELAY")
     sample_cpu_at "$LOAD_START_AT" "$SPID" "$file"
     run_load "$count" "$size"
     cpu1=$(cpu_ticks "$SPID")
+    children_cpu load1
+    LOAD_CPU=$(awk -v a="$load0" -v b="$load1" 'BEGIN { printf "%.2f", b - a }')
     wait "$SAMPLER" 2>/dev/null || true
     forget "$SAMPLER"
     unset LOAD_START_AT
@@ -175,7 +190,7 @@ measure() {
         for name in "${order[@]}"; do
             run_measured "$name" "$n" "$size"
             cpu=$(cpu_us_per_msg "$TICKS" "$(field msgs "$LINE")")
-            log "  round $round $(printf '%-7s' "$name") $LINE server_cpu_us_per_msg=$cpu busy=$BUSY%"
+            log "  round $round $(printf '%-7s' "$name") $LINE server_cpu_us_per_msg=$cpu busy=$BUSY% load_cpu_s=$LOAD_CPU"
             rate[$name]=$(field msgs_per_s "$LINE")
             per[$name]=$cpu
             RUNS[$key,$name,rate]+=" ${rate[$name]}"
@@ -291,9 +306,12 @@ interval() {
     printf '%.3f %s-%s (%s)' "$(med "$1")" "$lo" "$hi" "$coverage"
 }
 
+read -r MACHINE_BUSY1 STEAL1 TOTAL1 <<<"$(machine_ticks)"
 echo
 echo "== TLS echo benchmark: reactor $REACTOR_SERVER --tls-cert vs tokio current-thread + tokio-rustls echo server =="
-echo "machine: $CPUS CPUs, load average at start $LOADAVG_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $CPUS CPUs, load average at start $LOADAVG_START, at end $(cut -d' ' -f1-3 /proc/loadavg);" \
+    "$(awk -v b=$((MACHINE_BUSY1 - MACHINE_BUSY0)) -v s=$((STEAL1 - STEAL0)) -v t=$((TOTAL1 - TOTAL0)) \
+        'BEGIN { printf "all CPUs busy %.1f%%, stolen %.1f%% over the benchmark", 100 * b / t, 100 * s / t }')"
 echo "runs: $ROUNDS rounds x ${SECS}s per measurement, servers alternated per round, fresh process per run, pin=$PIN"
 echo "load: tls_load (ping-pong engine $ENGINE, $LOAD_PROCS process(es)); certificate from make_cert, server name localhost"
 echo
