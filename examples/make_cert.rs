@@ -25,7 +25,13 @@ use clap::Parser;
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
 
 #[derive(Parser, Debug)]
-#[command(about = "Write a self-signed TLS certificate and key (PEM) for local testing")]
+#[command(
+    about = "Write a self-signed TLS certificate and key (PEM) for local testing",
+    after_help = "Then, for example: echo_server --host 127.0.0.1 --port 7000 \
+                  --tls-cert cert.pem --tls-key key.pem, and a client trusting cert.pem \
+                  (tls_load --port 7000 --ca cert.pem, curl --cacert cert.pem, \
+                  openssl s_client -CAfile cert.pem)."
+)]
 struct Args {
     /// Where to write the certificate (PEM); replaced if it exists.
     #[arg(long, default_value = "cert.pem")]
