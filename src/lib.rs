@@ -7,6 +7,11 @@
 //! through. Callbacks never block, and from any of them a program can write
 //! to other connections, schedule timers, listen, connect, or stop.
 //!
+//! The same protocols run over TLS ([`Reactor::listen_tls`],
+//! [`Reactor::connect_tls`], [`Transport::start_tls`]; the [`tls`] module),
+//! on a thread per connection ([`threaded`]), and in memory for tests
+//! ([`testing`]).
+//!
 //! # Example: an echo server and a client talking to it
 //!
 //! ```

@@ -134,3 +134,71 @@ fn a_stop_closing_an_idle_tls_connection_says_close_notify() {
     assert!(rest.is_empty());
     assert_eq!(next(&rx), "lost:ReactorStopped");
 }
+
+#[test]
+fn reactor_lose_connection_from_another_connection_says_close_notify_too() {
+    let certs = Certs::new("kick");
+    /// The first connection to say `kick` closes the other one, through
+    /// the reactor.
+    struct Kicker(std::rc::Rc<std::cell::RefCell<Vec<reactor::ConnectionId>>>);
+    impl Protocol for Kicker {
+        fn connection_made(&mut self, t: &mut dyn Transport) {
+            self.0.borrow_mut().push(t.id());
+            t.write(b"in;");
+        }
+        fn data_received(&mut self, t: &mut dyn Transport, _data: &[u8]) {
+            let me = t.id();
+            let others: Vec<_> = self
+                .0
+                .borrow()
+                .iter()
+                .copied()
+                .filter(|id| *id != me)
+                .collect();
+            let reactor = t.reactor().unwrap();
+            for id in others {
+                reactor.write_to(id, b"bye;");
+                reactor.lose_connection(id);
+            }
+        }
+    }
+    let config = certs.server_config();
+    let server = ReactorThread::start(move |r| {
+        let members = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        Ok(
+            r.listen_tls(localhost(), config, move || Kicker(members.clone()))?
+                .local_addr(),
+        )
+    });
+    let mut kicked = connect(server.addr, "localhost", certs.client_config());
+    let mut kicker = connect(server.addr, "localhost", certs.client_config());
+    let mut welcome = [0; 3];
+    kicked.read_exact(&mut welcome).unwrap();
+    kicker.read_exact(&mut welcome).unwrap();
+    kicker.write_all(b"kick").unwrap();
+    let mut rest = Vec::new();
+    kicked.read_to_end(&mut rest).expect("a clean TLS end");
+    assert_eq!(rest, b"bye;");
+}
+
+#[test]
+fn a_protocol_that_closes_in_the_middle_of_a_read_ends_cleanly_whatever_follows() {
+    let certs = Certs::new("quit");
+    struct QuitAtOnce;
+    impl Protocol for QuitAtOnce {
+        fn data_received(&mut self, t: &mut dyn Transport, _data: &[u8]) {
+            t.write(b"ok");
+            t.lose_connection();
+        }
+    }
+    let server = tls_server(&certs, || QuitAtOnce);
+    let mut client = connect(server.addr, "localhost", certs.client_config());
+    // Many records in one go: the first closes the connection, the rest
+    // arrive in the same read and must not turn the close into an error.
+    let mut burst = b"quit".to_vec();
+    burst.extend(std::iter::repeat_n(b'x', 200_000));
+    client.write_all(&burst).unwrap();
+    let mut back = Vec::new();
+    client.read_to_end(&mut back).expect("a clean TLS end");
+    assert_eq!(back, b"ok");
+}

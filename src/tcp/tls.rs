@@ -60,6 +60,13 @@ impl Reactor {
     /// with [`Reason::Tls`], as a refused connect does with its error.
     ///
     /// An invalid `server_name` fails the same way, at the next turn.
+    ///
+    /// One exception, from TLS 1.3 itself: a server that requires a client
+    /// certificate and refuses this client's (or its lack of one) says so
+    /// only after the client's side of the handshake is complete, so under
+    /// TLS 1.3 the protocol is made, then loses the connection with
+    /// `Reason::Tls("the peer ended the session: … CertificateRequired")`;
+    /// under TLS 1.2 the factory hears `client_connection_failed`.
     pub fn connect_tls(
         &mut self,
         addr: SocketAddr,
@@ -162,5 +169,27 @@ impl Reactor {
                 conn.tls.put_layer(layer);
             }
         }
+    }
+
+    /// `lose_connection` (`write_only`: `lose_write_connection`) from
+    /// outside a TLS connection's own callbacks: once its handshake is done,
+    /// its layer says close_notify after what was written, then closes.
+    /// False if the socket should just be closed (a plain connection, a
+    /// handshake still running, or the layer lent to a callback).
+    pub(crate) fn close_through_layer(&mut self, id: ConnectionId, write_only: bool) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        if !conn.state.accepts_writes() {
+            return false;
+        }
+        let asked = conn
+            .tls
+            .layer_mut()
+            .is_some_and(|layer| layer.ask_close(write_only));
+        if asked {
+            self.tls_dirty.push(id);
+        }
+        asked
     }
 }

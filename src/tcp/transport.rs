@@ -57,7 +57,11 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn lose_connection(&mut self) {
-        self.reactor.lose_connection(self.id);
+        if self.raw {
+            self.reactor.lose_connection_raw(self.id);
+        } else {
+            self.reactor.lose_connection(self.id);
+        }
     }
 
     fn abort_connection(&mut self) {
@@ -65,7 +69,11 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn lose_write_connection(&mut self) {
-        self.reactor.lose_write_connection(self.id);
+        if self.raw {
+            self.reactor.lose_write_connection_raw(self.id);
+        } else {
+            self.reactor.lose_write_connection(self.id);
+        }
     }
 
     fn set_idle_timeout(&mut self, timeout: Option<Duration>) {

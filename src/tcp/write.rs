@@ -257,7 +257,21 @@ impl Reactor {
     /// Closes connection `id` once its buffer is flushed (see
     /// [`Transport::lose_connection`](crate::Transport::lose_connection)).
     /// Cancels a connection attempt still under way.
+    ///
+    /// On a TLS connection whose handshake completed, close_notify goes
+    /// first (after what was written), as the connection's own
+    /// `lose_connection` does.
     pub fn lose_connection(&mut self, id: ConnectionId) {
+        #[cfg(feature = "tls")]
+        if self.close_through_layer(id, false) {
+            return;
+        }
+        self.lose_connection_raw(id);
+    }
+
+    /// Closes the socket once its buffer is flushed, saying nothing to a
+    /// TLS layer (the layer itself calls this, after its close_notify).
+    pub(crate) fn lose_connection_raw(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -276,6 +290,15 @@ impl Reactor {
     /// Shuts our writing side of connection `id` once its buffer is flushed,
     /// and goes on reading (see [`Transport::lose_write_connection`](crate::Transport::lose_write_connection)).
     pub fn lose_write_connection(&mut self, id: ConnectionId) {
+        #[cfg(feature = "tls")]
+        if self.close_through_layer(id, true) {
+            return;
+        }
+        self.lose_write_connection_raw(id);
+    }
+
+    /// [`lose_write_connection`](Self::lose_write_connection) at the socket.
+    pub(crate) fn lose_write_connection_raw(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };

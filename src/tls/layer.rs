@@ -76,7 +76,7 @@ impl TlsProtocol {
     }
 
     /// Aborts the connection if the handshake has not completed `timeout`
-    /// after the connection was made (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    /// after the connection was made (default [`DEFAULT_HANDSHAKE_TIMEOUT`](super::DEFAULT_HANDSHAKE_TIMEOUT)).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.state.handshake_timeout = timeout;
         self
@@ -147,6 +147,20 @@ impl TlsProtocol {
         for chunk in chunks {
             self.state.plain_out.extend_from_slice(chunk);
         }
+    }
+
+    /// Asks for the close `lose_connection` (or `lose_write_connection`)
+    /// makes from inside, if the handshake is done; carried out by the
+    /// next [`flush`](Self::flush). False if the layer cannot say
+    /// close_notify now (the caller closes the socket instead).
+    pub(crate) fn ask_close(&mut self, write_only: bool) -> bool {
+        if !matches!(self.state.phase, Phase::Open) {
+            return false;
+        }
+        if self.state.closing == Closing::No {
+            self.state.closing = Closing::Asked { write_only };
+        }
+        true
     }
 
     /// Starts the handshake: arms its timeout and sends what rustls has to
@@ -349,6 +363,11 @@ impl Protocol for TlsProtocol {
             if let Phase::Failed { .. } = self.state.phase {
                 return;
             }
+            // The protocol closed: what the peer sent after is discarded,
+            // as the reactor discards input after `lose_connection`.
+            if self.state.closing != Closing::No || transport.is_closing() {
+                break;
+            }
             if let Err(e) = self.tls.read_tls(&mut rest) {
                 self.fail(transport, Reason::Tls(format!("reading: {e}")), true);
                 return;
@@ -358,6 +377,8 @@ impl Protocol for TlsProtocol {
                 Err(e) => {
                     let what = if self.tls.is_handshaking() {
                         "handshake failed"
+                    } else if matches!(e, rustls::Error::AlertReceived(_)) {
+                        "the peer ended the session"
                     } else {
                         "bad record"
                     };

@@ -64,12 +64,39 @@ impl Drop for Served {
 
 /// Serves protocols from `factory` on a loopback port under `model`.
 pub fn serve<P: Protocol>(model: Model, factory: impl FnMut() -> P + Send + 'static) -> Served {
-    let server = match model {
+    served(match model {
         Model::Reactor => Running::Reactor(listening(factory)),
         Model::Threads => Running::Threads(
             threaded::listen_tcp(localhost(), factory).expect("listen on loopback"),
         ),
-    };
+    })
+}
+
+/// Serves protocols from `factory` over TLS under `config` on a loopback
+/// port: `listen_tls` on the reactor, a [`TlsFactory`] on the threaded
+/// model (the same layer, hosted by each).
+#[cfg(feature = "tls")]
+pub fn serve_tls<P: Protocol>(
+    model: Model,
+    config: std::sync::Arc<reactor::tls::ServerConfig>,
+    factory: impl FnMut() -> P + Send + 'static,
+) -> Served {
+    use reactor::tls::{TlsFactory, TlsRole};
+    served(match model {
+        Model::Reactor => Running::Reactor(ReactorThread::start(move |r| {
+            Ok(r.listen_tls(localhost(), config, factory)?.local_addr())
+        })),
+        Model::Threads => Running::Threads(
+            threaded::listen_tcp(
+                localhost(),
+                TlsFactory::new(TlsRole::server(config), factory),
+            )
+            .expect("listen on loopback"),
+        ),
+    })
+}
+
+fn served(server: Running) -> Served {
     let addr = match &server {
         Running::Reactor(r) => r.addr,
         Running::Threads(t) => t.local_addr(),

@@ -1,5 +1,7 @@
 //! Running protocols without sockets or real time, as Twisted's
-//! `proto_helpers.StringTransport` and `task.Clock`.
+//! `proto_helpers.StringTransport` and `task.Clock`; and two protocols
+//! talking to each other in memory ([`Pipe`], as Twisted's
+//! `iosim.connectedServerAndClient`), e.g. a TLS client and server.
 //!
 //! ```
 //! use std::time::Duration;
@@ -39,6 +41,10 @@ use crate::protocol::Protocol;
 use crate::reactor::Reactor;
 use crate::timer::{TimerHeap, TimerId};
 use crate::transport::{ConnectionId, Transport};
+
+mod pipe;
+
+pub use self::pipe::{Pipe, Side};
 
 /// A manual clock: time moves only when [`advance`](Clock::advance) says so.
 pub struct Clock {
