@@ -10,6 +10,11 @@
 #                that name, e.g. `conns=50 size=512 ...`
 #   ROUNDS SECS LOAD_PROCS START_DELAY PIN NO_BUILD   as documented in the scripts
 #   LOAD_ARGS    array: extra arguments for every load process (may be empty)
+#   SERVER_ARGS  array (optional): extra arguments for every server, after
+#                --host and --port (bench/tls.sh: the certificate and key)
+#   LOAD_START_AT (optional) the UNIX time run_load's processes start their
+#                timed window at, instead of START_DELAY seconds from the
+#                call (bench/tls.sh sets it to sample the server's CPU then)
 #
 # Every child is started through start_server or run_load, recorded in
 # CHILDREN, and killed when the script exits.
@@ -147,7 +152,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
 # start_server NAME: starts a fresh server on a free port; sets SPID and SPORT.
 start_server() {
     local name=$1 out=$TMP/$1.$RANDOM.out i line
-    "${PIN_SERVER[@]}" "${SERVER_BIN[$name]}" --host "$HOST" --port 0 >"$out" 2>"$out.err" &
+    "${PIN_SERVER[@]}" "${SERVER_BIN[$name]}" --host "$HOST" --port 0 \
+        ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} >"$out" 2>"$out.err" &
     SPID=$!
     CHILDREN+=("$SPID")
     for ((i = 0; i < 100; i++)); do
@@ -181,7 +187,7 @@ run_load() {
     # Every process times the same window, from START_DELAY seconds from now
     # (connecting takes milliseconds); one that is not ready by then starts
     # late and says so on stderr.
-    start_at=$(awk -v now="$(date +%s.%N)" -v d="$START_DELAY" 'BEGIN { printf "%.3f", now + d }')
+    start_at=${LOAD_START_AT:-$(unix_time_in "$START_DELAY")}
     for ((i = 0; i < procs; i++)); do
         n=$((count / procs + (i < count % procs ? 1 : 0)))
         out=$TMP/load.$i
@@ -227,6 +233,24 @@ run_load() {
 
 # cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
+# unix_time_in SECS: the UNIX time SECS seconds from now, to the millisecond.
+unix_time_in() { awk -v now="$(date +%s.%N)" -v d="$1" 'BEGIN { printf "%.3f", now + d }'; }
+
+# sample_cpu_at AT PID FILE: in the background, writes cpu_ticks PID to FILE
+# at UNIX time AT (at once if it has passed); sets SAMPLER to its pid, which
+# is in CHILDREN (wait for it, then forget it). With LOAD_START_AT=AT it
+# gives a server's CPU time from the start of a load's timed window, so the
+# connections' setup (a TLS handshake each) is not counted.
+sample_cpu_at() {
+    local at=$1 pid=$2 file=$3
+    (
+        sleep "$(awk -v at="$at" -v now="$(date +%s.%N)" 'BEGIN { d = at - now; print (d > 0 ? d : 0) }')"
+        cpu_ticks "$pid" >"$file"
+    ) &
+    SAMPLER=$!
+    CHILDREN+=("$SAMPLER")
+}
 CLK_TCK=$(getconf CLK_TCK)
 
 # cpu_us_per_msg TICKS MSGS: CPU microseconds per message
