@@ -19,7 +19,10 @@
 //!
 //! Each section below is a complete program that runs as a test
 //! (`cargo test --doc`): it listens on 127.0.0.1 with port 0 (any free
-//! port), talks to itself, and stops on its own. Coming from Python's
+//! port), talks to itself, and stops on its own. The checks are made after
+//! `run` returns, from what the callbacks kept: a panic inside a callback
+//! (a failed `assert!` too) is caught and costs only its own connection, so
+//! it would not fail a test. Coming from Python's
 //! `socket` module, where a server is a loop around blocking `accept` and
 //! `recv` calls, the one idea to take in first is the inversion: here the
 //! reactor does the waiting, and your code is the callbacks it makes when
@@ -277,7 +280,10 @@
 //! same reactor.
 //!
 //! ```
+//! use std::cell::RefCell;
 //! use std::net::SocketAddr;
+//! use std::rc::Rc;
+//! use std::time::Duration;
 //! use reactor::{DatagramProtocol, DatagramTransport, Reactor};
 //!
 //! /// Answers every datagram upper-cased, to its sender.
@@ -288,25 +294,30 @@
 //!     }
 //! }
 //!
-//! /// Sends one datagram, checks the answer, stops the reactor.
+//! /// Sends one datagram, keeps the answer, stops the reactor.
 //! struct Client {
 //!     server: SocketAddr,
+//!     answer: Rc<RefCell<Vec<u8>>>,
 //! }
 //! impl DatagramProtocol for Client {
 //!     fn start_protocol(&mut self, t: &mut dyn DatagramTransport) {
 //!         t.write_to(b"hello", self.server);
 //!     }
 //!     fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], _: SocketAddr) {
-//!         assert_eq!(data, b"HELLO");
+//!         self.answer.borrow_mut().extend_from_slice(data);
 //!         t.reactor().unwrap().stop();
 //!     }
 //! }
 //!
 //! let mut reactor = Reactor::new()?;
 //! let server = reactor.listen_udp("127.0.0.1:0".parse().unwrap(), UpperServer)?;
-//! let client = Client { server: server.local_addr() };
+//! let answer = Rc::new(RefCell::new(Vec::new()));
+//! let client = Client { server: server.local_addr(), answer: answer.clone() };
 //! reactor.listen_udp("127.0.0.1:0".parse().unwrap(), client)?;
+//! // UDP may lose a datagram: do not wait for ever.
+//! reactor.call_later(Duration::from_secs(10), |r| r.stop());
 //! reactor.run()?;
+//! assert_eq!(*answer.borrow(), b"HELLO");
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -462,20 +473,22 @@
 //! truncation, handshake timeouts, mutual TLS, STARTTLS).
 //!
 //! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use reactor::protocols::Echo;
 //! use reactor::tls::rustls;
 //! use reactor::{Protocol, Reactor, Transport};
 //!
-//! /// Says hello over TLS, checks the echo, stops the reactor.
-//! struct Hello;
+//! /// Says hello over TLS, keeps the echo, stops the reactor.
+//! struct Hello(Rc<RefCell<Vec<u8>>>);
 //! impl Protocol for Hello {
 //!     fn connection_made(&mut self, transport: &mut dyn Transport) {
-//!         transport.write(b"hello");
+//!         transport.write(b"hello"); // the handshake is done by now
 //!     }
 //!     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
-//!         assert_eq!(data, b"hello");
+//!         self.0.borrow_mut().extend_from_slice(data);
 //!         transport.reactor().unwrap().stop();
 //!     }
 //! }
@@ -498,9 +511,13 @@
 //! let mut reactor = Reactor::new()?;
 //! let addr = "127.0.0.1:0".parse().unwrap();
 //! let server = reactor.listen_tls(addr, Arc::new(server_config), || Echo)?;
+//! let answer = Rc::new(RefCell::new(Vec::new()));
+//! let hello = { let answer = answer.clone(); move || Hello(answer.clone()) };
 //! let (client, timeout) = (Arc::new(client_config), Duration::from_secs(5));
-//! reactor.connect_tls(server.local_addr(), "localhost", client, || Hello, timeout);
+//! reactor.connect_tls(server.local_addr(), "localhost", client, hello, timeout);
+//! reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case it fails
 //! reactor.run()?;
+//! assert_eq!(*answer.borrow(), b"hello");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
