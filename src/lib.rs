@@ -657,7 +657,9 @@ pub mod tls;
 mod transport;
 mod udp;
 
-pub use crate::protocol::{ClientFactory, Factory, OnStop, Protocol, SharedFactory, Timeout};
+pub use crate::protocol::{
+    client_factory, ClientFactory, ClientFn, Factory, OnStop, Protocol, SharedFactory, Timeout,
+};
 pub use crate::reactor::{Reactor, ReactorHandle, DEFAULT_SHUTDOWN_GRACE};
 pub use crate::reason::Reason;
 pub use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};

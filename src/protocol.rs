@@ -345,10 +345,17 @@ pub trait ClientFactory: Factory {
         let _ = reactor;
     }
 
-    /// The attempt failed: refused, unreachable ([`Reason::Error`]) or
-    /// [`Reason::TimedOut`]. No protocol was built.
+    /// The attempt failed: refused, unreachable ([`Reason::Error`]),
+    /// [`Reason::TimedOut`], or a failed TLS handshake ([`Reason::Tls`]).
+    /// No protocol was built.
+    ///
+    /// The default logs a warning, so a failure nobody handles is never
+    /// silent (a closure factory `|| MyProtocol` cannot handle it: give
+    /// [`connect_tcp`](Reactor::connect_tcp) a [`client_factory`] to stop
+    /// the reactor or retry).
     fn client_connection_failed(&mut self, reactor: &mut Reactor, reason: &Reason) {
-        let _ = (reactor, reason);
+        let _ = reactor;
+        log::warn!("a client connection failed: {reason}");
     }
 
     /// A connection made from this factory ended, after its protocol's
@@ -363,6 +370,70 @@ where
     F: FnMut() -> P + 'static,
     P: Protocol,
 {
+}
+
+/// A client factory from two closures: `build` makes the protocol once
+/// connected, `failed` hears a failed attempt (to report it and stop the
+/// reactor, or to try again later). What a closure factory cannot do.
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::{client_factory, Protocol, Reactor, Transport};
+///
+/// struct Hello;
+/// impl Protocol for Hello {
+///     fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+/// }
+///
+/// // Nothing listens on this port: the attempt is refused.
+/// let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+/// let mut reactor = Reactor::new()?;
+/// let factory = client_factory(
+///     || Hello,
+///     move |reactor, reason| {
+///         eprintln!("cannot connect to {closed}: {reason}");
+///         reactor.stop();
+///     },
+/// );
+/// reactor.connect_tcp(closed, factory, Duration::from_secs(5));
+/// reactor.run()?; // returns: the failure stopped it
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn client_factory<P, B, E>(build: B, failed: E) -> ClientFn<B, E>
+where
+    P: Protocol,
+    B: FnMut() -> P + 'static,
+    E: FnMut(&mut Reactor, &Reason) + 'static,
+{
+    ClientFn { build, failed }
+}
+
+/// The factory [`client_factory`] makes.
+pub struct ClientFn<B, E> {
+    build: B,
+    failed: E,
+}
+
+impl<P, B, E> Factory for ClientFn<B, E>
+where
+    P: Protocol,
+    B: FnMut() -> P + 'static,
+    E: FnMut(&mut Reactor, &Reason) + 'static,
+{
+    fn build_protocol(&mut self, _peer: SocketAddr) -> Box<dyn Protocol> {
+        Box::new((self.build)())
+    }
+}
+
+impl<P, B, E> ClientFactory for ClientFn<B, E>
+where
+    P: Protocol,
+    B: FnMut() -> P + 'static,
+    E: FnMut(&mut Reactor, &Reason) + 'static,
+{
+    fn client_connection_failed(&mut self, reactor: &mut Reactor, reason: &Reason) {
+        (self.failed)(reactor, reason);
+    }
 }
 
 /// One factory serving several listeners: `start_factory` runs when the first
