@@ -95,9 +95,11 @@
 //!
 //! [`Reactor::connect_tcp`] connects without blocking. Its factory is a
 //! [`ClientFactory`], which also hears whether the connection could be
-//! made: a closure is one too, but it ignores a refusal, so a program that
-//! should stop when its only connection fails (or ends) writes a factory of
-//! its own, as Twisted's `ClientFactory` with `clientConnectionFailed` does.
+//! made. A closure is one too, but it can only log a refusal (as a
+//! warning); [`client_factory`] pairs it with a closure for the failure, and
+//! a program that should stop when its only connection fails *or ends*
+//! writes a factory of its own, as Twisted's `ClientFactory` with
+//! `clientConnectionFailed` and `clientConnectionLost` does.
 //!
 //! ```
 //! use std::net::SocketAddr;

@@ -293,8 +293,8 @@ where
 ///
 /// The hooks get the reactor so that, as in the Twisted examples, losing the
 /// only connection can stop it. A closure is a client factory too, whose
-/// hooks do nothing: a program whose only connection is refused then runs
-/// on with nothing to do, so a client that should stop writes its own.
+/// refusal is only logged; [`client_factory`] adds a closure for the
+/// failure; a factory of its own hears everything:
 ///
 /// ```
 /// use std::cell::RefCell;
