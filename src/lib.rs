@@ -102,30 +102,35 @@
 //! `clientConnectionFailed` and `clientConnectionLost` does.
 //!
 //! ```
+//! use std::cell::RefCell;
 //! use std::net::SocketAddr;
+//! use std::rc::Rc;
 //! use std::time::Duration;
 //! use reactor::{ClientFactory, Factory, Protocol, Reactor, Reason, Transport};
 //!
-//! /// Sends one question, prints the answer, hangs up.
-//! struct Ask;
+//! /// Sends one question, keeps the answer, hangs up.
+//! struct Ask {
+//!     answer: Rc<RefCell<Vec<u8>>>,
+//! }
 //! impl Protocol for Ask {
 //!     fn connection_made(&mut self, transport: &mut dyn Transport) {
 //!         transport.write(b"what time is it?");
 //!     }
 //!     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
-//!         println!("answer: {}", String::from_utf8_lossy(data));
-//!         transport.lose_connection();
+//!         self.answer.borrow_mut().extend_from_slice(data);
+//!         if self.answer.borrow().ends_with(b"?") {
+//!             transport.lose_connection();
+//!         }
 //!     }
 //! }
 //!
 //! /// Builds `Ask`, and stops the reactor when its connection fails or ends.
-//! #[derive(Default)]
 //! struct AskFactory {
-//!     failed: Option<Reason>,
+//!     answer: Rc<RefCell<Vec<u8>>>,
 //! }
 //! impl Factory for AskFactory {
 //!     fn build_protocol(&mut self, _server: SocketAddr) -> Box<dyn Protocol> {
-//!         Box::new(Ask)
+//!         Box::new(Ask { answer: self.answer.clone() })
 //!     }
 //! }
 //! impl ClientFactory for AskFactory {
@@ -148,8 +153,11 @@
 //!
 //! let mut reactor = Reactor::new()?;
 //! let server = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), || Echo)?;
-//! reactor.connect_tcp(server.local_addr(), AskFactory::default(), Duration::from_secs(5));
+//! let answer = Rc::new(RefCell::new(Vec::new()));
+//! let factory = AskFactory { answer: answer.clone() };
+//! reactor.connect_tcp(server.local_addr(), factory, Duration::from_secs(5));
 //! reactor.run()?; // returns once the client's connection has ended
+//! assert_eq!(*answer.borrow(), b"what time is it?");
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!

@@ -334,6 +334,7 @@ where
 /// let failed = Rc::new(RefCell::new(None));
 /// let mut reactor = Reactor::new()?;
 /// reactor.connect_tcp(closed, OneShot { failed: failed.clone() }, Duration::from_secs(5));
+/// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case it is not heard
 /// reactor.run()?; // the refusal stops it
 /// let kind = failed.borrow().as_ref().and_then(Reason::error_kind);
 /// assert_eq!(kind, Some(ErrorKind::ConnectionRefused));
