@@ -19,6 +19,60 @@ use crate::transport::Transport;
 /// On the reactor, callbacks run on the reactor's thread and must not block;
 /// on the [`threaded`](crate::threaded) server each connection's callbacks
 /// run on that connection's own thread.
+///
+/// An echo server, and a client that says hello, checks the echo, hangs up
+/// and stops the reactor once its connection is gone:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use reactor::{Protocol, Reactor, Reason, Transport};
+///
+/// /// Sends back whatever arrives.
+/// struct Echo;
+/// impl Protocol for Echo {
+///     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+///         transport.write(data);
+///     }
+/// }
+///
+/// /// What the client saw: the echo, and how its connection ended.
+/// #[derive(Default)]
+/// struct Seen {
+///     echo: Vec<u8>,
+///     lost: Option<Reason>,
+/// }
+///
+/// /// Says hello, keeps the echo, then hangs up.
+/// struct Hello(Rc<RefCell<Seen>>);
+/// impl Protocol for Hello {
+///     fn connection_made(&mut self, transport: &mut dyn Transport) {
+///         transport.write(b"hello");
+///     }
+///     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+///         self.0.borrow_mut().echo.extend_from_slice(data);
+///         if self.0.borrow().echo.len() == 5 {
+///             transport.lose_connection();
+///         }
+///     }
+///     fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+///         self.0.borrow_mut().lost = Some(reason.clone());
+///         transport.reactor().unwrap().stop();
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new()?;
+/// let server = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), || Echo)?;
+/// let seen = Rc::new(RefCell::new(Seen::default()));
+/// let hello = { let seen = seen.clone(); move || Hello(seen.clone()) };
+/// reactor.connect_tcp(server.local_addr(), hello, Duration::from_secs(5));
+/// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case it fails
+/// reactor.run()?;
+/// assert_eq!(seen.borrow().echo, b"hello");
+/// assert_eq!(seen.borrow().lost, Some(Reason::LocalClosed));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait Protocol: 'static {
     /// The connection is established; `transport` is ready for writing.
     fn connection_made(&mut self, transport: &mut dyn Transport) {
@@ -162,6 +216,56 @@ pub enum Timeout {
 /// A closure returning a protocol is a factory: `|| Echo`. State that every
 /// protocol should reach (a chat room's members) lives in the factory, which
 /// hands each protocol a shared handle to it (`Rc<RefCell<…>>`).
+///
+/// A factory of its own numbers the visitors:
+///
+/// ```
+/// use std::io::Read;
+/// use std::net::{SocketAddr, TcpStream};
+/// use reactor::{Factory, Protocol, Reactor, Transport};
+///
+/// /// Tells the visitor its number and hangs up.
+/// struct Greeter(u32);
+/// impl Protocol for Greeter {
+///     fn connection_made(&mut self, transport: &mut dyn Transport) {
+///         transport.write(format!("you are visitor {}\n", self.0).as_bytes());
+///         transport.lose_connection();
+///     }
+///     fn data_received(&mut self, _: &mut dyn Transport, _: &[u8]) {}
+/// }
+///
+/// /// Builds a `Greeter` for each connection, counting them.
+/// struct Visitors {
+///     seen: u32,
+/// }
+/// impl Factory for Visitors {
+///     fn build_protocol(&mut self, peer: SocketAddr) -> Box<dyn Protocol> {
+///         self.seen += 1;
+///         log::info!("visitor {} is {peer}", self.seen);
+///         Box::new(Greeter(self.seen))
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new()?;
+/// let listener = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), Visitors { seen: 0 })?;
+/// let addr = listener.local_addr();
+/// let handle = reactor.handle()?;
+/// let clients = std::thread::spawn(move || {
+///     let visit = || {
+///         let mut greeting = String::new();
+///         TcpStream::connect(addr)?.read_to_string(&mut greeting)?;
+///         Ok::<_, std::io::Error>(greeting)
+///     };
+///     let greetings = (visit(), visit());
+///     handle.stop();
+///     greetings
+/// });
+/// reactor.run()?;
+/// let (first, second) = clients.join().unwrap();
+/// assert_eq!(first?, "you are visitor 1\n");
+/// assert_eq!(second?, "you are visitor 2\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait Factory: 'static {
     /// Builds the protocol for a new connection from `peer`.
     fn build_protocol(&mut self, peer: SocketAddr) -> Box<dyn Protocol>;
@@ -188,7 +292,54 @@ where
 /// A factory for outgoing connections, as Twisted's `ClientFactory`.
 ///
 /// The hooks get the reactor so that, as in the Twisted examples, losing the
-/// only connection can stop it.
+/// only connection can stop it. A closure is a client factory too, whose
+/// refusal is only logged; [`client_factory`] adds a closure for the
+/// failure; a factory of its own hears everything:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::io::ErrorKind;
+/// use std::net::{SocketAddr, TcpListener};
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use reactor::{ClientFactory, Factory, Protocol, Reactor, Reason, Transport};
+///
+/// struct Client;
+/// impl Protocol for Client {
+///     fn data_received(&mut self, _: &mut dyn Transport, _: &[u8]) {}
+/// }
+///
+/// /// Stops the reactor when the connection fails or ends, keeping why it failed.
+/// struct OneShot {
+///     failed: Rc<RefCell<Option<Reason>>>,
+/// }
+/// impl Factory for OneShot {
+///     fn build_protocol(&mut self, _: SocketAddr) -> Box<dyn Protocol> {
+///         Box::new(Client)
+///     }
+/// }
+/// impl ClientFactory for OneShot {
+///     fn client_connection_failed(&mut self, reactor: &mut Reactor, reason: &Reason) {
+///         log::warn!("cannot connect: {reason}");
+///         *self.failed.borrow_mut() = Some(reason.clone());
+///         reactor.stop();
+///     }
+///     fn client_connection_lost(&mut self, reactor: &mut Reactor, _: &Reason) {
+///         reactor.stop();
+///     }
+/// }
+///
+/// // A port nothing listens on: bound, then closed again.
+/// let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+/// let failed = Rc::new(RefCell::new(None));
+/// let mut reactor = Reactor::new()?;
+/// reactor.connect_tcp(closed, OneShot { failed: failed.clone() }, Duration::from_secs(5));
+/// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case it is not heard
+/// reactor.run()?; // the refusal stops it
+/// let kind = failed.borrow().as_ref().and_then(Reason::error_kind);
+/// assert_eq!(kind, Some(ErrorKind::ConnectionRefused));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait ClientFactory: Factory {
     /// The connection attempt has begun.
     fn started_connecting(&mut self, reactor: &mut Reactor) {

@@ -51,6 +51,39 @@ impl fmt::Display for ConnectionId {
 /// not take then waits in the connection's buffer. Other implementations (an in-memory
 /// [`StringTransport`](crate::testing::StringTransport), the blocking
 /// thread-per-connection one in [`threaded`](crate::threaded)) let the same protocol run elsewhere.
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::testing::StringTransport;
+/// use reactor::{Protocol, Transport};
+///
+/// /// Greets the peer, echoes, says goodbye on `quit`; closes after a quiet minute.
+/// struct Session;
+/// impl Protocol for Session {
+///     fn connection_made(&mut self, transport: &mut dyn Transport) {
+///         transport.set_idle_timeout(Some(Duration::from_secs(60)));
+///         let greeting = format!("hello {}\n", transport.peer_addr().ip());
+///         transport.write(greeting.as_bytes());
+///     }
+///     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+///         if data.starts_with(b"quit") {
+///             transport.write(b"bye\n");
+///             transport.lose_connection(); // after "bye" is flushed
+///         } else {
+///             transport.write(data);
+///         }
+///     }
+/// }
+///
+/// // Any transport will do; this one records what was written.
+/// let mut transport = StringTransport::new(); // from 127.0.0.1:40000
+/// let mut session = Session;
+/// session.connection_made(&mut transport);
+/// session.data_received(&mut transport, b"hi\n");
+/// session.data_received(&mut transport, b"quit\n");
+/// assert_eq!(transport.value(), b"hello 127.0.0.1\nhi\nbye\n");
+/// assert!(transport.is_disconnecting());
+/// ```
 pub trait Transport {
     /// Queues `data` for sending. Never blocks and never fails loudly: after
     /// the connection is closed it is a no-op logged at debug level, and an

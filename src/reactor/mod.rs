@@ -177,9 +177,34 @@ impl Readiness {
 /// Create one, register listeners, connections and timers, then [`run`](Reactor::run)
 /// it. Callbacks receive `&mut Reactor` (through [`Transport::reactor`](crate::Transport::reactor)
 /// for protocols), so from any callback a program can write to or close any
-/// connection, listen, connect, schedule timers and stop.
+/// connection, listen, connect, schedule timers and stop. [`run`](Reactor::run)
+/// describes one turn of the loop and what a stop does; the
+/// [crate-level tour](crate#a-guided-tour) shows each part at work.
 ///
-/// See `design.md` for the loop's phases and who owns what during a callback.
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use reactor::Reactor;
+///
+/// /// Counts to three, 10 ms apart, then stops the reactor.
+/// fn tick(reactor: &mut Reactor, count: Rc<Cell<u32>>) {
+///     count.set(count.get() + 1);
+///     if count.get() == 3 {
+///         reactor.stop();
+///     } else {
+///         reactor.call_later(Duration::from_millis(10), move |r| tick(r, count));
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new()?;
+/// let count = Rc::new(Cell::new(0));
+/// let ticks = count.clone();
+/// reactor.call_later(Duration::ZERO, move |r| tick(r, ticks));
+/// reactor.run()?; // returns once `stop` is called and the stop is done
+/// assert_eq!(count.get(), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Reactor {
     pub(crate) poll: Poll,
     pub(crate) slots: Slab<Slot>,

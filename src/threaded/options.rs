@@ -48,7 +48,7 @@ pub struct ThreadedOptions {
 
 /// Default bound on the connections (so threads) a threaded TCP server
 /// serves at once: 1024. Each costs a thread: [`DEFAULT_STACK_SIZE`] of
-/// address space (256 MiB for 1024), and, as measured in design.md, about
+/// address space (256 MiB for 1024), and, as the `compare` example measures, about
 /// 22 KiB of RSS and 25 KiB of kernel stack and task, so 1024 connections
 /// take about 50 MiB. On a two-core machine, a thousand runnable threads
 /// already cost several times the reactor's CPU per message; past that a

@@ -39,6 +39,46 @@ use crate::reactor::{Reactor, Slot, SlotId, Source};
 const MAX_DATAGRAMS_PER_EVENT: usize = 64;
 
 /// A UDP endpoint: where it is bound, and how to stop it.
+///
+/// [`Reactor::listen_udp`] returns one. It also sends from outside the
+/// endpoint's own callbacks: from a timer, a TCP protocol, a closure another
+/// thread passed to [`ReactorHandle::call_from_thread`](crate::ReactorHandle::call_from_thread).
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::net::SocketAddr;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use reactor::{DatagramProtocol, DatagramTransport, Reactor};
+///
+/// /// Sends nothing itself.
+/// struct Quiet;
+/// impl DatagramProtocol for Quiet {
+///     fn datagram_received(&mut self, _: &mut dyn DatagramTransport, _: &[u8], _: SocketAddr) {}
+/// }
+///
+/// /// Keeps one datagram and its sender, then stops the reactor.
+/// struct Keep(Rc<RefCell<Option<(Vec<u8>, SocketAddr)>>>);
+/// impl DatagramProtocol for Keep {
+///     fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], from: SocketAddr) {
+///         *self.0.borrow_mut() = Some((data.to_vec(), from));
+///         t.reactor().unwrap().stop();
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new()?;
+/// let any = "127.0.0.1:0".parse().unwrap();
+/// let sender = reactor.listen_udp(any, Quiet)?;
+/// let kept = Rc::new(RefCell::new(None));
+/// let receiver = reactor.listen_udp(any, Keep(kept.clone()))?;
+/// let to = receiver.local_addr();
+/// // From a timer: no DatagramTransport at hand, the handle sends.
+/// reactor.call_later(Duration::from_millis(10), move |r| sender.write_to(r, b"ping", to));
+/// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case it is lost
+/// reactor.run()?;
+/// assert_eq!(*kept.borrow(), Some((b"ping".to_vec(), sender.local_addr())));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct UdpHandle {
     id: SlotId,

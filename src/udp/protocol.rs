@@ -9,6 +9,43 @@ use crate::reactor::Reactor;
 use crate::timer::TimerId;
 
 /// The callbacks of a UDP endpoint, as in Twisted's `DatagramProtocol`.
+///
+/// Run one with [`Reactor::listen_udp`]. An upper-case server, and a plain
+/// blocking client on a thread of its own:
+///
+/// ```
+/// use std::net::{SocketAddr, UdpSocket};
+/// use std::time::Duration;
+/// use reactor::{DatagramProtocol, DatagramTransport, Reactor};
+///
+/// /// Answers every datagram upper-cased, to its sender.
+/// struct Upper;
+/// impl DatagramProtocol for Upper {
+///     fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], from: SocketAddr) {
+///         t.write_to(&data.to_ascii_uppercase(), from);
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new()?;
+/// let server = reactor.listen_udp("127.0.0.1:0".parse().unwrap(), Upper)?;
+/// let addr = server.local_addr();
+/// let handle = reactor.handle()?;
+/// let client = std::thread::spawn(move || {
+///     let answer = (|| {
+///         let socket = UdpSocket::bind("127.0.0.1:0")?;
+///         socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+///         socket.send_to(b"hello", addr)?;
+///         let mut buf = [0; 1024];
+///         let (n, _) = socket.recv_from(&mut buf)?;
+///         Ok::<_, std::io::Error>(buf[..n].to_vec())
+///     })();
+///     handle.stop();
+///     answer
+/// });
+/// reactor.run()?;
+/// assert_eq!(client.join().unwrap()?, b"HELLO");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait DatagramProtocol: 'static {
     /// The endpoint is bound and ready; called once, before any datagram.
     fn start_protocol(&mut self, transport: &mut dyn DatagramTransport) {
@@ -44,6 +81,45 @@ pub trait DatagramProtocol: 'static {
 /// Sends never block: when the kernel's buffer is full, datagrams wait in a
 /// bounded queue flushed when the socket is writable again, and what does not
 /// fit is dropped and counted ([`dropped`](DatagramTransport::dropped)).
+///
+/// A connected endpoint sends with [`write`](DatagramTransport::write) and
+/// hears when nothing listens at the other end:
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::net::{SocketAddr, UdpSocket};
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use reactor::{DatagramProtocol, DatagramTransport, Reactor};
+///
+/// /// Asks a port nothing listens on; stops at the ICMP refusal.
+/// struct Probe {
+///     target: SocketAddr,
+///     refused: Rc<Cell<bool>>,
+/// }
+/// impl DatagramProtocol for Probe {
+///     fn start_protocol(&mut self, t: &mut dyn DatagramTransport) {
+///         t.connect(self.target).expect("connect a UDP socket");
+///         t.write(b"anyone there?");
+///     }
+///     fn datagram_received(&mut self, _: &mut dyn DatagramTransport, _: &[u8], _: SocketAddr) {}
+///     fn connection_refused(&mut self, t: &mut dyn DatagramTransport) {
+///         self.refused.set(true);
+///         t.reactor().unwrap().stop();
+///     }
+/// }
+///
+/// // A port nothing listens on: bound, then closed again.
+/// let target = UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+/// let mut reactor = Reactor::new()?;
+/// let refused = Rc::new(Cell::new(false));
+/// let probe = Probe { target, refused: refused.clone() };
+/// reactor.listen_udp("127.0.0.1:0".parse().unwrap(), probe)?;
+/// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case it never comes
+/// reactor.run()?;
+/// assert!(refused.get());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait DatagramTransport {
     /// Sends `data` as one datagram to `addr`.
     fn write_to(&mut self, data: &[u8], addr: SocketAddr);
