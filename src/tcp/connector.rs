@@ -94,6 +94,10 @@ impl Reactor {
                 }));
                 let mut conn = Conn::new(stream, addr, None, ConnState::Connecting, origin);
                 conn.tls = tls;
+                #[cfg(feature = "tls")]
+                if conn.tls.is_tls() {
+                    super::tls::no_delay(&conn.stream, addr);
+                }
                 let key = self.slots.insert(Slot {
                     generation: id.generation,
                     queued: false,

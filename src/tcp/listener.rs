@@ -384,6 +384,10 @@ impl Reactor {
         );
         conn.limits.cap = options.write_buffer_limit;
         conn.tls = tls;
+        #[cfg(feature = "tls")]
+        if conn.tls.is_tls() {
+            super::tls::no_delay(&conn.stream, peer);
+        }
         entry.insert(Slot {
             generation,
             queued: false,

@@ -27,7 +27,7 @@ mod state;
 mod stop;
 mod timeouts;
 #[cfg(feature = "tls")]
-mod tls;
+pub(crate) mod tls;
 mod transport;
 mod write;
 
