@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Echo benchmark: the reactor's echo_server against a tokio current-thread
-# echo server (examples/tokio_echo_server.rs), or with VERSUS=mio a
-# hand-written mio loop (examples/mio_echo_server.rs), driven by echo_load.
+# echo server (tools/examples/tokio_echo_server.rs), or with VERSUS=mio a
+# hand-written mio loop (tools/examples/mio_echo_server.rs), driven by echo_load.
 #
 #   bench/echo.sh                     # defaults: 5 rounds of 5 s per load
 #   ROUNDS=5 SECS=10 bench/echo.sh
@@ -22,8 +22,8 @@
 #   IDLE_CONNS  idle connections for the memory figure (10000)
 #   VERSUS      the server compared with the reactor's: tokio (the tokio
 #               current-thread echo server, the default) or mio (the
-#               hand-written mio loop, examples/mio_echo_server.rs)
-#   NO_BUILD    1 to skip `cargo build --release --examples`
+#               hand-written mio loop, tools/examples/mio_echo_server.rs)
+#   NO_BUILD    1 to skip `cargo build --release --workspace --examples`
 #
 # Every run is bounded in time, talks to 127.0.0.1 only, and every child is
 # killed when the script exits. Progress goes to stderr, the summary to stdout.

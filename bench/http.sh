@@ -12,7 +12,7 @@
 #   CONNS        space-separated connection counts, one load each ("1 50 500")
 #   WRK_THREADS  wrk threads (-t), at most the connection count (1)
 #   PIN          1 to pin the server to CPU 0 and wrk to the others (0)
-#   NO_BUILD     1 to skip `cargo build --release --example http_hello --example hyper_hello`
+#   NO_BUILD     1 to skip `cargo build --release --workspace --example http_hello --example hyper_hello`
 #
 # Needs wrk (Debian: apt-get install wrk); curl, if present, checks first
 # that both servers give the same answer. Every run is bounded in time,
@@ -57,8 +57,8 @@ done
 if [[ $NO_BUILD != 1 ]]; then
     (
         cd "$(dirname "$0")/.."
-        log "building (cargo build --release --example http_hello --example hyper_hello)..."
-        cargo build --release --example http_hello --example hyper_hello >&2
+        log "building (cargo build --release --workspace --example http_hello --example hyper_hello)..."
+        cargo build --release --workspace --example http_hello --example hyper_hello >&2
     )
 fi
 # Built above (only these two: other examples need not build for this bench).

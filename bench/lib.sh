@@ -69,12 +69,12 @@ bench_init() {
     bench_pin
 
     if [[ $NO_BUILD != 1 ]]; then
-        log "building (cargo build --release --examples)..."
-        cargo build --release --examples >&2
+        log "building (cargo build --release --workspace --examples)..."
+        cargo build --release --workspace --examples >&2
     fi
     local bin
     for bin in "$LOAD_BIN" "${SERVER_BIN[@]}"; do
-        [[ -x $bin ]] || die "$bin is missing; build with cargo build --release --examples"
+        [[ -x $bin ]] || die "$bin is missing; build with cargo build --release --workspace --examples"
     done
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TLS echo benchmark: the reactor's `echo_server --tls-cert --tls-key`
 # against a tokio current-thread + tokio-rustls echo server
-# (examples/tokio_tls_echo_server.rs), both driven by examples/tls_load with
+# (tools/examples/tokio_tls_echo_server.rs), both driven by tools/examples/tls_load with
 # the same certificate (made by examples/make_cert in a temporary
 # directory) and the same rustls defaults.
 #
@@ -27,7 +27,7 @@
 #   REACTOR_SERVER  the example standing for the reactor's side (echo_server);
 #               REACTOR_SERVER=tokio_tls_echo_server runs the baseline on
 #               both sides, to check the script (ratios should be ~1)
-#   NO_BUILD    1 to skip `cargo build --release --examples`
+#   NO_BUILD    1 to skip `cargo build --release --workspace --examples`
 #
 # Every run is bounded in time, talks to 127.0.0.1 only, and every child is
 # killed when the script exits. Progress goes to stderr, the summary to
@@ -117,7 +117,7 @@ if ((NOFILE < IDLE_CONNS + 64)); then
     log "ulimit -n is $NOFILE: idle test lowered to $((NOFILE - 64)) connections"
     IDLE_CONNS=$((NOFILE - 64))
 fi
-[[ -x $BIN/make_cert ]] || die "$BIN/make_cert is missing; build with cargo build --release --examples"
+[[ -x $BIN/make_cert ]] || die "$BIN/make_cert is missing; build with cargo build --release --workspace --examples"
 CERT=$TMP/cert.pem
 KEY=$TMP/key.pem
 "$BIN/make_cert" --cert "$CERT" --key "$KEY" 2>"$TMP/make_cert.err" ||

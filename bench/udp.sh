@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # UDP echo benchmark: the reactor's udp_echo_server against a tokio
-# current-thread UDP echo server (examples/tokio_udp_echo_server.rs), both
+# current-thread UDP echo server (tools/examples/tokio_udp_echo_server.rs), both
 # driven by udp_load (lock-step request/answer per client endpoint).
 #
 #   bench/udp.sh                      # defaults: 3 rounds of 5 s per load
@@ -13,7 +13,7 @@
 #   LOAD_PROCS  udp_load processes per run, running at once (2)
 #   START_DELAY seconds from launching them to their common start (0.5)
 #   PIN         1 to pin the server to CPU 0 and the load to the others (0)
-#   NO_BUILD    1 to skip `cargo build --release --examples`
+#   NO_BUILD    1 to skip `cargo build --release --workspace --examples`
 #
 # Every run is bounded in time, talks to 127.0.0.1 only, and every child is
 # killed when the script exits. Progress goes to stderr, the summary to stdout.

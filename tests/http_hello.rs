@@ -9,25 +9,13 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
 
+#[path = "common/http_answers.rs"]
+mod answers;
 #[path = "common/programs.rs"]
 mod programs;
 
+use answers::*;
 use programs::*;
-
-const OK: &[u8] =
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12\r\n\r\nhello world\n";
-const OK_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12\r\n\r\n";
-const OK_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhello world\n";
-const OK_KEEP_ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\nhello world\n";
-const NOT_FOUND: &[u8] =
-    b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n";
-const NOT_ALLOWED: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain\r\nContent-Length: 19\r\n\r\nmethod not allowed\n";
-const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nbad request\n";
-const TOO_LARGE: &[u8] = b"HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: 18\r\nConnection: close\r\n\r\ncontent too large\n";
-const NOT_IMPLEMENTED: &[u8] = b"HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nContent-Length: 35\r\nConnection: close\r\n\r\ntransfer codings are not supported\n";
-const VERSION_NOT_SUPPORTED: &[u8] = b"HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\nContent-Length: 27\r\nConnection: close\r\n\r\nHTTP version not supported\n";
-
-const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
 
 /// The example's limit on a request head, line endings included.
 const MAX_HEAD: usize = 8 * 1024;
@@ -436,26 +424,5 @@ fn a_client_that_hangs_up_mid_request_is_dropped_quietly() {
     // The server goes on serving others.
     let mut other = connect(server.addr);
     expect_still_open(&mut other);
-    assert_eq!(server.stop(), Vec::<String>::new());
-}
-
-#[test]
-fn hyper_hello_answers_get_with_the_same_bytes() {
-    let server = Server::start("hyper_hello");
-    let mut conn = connect(server.addr);
-    conn.write_all(
-        &[
-            GET,
-            b"GET /x HTTP/1.1\r\nHost: test\r\n\r\n",
-            b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n",
-        ]
-        .concat(),
-    )
-    .unwrap();
-    expect(&mut conn, &[OK, NOT_FOUND, OK_HEAD].concat());
-    conn.write_all(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    expect(&mut conn, OK_CLOSE);
-    expect_eof(&mut conn);
     assert_eq!(server.stop(), Vec::<String>::new());
 }

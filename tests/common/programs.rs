@@ -6,7 +6,7 @@
 //! Included with `#[path = "common/programs.rs"] mod programs;` by the test
 //! files that run examples. `cargo test` builds the examples first; a target
 //! filter (`cargo test --test examples`) does not, so build them with
-//! `cargo build --examples` then.
+//! `cargo build --workspace --examples` then.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,7 +36,7 @@ pub fn example(name: &str) -> PathBuf {
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| {
             panic!(
-                "{} is missing: run `cargo build --examples` first",
+                "{} is missing: run `cargo build --workspace --examples` first",
                 path.display()
             )
         });
@@ -44,17 +44,17 @@ pub fn example(name: &str) -> PathBuf {
     let edited = newest_source(name);
     assert!(
         built >= edited,
-        "{} is older than its sources: run `cargo build --examples` first",
+        "{} is older than its sources: run `cargo build --workspace --examples` first",
         path.display()
     );
     path
 }
 
 /// When a source the example `name` was built from last changed: the files
-/// cargo's dep-info lists for it, or else everything under src/ and the
-/// example's own files.
+/// cargo's dep-info lists for it, or else everything under src/, the shared
+/// examples/common/, and the example's own files in either package (the
+/// root's examples/ or the tools member's tools/examples/).
 fn newest_source(name: &str) -> SystemTime {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let exe = example_dir().join(name);
     let dep_info = std::fs::read_to_string(exe.with_extension("d")).unwrap_or_default();
     let mut files: Vec<PathBuf> = dep_info
@@ -64,8 +64,12 @@ fn newest_source(name: &str) -> SystemTime {
         .map(|(_, deps)| deps.split(' ').map(PathBuf::from).collect())
         .unwrap_or_default();
     if files.is_empty() {
+        let root = workspace_root();
         let mut dirs = vec![root.join("src"), root.join("examples").join("common")];
-        files.push(root.join("examples").join(format!("{name}.rs")));
+        for examples in [root.join("examples"), root.join("tools").join("examples")] {
+            files.push(examples.join(format!("{name}.rs")));
+            dirs.push(examples.join(name));
+        }
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let path = entry.path();
@@ -82,6 +86,16 @@ fn newest_source(name: &str) -> SystemTime {
         .filter_map(|file| std::fs::metadata(file).and_then(|m| m.modified()).ok())
         .max()
         .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// The workspace's root directory: this file is in its tests/common/, and is
+/// included both by the root package's tests and by tools/tests/.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match manifest.file_name() {
+        Some(dir) if dir == "tools" => manifest.parent().unwrap_or(manifest).to_path_buf(),
+        _ => manifest.to_path_buf(),
+    }
 }
 
 /// A child process, killed and reaped when dropped so no test leaks one.

@@ -16,6 +16,7 @@
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
+#[path = "../../examples/common/mod.rs"]
 mod common;
 
 use std::convert::Infallible;

@@ -10,6 +10,7 @@
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr
 //! (`RUST_LOG=debug` for per-datagram errors).
 
+#[path = "../../examples/common/mod.rs"]
 mod common;
 
 use std::process::ExitCode;

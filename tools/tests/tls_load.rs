@@ -5,12 +5,13 @@
 //! nothing.
 //!
 //! Needs the example binaries: `cargo test` builds them; with a target
-//! filter, run `cargo build --examples` first.
+//! filter, run `cargo build --workspace --examples` first.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
-#[path = "common/programs.rs"]
+#[path = "../../tests/common/programs.rs"]
 mod programs;
-#[path = "common/tls.rs"]
+#[path = "../../tests/common/tls.rs"]
 mod tls_common;
 
 use std::io::{BufRead, BufReader};

@@ -49,7 +49,7 @@
 //!     --conns 50 --size 512 --secs 5 --io-uring
 //! ```
 
-#[path = "../common/mod.rs"]
+#[path = "../../../examples/common/mod.rs"]
 mod common;
 mod tokio_engine;
 #[cfg(target_os = "linux")]

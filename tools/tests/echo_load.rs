@@ -3,10 +3,11 @@
 //! message: the load's verdict must be exact, or its figures mean nothing.
 //!
 //! Needs the example binaries: `cargo test` builds them; with a target
-//! filter, run `cargo build --examples` first.
+//! filter, run `cargo build --workspace --examples` first.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
-#[path = "common/programs.rs"]
+#[path = "../../tests/common/programs.rs"]
 mod programs;
 
 use std::process::Command;

@@ -3,9 +3,10 @@
 //! hold one sane row per model and connection count.
 //!
 //! `cargo test` builds the examples first; with a target filter
-//! (`cargo test --test compare`) build them with `cargo build --examples`.
+//! (`cargo test --test compare`) build them with
+//! `cargo build --workspace --examples`.
 
-#[path = "common/programs.rs"]
+#[path = "../../tests/common/programs.rs"]
 mod programs;
 
 use std::collections::HashMap;

@@ -32,11 +32,12 @@
 //! Build the siblings first; they are looked for next to this binary:
 //!
 //! ```text
-//! cargo build --release --examples
+//! cargo build --release --workspace --examples
 //! target/release/examples/compare --conns 1,10,100,1000,5000 --secs 5 \
 //!     --csv /tmp/compare.csv --svg /tmp/compare.svg
 //! ```
 
+#[path = "../../examples/common/mod.rs"]
 mod common;
 
 use std::fmt;
@@ -857,7 +858,7 @@ fn run(args: &Args) -> Result<(), String> {
         if !dir.join(bin).exists() {
             return Err(format!(
                 "{bin} is not next to this binary in {}: build it with \
-                 `cargo build --release --examples`",
+                 `cargo build --release --workspace --examples`",
                 dir.display()
             ));
         }

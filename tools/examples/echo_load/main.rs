@@ -32,7 +32,7 @@
 //! cargo run --release --example echo_load -- --port 7000 --conns 50 --size 512 --secs 5
 //! ```
 
-#[path = "../common/mod.rs"]
+#[path = "../../../examples/common/mod.rs"]
 mod common;
 #[cfg(target_os = "linux")]
 mod uring;

@@ -25,6 +25,7 @@
 //! cargo run --release --example udp_load -- --port 7000 --clients 10 --secs 5
 //! ```
 
+#[path = "../../examples/common/mod.rs"]
 mod common;
 
 use std::cell::RefCell;
