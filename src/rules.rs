@@ -76,6 +76,18 @@ pub(crate) fn deadline_after(now: Instant, delay: Duration) -> Option<Instant> {
     now.checked_add(delay)
 }
 
+/// How far ahead a timer whose deadline overflows is put: never, for any
+/// process that runs today.
+pub(crate) const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A timer's deadline `delay` after `now`: one past what the clock can hold
+/// (`Duration::MAX`) is put [`NEVER`] ahead, which is never.
+pub(crate) fn timer_deadline(now: Instant, delay: Duration) -> Instant {
+    deadline_after(now, delay)
+        .or_else(|| deadline_after(now, NEVER))
+        .unwrap_or(now)
+}
+
 /// How loudly to log a connection refused for being over a listener's
 /// limit: a warning for the first of a burst, debug for the rest. `warned`
 /// is the listener's flag, set here; the listener clears it whenever it
