@@ -173,10 +173,148 @@ pub trait Transport {
     /// Schedules [`Protocol::timer_fired`](crate::Protocol::timer_fired) with
     /// `tag` on this connection's protocol after `delay`. The timer is dropped
     /// silently if the connection is gone by then.
+    ///
+    /// The tag is a bare `u64` so that scheduling allocates nothing; it is
+    /// enough to say which of a protocol's timers fired when the protocol
+    /// names its timers with an enum (`as u64` out, `TryFrom<u64>` back), or
+    /// keeps what a timer needs in its own slab or map and tags the timer
+    /// with the key:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::testing::StringTransport;
+    /// use reactor::{Protocol, TimerId, Transport};
+    ///
+    /// /// The protocol's timers, one variant each.
+    /// #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    /// enum Timer {
+    ///     Ping = 1,
+    ///     GiveUp = 2,
+    /// }
+    ///
+    /// impl TryFrom<u64> for Timer {
+    ///     type Error = u64;
+    ///     fn try_from(tag: u64) -> Result<Self, u64> {
+    ///         match tag {
+    ///             1 => Ok(Timer::Ping),
+    ///             2 => Ok(Timer::GiveUp),
+    ///             other => Err(other),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// /// Pings every 10 s; gives up after 30 s without an answer. Replies
+    /// /// waiting to be sent later sit in a `Vec`, their index as the tag
+    /// /// (above the enum's range).
+    /// struct Keepalive {
+    ///     give_up: Option<TimerId>,
+    ///     later: Vec<Option<Vec<u8>>>,
+    /// }
+    ///
+    /// const LATER: u64 = 1 << 32;
+    ///
+    /// impl Protocol for Keepalive {
+    ///     fn connection_made(&mut self, t: &mut dyn Transport) {
+    ///         t.call_later(Duration::from_secs(10), Timer::Ping as u64);
+    ///         self.give_up = Some(t.call_later(Duration::from_secs(30), Timer::GiveUp as u64));
+    ///     }
+    ///     fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+    ///         if let Some(timer) = self.give_up {
+    ///             t.reset_timer(timer, Duration::from_secs(30)); // heard from the peer
+    ///         }
+    ///         if data == b"later\n" {
+    ///             self.later.push(Some(b"as promised\n".to_vec()));
+    ///             let index = (self.later.len() - 1) as u64;
+    ///             t.call_later(Duration::from_secs(1), LATER + index);
+    ///         }
+    ///     }
+    ///     fn timer_fired(&mut self, t: &mut dyn Transport, tag: u64) {
+    ///         if tag >= LATER {
+    ///             if let Some(reply) = self.later[(tag - LATER) as usize].take() {
+    ///                 t.write(&reply);
+    ///             }
+    ///             return;
+    ///         }
+    ///         match Timer::try_from(tag) {
+    ///             Ok(Timer::Ping) => {
+    ///                 t.write(b"ping\n");
+    ///                 t.call_later(Duration::from_secs(10), Timer::Ping as u64);
+    ///             }
+    ///             Ok(Timer::GiveUp) => t.lose_connection(),
+    ///             Err(unknown) => unreachable!("no timer has tag {unknown}"),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut t = StringTransport::new();
+    /// let mut p = Keepalive { give_up: None, later: Vec::new() };
+    /// p.connection_made(&mut t);
+    /// t.advance(Duration::from_secs(10), &mut p);
+    /// p.data_received(&mut t, b"later\n");
+    /// t.advance(Duration::from_secs(1), &mut p);
+    /// assert_eq!(t.take(), b"ping\nas promised\n");
+    /// t.advance(Duration::from_secs(29), &mut p); // 40 s in, 30 s after "later"
+    /// assert!(!t.is_disconnecting());
+    /// t.advance(Duration::from_secs(1), &mut p);
+    /// assert!(t.is_disconnecting());
+    /// ```
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId;
 
     /// Cancels a timer; returns whether it was still pending.
     fn cancel_timer(&mut self, timer: TimerId) -> bool;
+
+    /// Makes a pending timer of this connection come due `delay` from now
+    /// instead, keeping its id and tag (Twisted's `DelayedCall.reset`);
+    /// returns whether it was still pending. On the reactor this is
+    /// [`Reactor::reset_timer`](crate::Reactor::reset_timer): O(log n) and
+    /// no allocation, cheaper than cancelling and scheduling anew.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::testing::StringTransport;
+    /// use reactor::Transport;
+    ///
+    /// let mut t = StringTransport::new();
+    /// let timer = t.call_later(Duration::from_secs(5), 7);
+    /// assert!(t.reset_timer(timer, Duration::from_secs(60)));
+    /// assert_eq!(t.clock().advance(Duration::from_secs(59)), Vec::<u64>::new());
+    /// assert_eq!(t.clock().advance(Duration::from_secs(1)), [7]);
+    /// assert!(!t.reset_timer(timer, Duration::from_secs(1)), "it fired");
+    /// ```
+    fn reset_timer(&mut self, timer: TimerId, delay: Duration) -> bool;
+
+    /// Pushes a pending timer's deadline `by` later, keeping its id and tag
+    /// (Twisted's `DelayedCall.delay`); returns whether it was still pending.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::testing::StringTransport;
+    /// use reactor::Transport;
+    ///
+    /// let mut t = StringTransport::new();
+    /// let timer = t.call_later(Duration::from_secs(5), 7);
+    /// t.clock().advance(Duration::from_secs(4));
+    /// assert!(t.delay_timer(timer, Duration::from_secs(2))); // due at 7 s
+    /// assert_eq!(t.clock().advance(Duration::from_secs(2)), Vec::<u64>::new());
+    /// assert_eq!(t.clock().advance(Duration::from_secs(1)), [7]);
+    /// ```
+    fn delay_timer(&mut self, timer: TimerId, by: Duration) -> bool;
+
+    /// Whether a timer is still pending: not fired, not cancelled
+    /// (Twisted's `DelayedCall.active`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::testing::StringTransport;
+    /// use reactor::Transport;
+    ///
+    /// let mut t = StringTransport::new();
+    /// let timer = t.call_later(Duration::from_secs(5), 7);
+    /// assert!(t.is_timer_active(timer));
+    /// t.clock().advance(Duration::from_secs(5));
+    /// assert!(!t.is_timer_active(timer));
+    /// ```
+    fn is_timer_active(&self, timer: TimerId) -> bool;
 
     /// The reactor running this connection, to write to other connections,
     /// listen, connect or stop. `None` where there is no reactor (an

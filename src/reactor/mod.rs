@@ -5,8 +5,12 @@
 //! | here | the `Reactor`, its sources and slots, timers, `ReactorHandle` |
 //! | `turn` | one turn of the loop: poll, I/O, leftovers, timers; the time budget |
 //! | `stop` | `run`, `stop`, the graceful drain, shutdown hooks, signals |
+//! | `timers` | the clock (`now`), one-shot timers: schedule, cancel, reset, delay |
+//! | `looping` | repeating calls (`call_every`) that skip, and count, missed ticks |
 
+mod looping;
 mod stop;
+mod timers;
 mod turn;
 
 use std::collections::VecDeque;
@@ -18,12 +22,12 @@ use log::warn;
 use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::rules::deadline_after;
 use crate::tcp::{Conn, FailedConnect, Lingering, Listener, QueuedClose, Stage};
-use crate::timer::{TimerHeap, TimerId};
+use crate::timer::TimerHeap;
 use crate::transport::ConnectionId;
 use crate::udp::UdpEndpoint;
 
+pub use self::looping::{LoopingCall, Tick};
 pub(crate) use self::stop::StopPhase;
 pub(crate) use self::turn::Budget;
 
@@ -52,10 +56,6 @@ const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 /// How long `stop` waits for connections to finish by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// How far ahead a timer whose deadline overflows is put: never, for any
-/// process that runs today.
-const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// A callback scheduled with [`Reactor::call_later`].
 type TimerCallback = Box<dyn FnOnce(&mut Reactor)>;
 
@@ -65,6 +65,7 @@ type RemoteCallback = Box<dyn FnOnce(&mut Reactor) + Send>;
 /// What a timer does when it fires.
 pub(crate) enum TimerAction {
     Call(TimerCallback),
+    Looping(Box<self::looping::Looping>),
     Protocol { conn: ConnectionId, tag: u64 },
     ConnectTimeout(ConnectionId),
     RetryAccept(SlotId),
@@ -342,45 +343,6 @@ impl Reactor {
         }
         let remote = self.remote.clone().expect("created just above");
         Ok(ReactorHandle { remote })
-    }
-
-    /// Calls `f` with the reactor once `delay` has passed. Timers with equal
-    /// deadlines fire in the order they were scheduled; a timer scheduled
-    /// while timers fire waits for the next turn, so a zero-delay chain never
-    /// starves I/O. A delay too large for the clock (`Duration::MAX`) means
-    /// never.
-    pub fn call_later(
-        &mut self,
-        delay: Duration,
-        f: impl FnOnce(&mut Reactor) + 'static,
-    ) -> TimerId {
-        self.schedule(delay, TimerAction::Call(Box::new(f)))
-    }
-
-    /// Cancels a pending timer; returns whether it was still pending.
-    pub fn cancel(&mut self, timer: TimerId) -> bool {
-        match self.timers.cancel(timer) {
-            Some(action) => {
-                crate::panic::drop_caught(action, "a cancelled timer's callback");
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Number of timers still pending.
-    pub fn pending_timers(&self) -> usize {
-        self.timers.len()
-    }
-
-    /// Schedules `action` after `delay`; a deadline past what the clock can
-    /// hold is put [`NEVER`] ahead, which is never.
-    pub(crate) fn schedule(&mut self, delay: Duration, action: TimerAction) -> TimerId {
-        let now = Instant::now();
-        let deadline = deadline_after(now, delay)
-            .or_else(|| deadline_after(now, NEVER))
-            .unwrap_or(now);
-        self.timers.insert(deadline, action)
     }
 
     /// Reserves the generation for a slot about to be filled.

@@ -79,7 +79,7 @@ impl Reactor {
     pub(crate) fn turn(&mut self, events: &mut Events, until: Option<Instant>) -> io::Result<()> {
         // Closes asked for outside any callback (before `run`, say).
         self.apply_closes();
-        let now = Instant::now();
+        let now = self.now();
         let timeout = if !self.again.is_empty() {
             Some(Duration::ZERO)
         } else {
@@ -220,7 +220,7 @@ impl Reactor {
     }
 
     fn fire_due_timers(&mut self) {
-        let now = Instant::now();
+        let now = self.now();
         let before = self.timers.next_seq();
         while self.stop != StopPhase::Asked {
             let Some((_, action)) = self.timers.pop_due(now, before) else {
@@ -232,6 +232,7 @@ impl Reactor {
                         error!("a timer callback panicked: {why}");
                     }
                 }
+                TimerAction::Looping(looping) => self.tick(looping),
                 TimerAction::Protocol { conn, tag } => self.protocol_timer(conn, tag),
                 TimerAction::ConnectTimeout(conn) => self.connect_timed_out(conn),
                 TimerAction::RetryAccept(listener) => self.retry_accept(listener),

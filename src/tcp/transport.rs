@@ -140,6 +140,18 @@ impl Transport for ConnTransport<'_> {
         self.reactor.cancel(timer)
     }
 
+    fn reset_timer(&mut self, timer: TimerId, delay: Duration) -> bool {
+        self.reactor.reset_timer(timer, delay)
+    }
+
+    fn delay_timer(&mut self, timer: TimerId, by: Duration) -> bool {
+        self.reactor.delay_timer(timer, by)
+    }
+
+    fn is_timer_active(&self, timer: TimerId) -> bool {
+        self.reactor.is_timer_active(timer)
+    }
+
     fn reactor(&mut self) -> Option<&mut Reactor> {
         Some(self.reactor)
     }

@@ -76,12 +76,93 @@ impl Clock {
 
     /// Schedules `tag` to come due `delay` from now.
     pub fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
-        self.timers.insert(self.base + self.elapsed + delay, tag)
+        self.timers.insert(self.now() + delay, tag)
     }
 
     /// Cancels a pending timer; returns whether it was pending.
     pub fn cancel(&mut self, id: TimerId) -> bool {
         self.timers.cancel(id).is_some()
+    }
+
+    /// The clock's present time, as the `Instant` its deadlines are on.
+    fn now(&self) -> Instant {
+        self.base + self.elapsed
+    }
+
+    /// Makes a pending timer come due `delay` from now, keeping its id;
+    /// returns whether it was pending. As [`Reactor::reset_timer`]: among
+    /// equal deadlines it ranks as scheduled now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::testing::Clock;
+    ///
+    /// let mut clock = Clock::new();
+    /// let id = clock.call_later(Duration::from_secs(1), 1);
+    /// clock.call_later(Duration::from_secs(2), 2);
+    /// assert!(clock.reset(id, Duration::from_secs(3)));
+    /// assert_eq!(clock.advance(Duration::from_secs(3)), [2, 1]);
+    /// assert!(!clock.reset(id, Duration::ZERO), "it fired");
+    /// ```
+    pub fn reset(&mut self, id: TimerId, delay: Duration) -> bool {
+        let deadline = crate::rules::timer_deadline(self.now(), delay);
+        self.timers.reschedule(id, deadline)
+    }
+
+    /// Pushes a pending timer's deadline `by` later, keeping its id;
+    /// returns whether it was pending. As [`Reactor::delay_timer`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::testing::Clock;
+    ///
+    /// let mut clock = Clock::new();
+    /// let id = clock.call_later(Duration::from_secs(1), 1);
+    /// assert!(clock.delay(id, Duration::from_secs(1)));
+    /// assert_eq!(clock.advance(Duration::from_secs(1)), Vec::<u64>::new());
+    /// assert_eq!(clock.advance(Duration::from_secs(1)), [1]);
+    /// ```
+    pub fn delay(&mut self, id: TimerId, by: Duration) -> bool {
+        match self.timers.deadline(id) {
+            Some(due) => self
+                .timers
+                .reschedule(id, crate::rules::timer_deadline(due, by)),
+            None => false,
+        }
+    }
+
+    /// Whether a timer is still pending. As [`Reactor::is_timer_active`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::testing::Clock;
+    ///
+    /// let mut clock = Clock::new();
+    /// let id = clock.call_later(Duration::from_secs(1), 1);
+    /// assert!(clock.is_active(id));
+    /// assert!(clock.cancel(id));
+    /// assert!(!clock.is_active(id));
+    /// ```
+    pub fn is_active(&self, id: TimerId) -> bool {
+        self.timers.is_active(id)
+    }
+
+    /// How long until a pending timer comes due; `None` once it is not
+    /// pending.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::testing::Clock;
+    ///
+    /// let mut clock = Clock::new();
+    /// let id = clock.call_later(Duration::from_secs(5), 1);
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(clock.remaining(id), Some(Duration::from_secs(3)));
+    /// ```
+    pub fn remaining(&self, id: TimerId) -> Option<Duration> {
+        self.timers
+            .deadline(id)
+            .map(|due| due.saturating_duration_since(self.now()))
     }
 
     /// Timers still pending.
@@ -93,7 +174,7 @@ impl Clock {
     /// deadline order (equal deadlines in scheduling order).
     pub fn advance(&mut self, by: Duration) -> Vec<u64> {
         self.elapsed += by;
-        let now = self.base + self.elapsed;
+        let now = self.now();
         let before = self.timers.next_seq();
         std::iter::from_fn(|| self.timers.pop_due(now, before).map(|(_, tag)| tag)).collect()
     }
@@ -317,6 +398,18 @@ impl Transport for StringTransport {
 
     fn cancel_timer(&mut self, timer: TimerId) -> bool {
         self.clock.cancel(timer)
+    }
+
+    fn reset_timer(&mut self, timer: TimerId, delay: Duration) -> bool {
+        self.clock.reset(timer, delay)
+    }
+
+    fn delay_timer(&mut self, timer: TimerId, by: Duration) -> bool {
+        self.clock.delay(timer, by)
+    }
+
+    fn is_timer_active(&self, timer: TimerId) -> bool {
+        self.clock.is_active(timer)
     }
 
     fn reactor(&mut self) -> Option<&mut Reactor> {

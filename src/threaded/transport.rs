@@ -10,7 +10,7 @@ use log::debug;
 
 use crate::reactor::Reactor;
 use crate::reason::Reason;
-use crate::rules::{deadline_after, idle_check, DEADLINE_GRACE, MAX_IOVECS};
+use crate::rules::{deadline_after, idle_check, timer_deadline, DEADLINE_GRACE, MAX_IOVECS};
 use crate::timer::{TimerHeap, TimerId};
 use crate::transport::{ConnectionId, Transport};
 
@@ -412,6 +412,22 @@ impl Transport for BlockingTransport {
 
     fn cancel_timer(&mut self, timer: TimerId) -> bool {
         self.timers.cancel(timer).is_some()
+    }
+
+    fn reset_timer(&mut self, timer: TimerId, delay: Duration) -> bool {
+        self.timers
+            .reschedule(timer, timer_deadline(Instant::now(), delay))
+    }
+
+    fn delay_timer(&mut self, timer: TimerId, by: Duration) -> bool {
+        match self.timers.deadline(timer) {
+            Some(due) => self.timers.reschedule(timer, timer_deadline(due, by)),
+            None => false,
+        }
+    }
+
+    fn is_timer_active(&self, timer: TimerId) -> bool {
+        self.timers.is_active(timer)
     }
 
     /// Always `None`: there is no reactor. A protocol that needs one (to

@@ -199,6 +199,18 @@ impl Transport for TlsTransport<'_> {
         self.outer.cancel_timer(timer)
     }
 
+    fn reset_timer(&mut self, timer: TimerId, delay: Duration) -> bool {
+        self.outer.reset_timer(timer, delay)
+    }
+
+    fn delay_timer(&mut self, timer: TimerId, by: Duration) -> bool {
+        self.outer.delay_timer(timer, by)
+    }
+
+    fn is_timer_active(&self, timer: TimerId) -> bool {
+        self.outer.is_timer_active(timer)
+    }
+
     fn reactor(&mut self) -> Option<&mut Reactor> {
         self.outer.reactor()
     }

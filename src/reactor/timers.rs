@@ -1,0 +1,163 @@
+//! The reactor's clock and its one-shot timers: `now`, `call_later`, and
+//! what can be done with a pending timer (Twisted's `IDelayedCall`:
+//! `cancel`, `reset`, `delay`, `active`, `getTime`).
+
+use std::time::{Duration, Instant};
+
+use super::{Reactor, TimerAction};
+use crate::rules::timer_deadline;
+use crate::timer::TimerId;
+
+impl Reactor {
+    /// The time on the reactor's clock (Twisted's `reactor.seconds()`): what
+    /// every timer's delay is counted from, so a timer scheduled with
+    /// `call_later(d, f)` comes due at `now() + d`, and what
+    /// [`timer_deadline`](Reactor::timer_deadline) answers in. A repeating
+    /// call ([`call_every`](Reactor::call_every)) counts its intervals on it.
+    ///
+    /// On a running reactor it is the monotonic clock read at the call, not
+    /// a value stamped once per turn: a callback that has run for a while
+    /// still schedules from the present. Code that asks the reactor for the
+    /// time, rather than `Instant::now()`, keeps working unchanged when a
+    /// reactor driven by a manual clock runs it in tests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::Reactor;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let before = reactor.now();
+    /// let timer = reactor.call_later(Duration::from_secs(5), |_| {});
+    /// let due = reactor.timer_deadline(timer).unwrap();
+    /// assert!(due >= before + Duration::from_secs(5));
+    /// assert!(due <= reactor.now() + Duration::from_secs(5));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Calls `f` with the reactor once `delay` has passed. Timers with equal
+    /// deadlines fire in the order they were scheduled; a timer scheduled
+    /// while timers fire waits for the next turn, so a zero-delay chain never
+    /// starves I/O. A delay too large for the clock (`Duration::MAX`) means
+    /// never. The returned id cancels, resets or delays the timer.
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut Reactor) + 'static,
+    ) -> TimerId {
+        self.schedule(delay, TimerAction::Call(Box::new(f)))
+    }
+
+    /// Cancels a pending timer; returns whether it was still pending.
+    pub fn cancel(&mut self, timer: TimerId) -> bool {
+        match self.timers.cancel(timer) {
+            Some(action) => {
+                crate::panic::drop_caught(action, "a cancelled timer's callback");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes a pending timer come due `delay` from [`now`](Reactor::now)
+    /// instead (Twisted's `DelayedCall.reset`), earlier or later than it
+    /// was; it keeps its id. Returns whether it was still pending (a timer
+    /// that fired or was cancelled stays so). Among timers with the same
+    /// deadline it ranks as if scheduled now, and one reset while timers
+    /// fire waits for the next turn, as a new one would. O(log n), and it
+    /// allocates nothing once the timer heap has grown to its working size.
+    ///
+    /// Resetting one timer on every message is the cheap way to keep a
+    /// deadline moving (cheaper than `cancel` and a new `call_later`,
+    /// which boxes the callback again).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::Reactor;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// // Stop in an hour... or rather, right away.
+    /// let stop = reactor.call_later(Duration::from_secs(3600), |r| r.stop());
+    /// assert!(reactor.reset_timer(stop, Duration::ZERO));
+    /// reactor.run()?; // returns at once
+    /// assert!(!reactor.reset_timer(stop, Duration::ZERO), "it fired");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reset_timer(&mut self, timer: TimerId, delay: Duration) -> bool {
+        let deadline = timer_deadline(self.now(), delay);
+        self.timers.reschedule(timer, deadline)
+    }
+
+    /// Pushes a pending timer's deadline `by` later than it was (Twisted's
+    /// `DelayedCall.delay`); it keeps its id. Returns whether it was still
+    /// pending. Ranks and costs as [`reset_timer`](Reactor::reset_timer).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::Reactor;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let timer = reactor.call_later(Duration::from_secs(10), |_| {});
+    /// let due = reactor.timer_deadline(timer).unwrap();
+    /// assert!(reactor.delay_timer(timer, Duration::from_secs(5)));
+    /// assert_eq!(reactor.timer_deadline(timer), Some(due + Duration::from_secs(5)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn delay_timer(&mut self, timer: TimerId, by: Duration) -> bool {
+        match self.timers.deadline(timer) {
+            Some(due) => self.timers.reschedule(timer, timer_deadline(due, by)),
+            None => false,
+        }
+    }
+
+    /// Whether a timer is still pending: not fired, not cancelled, not
+    /// dropped by a stop (Twisted's `DelayedCall.active`). A timer is no
+    /// longer active while its own callback runs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::Reactor;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let timer = reactor.call_later(Duration::from_secs(1), |_| {});
+    /// assert!(reactor.is_timer_active(timer));
+    /// reactor.cancel(timer);
+    /// assert!(!reactor.is_timer_active(timer));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_timer_active(&self, timer: TimerId) -> bool {
+        self.timers.is_active(timer)
+    }
+
+    /// When a pending timer comes due, on the reactor's clock
+    /// ([`now`](Reactor::now)); `None` once it is not pending (Twisted's
+    /// `DelayedCall.getTime`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::Reactor;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let timer = reactor.call_later(Duration::from_secs(60), |_| {});
+    /// let left = reactor.timer_deadline(timer).unwrap() - reactor.now();
+    /// assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(59));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_deadline(&self, timer: TimerId) -> Option<Instant> {
+        self.timers.deadline(timer)
+    }
+
+    /// Number of timers still pending (a repeating call counts as one).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Schedules `action` after `delay`; a deadline past what the clock can
+    /// hold means never ([`timer_deadline`]).
+    pub(crate) fn schedule(&mut self, delay: Duration, action: TimerAction) -> TimerId {
+        let deadline = timer_deadline(self.now(), delay);
+        self.timers.insert(deadline, action)
+    }
+}
