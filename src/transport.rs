@@ -253,9 +253,9 @@ pub trait Transport {
     /// p.data_received(&mut t, b"later\n");
     /// t.advance(Duration::from_secs(1), &mut p);
     /// assert_eq!(t.take(), b"ping\nas promised\n");
-    /// t.advance(Duration::from_secs(29), &mut p); // 40 s in, 30 s after "later"
+    /// t.advance(Duration::from_secs(28), &mut p); // 29 s after "later"
     /// assert!(!t.is_disconnecting());
-    /// t.advance(Duration::from_secs(1), &mut p);
+    /// t.advance(Duration::from_secs(1), &mut p); // 30 s: gives up
     /// assert!(t.is_disconnecting());
     /// ```
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId;
