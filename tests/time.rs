@@ -35,14 +35,23 @@ fn spin(r: &Reactor, intervals: u32) {
 
 type Log = Rc<RefCell<Vec<u64>>>;
 
+/// Stops the reactor after a few seconds whatever happens: a broken loop
+/// (one that stops early, or a panic in a callback that was to stop the
+/// reactor) fails the test's assertions instead of hanging it.
+fn guard(r: &mut Reactor) {
+    r.call_later(Duration::from_secs(3), |r| r.stop());
+}
+
 /// A repeating call that logs each tick's `missed`, runs `at_tick(r, n)`
 /// at tick number `n` (from 1), and stops the reactor after `ticks` ticks.
+/// Starts the [`guard`] too.
 fn logged_loop(
     r: &mut Reactor,
     first: Duration,
     ticks: usize,
     mut at_tick: impl FnMut(&mut Reactor, usize) + 'static,
 ) -> (Log, LoopingCall) {
+    guard(r);
     let log = Log::default();
     let seen = log.clone();
     let call = r.call_every_after(first, INTERVAL, move |r, tick| {
@@ -106,23 +115,26 @@ fn a_looping_call_stopped_by_its_handle_ticks_no_more_and_is_dropped() {
     let mut r = Reactor::new().unwrap();
     let held = Rc::new(());
     let handle: Rc<RefCell<Option<LoopingCall>>> = Rc::default();
-    let (h, kept) = (handle.clone(), held.clone());
+    // What stopping from the callback answered: recorded, not asserted
+    // there (a panic in the callback would stop the loop too).
+    let answers = Rc::new(RefCell::new(None));
+    let (h, kept, a) = (handle.clone(), held.clone(), answers.clone());
     let (log, call) = logged_loop(&mut r, Duration::ZERO, usize::MAX, move |r, n| {
         let _ = &kept;
         if n == 3 {
-            let call = h.borrow_mut().take().unwrap();
-            assert!(call.stop(r), "stopping itself from its callback");
-            assert!(!call.is_running());
-            assert!(!call.stop(r));
             // Three more intervals: any further tick would be seen.
             r.call_later(INTERVAL * 3, |r| r.stop());
+            let call = h.borrow_mut().take().unwrap();
+            *a.borrow_mut() = Some((call.stop(r), call.is_running(), call.stop(r)));
         }
     });
     *handle.borrow_mut() = Some(call.clone());
     assert!(call.is_running());
-    assert_eq!(r.pending_timers(), 1);
+    assert_eq!(r.pending_timers(), 2, "the loop, and the guard");
     r.run().unwrap();
     assert_eq!(*log.borrow(), [0, 0, 0]);
+    // stop: it was running; is_running: no more; stop again: it was not.
+    assert_eq!(*answers.borrow(), Some((true, false, false)));
     assert!(!call.is_running());
     assert_eq!(Rc::strong_count(&held), 1, "the callback was dropped");
 
@@ -145,6 +157,7 @@ fn a_panicking_looping_call_stops_alone_and_is_dropped() {
     let kept = held.clone();
     let panicked_ticks = Rc::new(RefCell::new(0));
     let p = panicked_ticks.clone();
+    guard(&mut r);
     let doomed = r.call_every(INTERVAL, move |_, _| {
         let _ = &kept;
         *p.borrow_mut() += 1;
