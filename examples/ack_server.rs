@@ -30,7 +30,8 @@ use reactor::{Protocol, Reason, Transport};
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "Acknowledging server: answers each message with `Receve your message!!`")]
+    about = "Acknowledging server: answers each message with `Receve your message!!`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

@@ -88,7 +88,8 @@ use reactor::{
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "Chat server: the first line is your name, every later line goes to the others")]
+    about = "Chat server: the first line is your name, every later line goes to the others"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

@@ -48,7 +48,8 @@ use reactor::Reason;
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "Line timestamp server: replies to each line with `[time] line`")]
+    about = "Line timestamp server: replies to each line with `[time] line`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

@@ -45,7 +45,8 @@ enum Server {
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "socketserver-style timestamp server: answers one line with `[time] line`")]
+    about = "socketserver-style timestamp server: answers one line with `[time] line`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

@@ -43,7 +43,8 @@ enum Server {
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "socketserver-style upper-case server: sends back each chunk upper-cased")]
+    about = "socketserver-style upper-case server: sends back each chunk upper-cased"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

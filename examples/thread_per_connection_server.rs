@@ -33,7 +33,8 @@ use reactor::threaded::{RequestHandler, ThreadingTcpServer};
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "Thread-per-connection server (seed 002): answers each chunk; `end` hangs up")]
+    about = "Thread-per-connection server (seed 002): answers each chunk; `end` hangs up"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

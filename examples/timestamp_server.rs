@@ -26,7 +26,8 @@ use reactor::{ListenOptions, Protocol, Reason, Transport};
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "Timestamp server: replies to each message with `[time] message`")]
+    about = "Timestamp server: replies to each message with `[time] message`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

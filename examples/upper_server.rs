@@ -59,7 +59,8 @@ use reactor::Reason;
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "Upper-case server: replies to each line upper-cased; the line `end` hangs up")]
+    about = "Upper-case server: replies to each line upper-cased; the line `end` hangs up"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

@@ -97,7 +97,8 @@ use serde::{Deserialize, Serialize};
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "File server: stores uploaded files in --dir and sends them back by name")]
+    about = "File server: stores uploaded files in --dir and sends them back by name"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

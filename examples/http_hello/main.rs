@@ -70,7 +70,8 @@ use reactor::ListenOptions;
 #[command(
     version,
     after_help = common::logs::LOG_HELP,
-    about = "HTTP/1.1 server that answers GET / with `hello world`")]
+    about = "HTTP/1.1 server that answers GET / with `hello world`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
