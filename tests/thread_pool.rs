@@ -256,12 +256,13 @@ fn a_stop_waits_for_jobs_within_the_grace_and_abandons_the_rest_without_hanging(
     let b_value_dropped = Arc::new(AtomicBool::new(false));
     let c_ran = Arc::new(AtomicBool::new(false));
     let c_work_dropped = Arc::new(AtomicBool::new(false));
-    let (b_flag, c_flag, c_guard) = (
+    let (b_flag, c_flag, c_guard, c_dropped) = (
         b_value_dropped.clone(),
         c_ran.clone(),
         DropFlag(c_work_dropped.clone()),
+        c_work_dropped.clone(),
     );
-    let (done_tx, done) = channel::<(Vec<&'static str>, Duration, usize)>();
+    let (done_tx, done) = channel::<(Vec<&'static str>, Duration, usize, bool)>();
     // The reactor lives on a thread of its own, so a stop that hangs shows
     // as a missing answer instead of a hung test.
     let thread = std::thread::spawn(move || {
@@ -289,14 +290,16 @@ fn a_stop_waits_for_jobs_within_the_grace_and_abandons_the_rest_without_hanging(
         reactor.run().unwrap();
         let took = started.elapsed();
         let order = order.borrow().clone();
+        // Read before b is released: the pool's close dropped c, not b's end.
+        let c_dropped = c_dropped.load(Ordering::SeqCst);
         done_tx
-            .send((order, took, reactor.jobs_in_flight()))
+            .send((order, took, reactor.jobs_in_flight(), c_dropped))
             .unwrap();
     });
     let answer = done.recv_timeout(WAIT);
     // Whatever happened, let b finish so the threads end.
     release_b.send(()).ok();
-    let (order, took, in_flight) = answer.expect("the stop hung on a running job");
+    let (order, took, in_flight, c_dropped) = answer.expect("the stop hung on a running job");
     thread.join().unwrap();
     assert_eq!(
         order,
@@ -306,10 +309,7 @@ fn a_stop_waits_for_jobs_within_the_grace_and_abandons_the_rest_without_hanging(
     assert!(took >= GRACE, "the drain did not wait for b: {took:?}");
     assert!(took < WAIT, "the stop took {took:?}");
     assert_eq!(in_flight, 0, "jobs still counted in flight after the stop");
-    assert!(
-        c_work_dropped.load(Ordering::SeqCst),
-        "c was not dropped when the pool closed"
-    );
+    assert!(c_dropped, "c was not dropped when the pool closed");
     // b finishes on its thread once released; what it returns is dropped.
     wait_until("b's value is dropped", || {
         b_value_dropped.load(Ordering::SeqCst)
