@@ -23,10 +23,24 @@ use super::{Reactor, ReactorHandle};
 /// [`set_thread_pool_limits`](Reactor::set_thread_pool_limits) says
 /// otherwise: enough to overlap a few disk operations, small enough not to
 /// compete with the loop for cores.
+///
+/// ```
+/// let mut reactor = reactor::Reactor::new()?;
+/// // Twice the default, for a disk that likes more requests in flight.
+/// reactor.set_thread_pool_limits(2 * reactor::DEFAULT_POOL_THREADS, reactor::DEFAULT_POOL_QUEUE);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const DEFAULT_POOL_THREADS: usize = 4;
 
 /// Jobs that may wait for a thread, beyond those running, unless
 /// [`set_thread_pool_limits`](Reactor::set_thread_pool_limits) says otherwise.
+///
+/// ```
+/// let mut reactor = reactor::Reactor::new()?;
+/// // Refuse sooner: a client told "busy" beats one kept waiting.
+/// reactor.set_thread_pool_limits(reactor::DEFAULT_POOL_THREADS, reactor::DEFAULT_POOL_QUEUE / 16);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const DEFAULT_POOL_QUEUE: usize = 1024;
 
 /// How long closing the pool waits for its idle threads to notice and exit
