@@ -75,7 +75,7 @@ fn compare_smoke_run_writes_one_sane_row_per_model_and_count() {
         "--secs",
         "1",
         "--conns",
-        "1,10",
+        "1,100",
         "--rounds",
         "2",
         "--size",
@@ -101,7 +101,7 @@ fn compare_smoke_run_writes_one_sane_row_per_model_and_count() {
     seen.sort();
     let expected: Vec<(String, u32)> = ["reactor", "threads", "tokio"]
         .iter()
-        .flat_map(|m| [(m.to_string(), 1), (m.to_string(), 10)])
+        .flat_map(|m| [(m.to_string(), 1), (m.to_string(), 100)])
         .collect();
     assert_eq!(seen, expected, "CSV:\n{text}");
     for r in &rows {
@@ -240,8 +240,8 @@ fn check_chart(svg: &str, rows: &[HashMap<&str, &str>]) {
         )
     };
 
-    // Connections, the x axis of all four panels: every decade of 1..10.
-    for e in decades(1.0, 10.0) {
+    // Connections, the x axis of all four panels: every decade of 1..100.
+    for e in decades(1.0, 100.0) {
         assert!(
             has(&decade(e)) >= 4,
             "x label {:?} on every panel; texts:\n{all}",
