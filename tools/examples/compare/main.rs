@@ -63,6 +63,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
     about = "Compares echo under the reactor, a thread per connection and tokio: \
              throughput, latency, CPU, memory and threads per connection count"
 )]
