@@ -19,6 +19,10 @@
 # Every child is started through start_server or run_load, recorded in
 # CHILDREN, and killed when the script exits.
 
+# Servers log each connection at info; a benchmark's thousands of them
+# would cost the server time and fill its log, so only warnings by default.
+export RUST_LOG=${RUST_LOG:-warn}
+
 log() { printf '%s\n' "$*" >&2; }
 die() {
     log "$BENCH: $*"

@@ -242,6 +242,9 @@ idle_memory() {
     before=$(vmrss_kb "$SPID")
     rm -f "$fifo"
     mkfifo "$fifo"
+    # Made before the client starts, so the first look below cannot race
+    # the client's redirection (a failed sed would end the script: set -e).
+    : >"$out"
     "${PIN_CLIENT[@]}" timeout -k 5 240 "$LOAD_BIN" --host "$HOST" --port "$SPORT" \
         "${TLS_ARGS[@]}" --idle "$IDLE_CONNS" --hold-secs 200 <"$fifo" >"$out" 2>"$out.err" &
     cpid=$!

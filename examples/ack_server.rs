@@ -23,11 +23,15 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::{debug, info};
+use log::debug;
 use reactor::{Protocol, Reason, Transport};
 
 #[derive(Parser, Debug)]
-#[command(about = "Acknowledging server: answers each message with `Receve your message!!`")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "Acknowledging server: answers each message with `Receve your message!!`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -44,7 +48,7 @@ struct Ack;
 
 impl Protocol for Ack {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
-        info!("...connected from: {}", transport.peer_addr());
+        common::logs::connected(transport.peer_addr());
     }
 
     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
@@ -57,7 +61,7 @@ impl Protocol for Ack {
     }
 
     fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
-        info!("{}: gone ({reason})", transport.peer_addr());
+        common::logs::closed(transport.peer_addr(), reason);
     }
 }
 

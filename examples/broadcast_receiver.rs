@@ -4,7 +4,8 @@
 //! A port of the receiving half of section 三 (UDP套接字广播, UDP broadcast)
 //! of seed `000_52dec2213283d72d.txt`, which binds `0.0.0.0:6475` and prints
 //! `从<addr>接受广播:<msg>` ("broadcast received from <addr>: <msg>") for
-//! each datagram. Here the default is loopback, so nothing off this machine
+//! each datagram. Here the port is the seed's, but the default host is
+//! loopback, so nothing off this machine
 //! is heard unless asked for: to hear real broadcasts, bind the wildcard
 //! address (`--host 0.0.0.0`); a socket bound to one unicast address only
 //! receives datagrams sent to that address. The seed also sets SO_BROADCAST
@@ -35,10 +36,11 @@ use reactor::{DatagramProtocol, DatagramTransport, Reactor};
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
     about = "Broadcast receiver: prints `from ADDR: MESSAGE` for each datagram",
     after_help = "Seed 000's receiver binds 0.0.0.0:6475 to hear broadcasts from the whole \
                   network; the same here is:\n  broadcast_receiver --host 0.0.0.0 --port 6475\n\
-                  The default, 127.0.0.1:10130, hears only this machine."
+                  The default, 127.0.0.1:6475, hears only this machine."
 )]
 struct Args {
     /// Host name or IP address to listen on (0.0.0.0 to hear broadcasts
@@ -46,7 +48,7 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// UDP port to listen on (0 picks a free one); the seed's is 6475.
-    #[arg(long, default_value_t = 10130)]
+    #[arg(long, default_value_t = 6475)]
     port: u16,
     /// Exit (status 0) after this many datagrams; by default, run until killed.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -99,7 +101,7 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let endpoint = reactor
         .listen_udp(addr, receiver)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| common::hints::cannot_listen(addr, &e))?;
     common::announce(endpoint.local_addr())?;
     reactor.run().map_err(|e| format!("reactor failed: {e}"))?;
     match failure.take() {

@@ -6,10 +6,11 @@
 //! of seed `000_52dec2213283d72d.txt`, which sends a small banner to
 //! `172.40.71.255:6475` every 2 seconds, forever. The differences:
 //!
-//! * the default destination is `127.0.0.1:10130` (the receiver's default),
+//! * the default destination is `127.0.0.1:6475` (the receiver's default:
+//!   the seed's port on loopback),
 //!   so that by default nothing leaves this machine. A real broadcast needs
-//!   `--dest`, a broadcast address such as `255.255.255.255:10130` or a
-//!   subnet's (`192.168.1.255:10130`), and a local address able to reach it
+//!   `--dest`, a broadcast address such as `255.255.255.255:6475` or a
+//!   subnet's (`192.168.1.255:6475`), and a local address able to reach it
 //!   (`--host 0.0.0.0`): a socket bound to 127.0.0.1 can only send on
 //!   loopback;
 //! * it stops after `--count` datagrams, and sends the first one at once
@@ -21,7 +22,7 @@
 //! ```text
 //! cargo run --release --example broadcast_receiver &
 //! cargo run --release --example broadcast_sender
-//! cargo run --release --example broadcast_sender -- --host 0.0.0.0 --dest 255.255.255.255:10130
+//! cargo run --release --example broadcast_sender -- --host 0.0.0.0 --dest 255.255.255.255:6475
 //! ```
 //!
 //! Prints nothing on stdout; logs and errors go to stderr. Exits 1 if a
@@ -41,6 +42,7 @@ use reactor::{DatagramProtocol, DatagramTransport, Reactor};
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
     about = "Broadcast sender: sends a message to --dest every --interval seconds, --count times"
 )]
 struct Args {
@@ -52,9 +54,9 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// Where to send, IP:PORT: a broadcast address such as
-    /// 255.255.255.255:10130 or a subnet's x.y.z.255:10130; the default
+    /// 255.255.255.255:6475 or a subnet's x.y.z.255:6475; the default
     /// stays on this machine.
-    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:10130")]
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:6475")]
     dest: SocketAddr,
     /// The message each datagram carries.
     #[arg(long, default_value = "****** jia ******")]
@@ -177,7 +179,7 @@ fn run(args: &Args) -> Result<(), String> {
     };
     reactor
         .listen_udp(local, broadcaster)
-        .map_err(|e| format!("cannot bind {local}: {e}"))?;
+        .map_err(|e| common::hints::cannot_listen(local, &e))?;
     // `start_protocol` ran inside `listen_udp`; its `stop` would not outlive
     // the start of `run`, so a failure there is looked at here.
     if let Some(e) = failure.take() {

@@ -85,7 +85,11 @@ use reactor::{
 };
 
 #[derive(Parser, Debug)]
-#[command(about = "Chat server: the first line is your name, every later line goes to the others")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "Chat server: the first line is your name, every later line goes to the others"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -380,7 +384,7 @@ struct Chatter {
 impl LineHandler for Chatter {
     fn connection_made(&mut self, lines: &mut Lines<'_>) {
         let transport = lines.transport();
-        info!("...connected from: {}", transport.peer_addr());
+        common::logs::connected(transport.peer_addr());
         transport.write(b"What's your name?\n");
     }
 
@@ -454,8 +458,9 @@ impl LineHandler for Chatter {
         self.speaking = Speaking::Yielding(held);
     }
 
-    fn connection_lost(&mut self, lines: &mut Lines<'_>, _reason: &Reason, _unfinished: &[u8]) {
+    fn connection_lost(&mut self, lines: &mut Lines<'_>, reason: &Reason, _unfinished: &[u8]) {
         let transport = lines.transport();
+        common::logs::closed(transport.peer_addr(), reason);
         let id = transport.id();
         if let Some(reactor) = transport.reactor() {
             self.room.borrow_mut().leave(reactor, id);

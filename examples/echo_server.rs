@@ -37,10 +37,27 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-// Zero-sized, so idle connections cost the server no protocol memory.
-use reactor::protocols::Echo;
 use reactor::tls::{TlsFactory, TlsRole};
-use reactor::{threaded, ListenOptions, OnStop, Protocol, Transport};
+use reactor::{threaded, ListenOptions, OnStop, Protocol, Reason, Transport};
+
+/// Sends back every byte, and logs each connection's start and end as every
+/// example server does. Zero-sized, so idle connections cost the server no
+/// protocol memory (`compare` measures memory per connection).
+struct Echo;
+
+impl Protocol for Echo {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        common::logs::connected(transport.peer_addr());
+    }
+
+    fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
+        transport.write(data);
+    }
+
+    fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+        common::logs::closed(transport.peer_addr(), reason);
+    }
+}
 
 /// Echo that, when a graceful stop begins, finishes instead of closing: it
 /// echoes on until the peer half-closes (the default handling of a FIN
@@ -51,6 +68,14 @@ struct DrainingEcho {
 }
 
 impl Protocol for DrainingEcho {
+    fn connection_made(&mut self, transport: &mut dyn Transport) {
+        common::logs::connected(transport.peer_addr());
+    }
+
+    fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+        common::logs::closed(transport.peer_addr(), reason);
+    }
+
     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
         transport.write(data);
     }
@@ -72,6 +97,8 @@ enum Model {
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
+    after_help = common::logs::LOG_HELP,
     about = "Echo server: sends back every byte it receives, on the reactor or a thread per connection"
 )]
 struct Args {
@@ -132,7 +159,7 @@ fn serve(args: &Args) -> Result<(), String> {
                 }
                 None => threaded::ThreadedServer::listen_tcp_with(addr, || Echo, options),
             }
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|e| common::hints::cannot_listen(addr, &e))?;
             common::announce(server.local_addr())?;
             // Serves until the process is killed.
             server.wait();

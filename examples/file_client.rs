@@ -42,7 +42,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
-#[command(about = "File client: uploads a file to file_server or downloads one from it")]
+#[command(
+    version,
+    about = "File client: uploads a file to file_server or downloads one from it"
+)]
 struct Args {
     /// Host name or IP address of the file server.
     #[arg(long, global = true, default_value = "127.0.0.1")]

@@ -3,8 +3,9 @@
 //!
 //! A port of `MyRequestHandler`, the `socketserver.StreamRequestHandler` of
 //! section 2.6 of seed `004_1074fc63d98d4db4.txt`, onto
-//! [`reactor::framing::LineReceiver`], on the seed's port 21567 (the same as
-//! `timestamp_server`'s: run one at a time, or pass `--port`). The seed's
+//! [`reactor::framing::LineReceiver`], on port 21568: the seed's 21567 is
+//! `timestamp_server`'s default, so pass `--port 21567` for the seed's
+//! clients unchanged. The seed's
 //! `rfile.readline()` keeps the line ending and writes it back; so does this
 //! server: `hi\n` gets `[…] hi\n`, and `hi\r\n` (telnet, the seed's client)
 //! gets `[…] hi\r\n`. Unlike the seed, which answers one line and hangs up,
@@ -27,7 +28,7 @@
 //! ```text
 //! cargo run --release --example line_timestamp_server
 //! cargo run --release --example line_timestamp_server -- --port 0
-//! nc 127.0.0.1 21567
+//! nc 127.0.0.1 21568
 //! ```
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
@@ -44,13 +45,18 @@ use reactor::framing::{LineHandler, LineReceiver, Lines};
 use reactor::Reason;
 
 #[derive(Parser, Debug)]
-#[command(about = "Line timestamp server: replies to each line with `[time] line`")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "Line timestamp server: replies to each line with `[time] line`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Port to listen on (0 picks a free one); 21567 is the seed's.
-    #[arg(long, default_value_t = 21567)]
+    /// Port to listen on (0 picks a free one); the seed's is 21567, which
+    /// is timestamp_server's default.
+    #[arg(long, default_value_t = 21568)]
     port: u16,
     /// Seconds bytes with no line ending wait before they are answered as
     /// they stand (the seeds' plain clients send no newline); 0 never
@@ -75,7 +81,7 @@ impl KnowsEnding for Stamp {
 
 impl LineHandler for Stamp {
     fn connection_made(&mut self, lines: &mut Lines<'_>) {
-        info!("...connected from: {}", lines.transport().peer_addr());
+        common::logs::connected(lines.transport().peer_addr());
     }
 
     fn line_received(&mut self, lines: &mut Lines<'_>, line: &[u8]) {
@@ -93,7 +99,8 @@ impl LineHandler for Stamp {
             .write_vectored(&[stamp.as_bytes(), line, ending]);
     }
 
-    fn connection_lost(&mut self, lines: &mut Lines<'_>, _reason: &Reason, unfinished: &[u8]) {
+    fn connection_lost(&mut self, lines: &mut Lines<'_>, reason: &Reason, unfinished: &[u8]) {
+        common::logs::closed(lines.transport().peer_addr(), reason);
         if !unfinished.is_empty() {
             info!(
                 "{}: {} bytes after the last line ending got no reply",

@@ -26,6 +26,7 @@ use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsag
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
     about = "Write a self-signed TLS certificate and key (PEM) for local testing",
     after_help = "Then, for example: echo_server --host 127.0.0.1 --port 7000 \
                   --tls-cert cert.pem --tls-key key.pem, and a client trusting cert.pem \

@@ -3,7 +3,9 @@
 //! (`self.rfile.readline()`) and writes it back after the local time,
 //! `[YYYY-MM-DD HH:MM:SS] line`, after which the server closes the
 //! connection. Ported onto [`reactor::threaded`]'s `socketserver`
-//! equivalents, on the seed's port 21567: a `ThreadingTcpServer` by default,
+//! equivalents, on port 21569 (the seed's 21567 is `timestamp_server`'s
+//! default; `--port 21567` for the seed's client unchanged): a
+//! `ThreadingTcpServer` by default,
 //! or the seed's own `TCPServer` (one client at a time) with `--server tcp`.
 //!
 //! As `readline` does, the line keeps its ending (`hi\r\n` gets
@@ -16,7 +18,7 @@
 //! ```text
 //! cargo run --release --example socketserver_timestamp_server
 //! cargo run --release --example socketserver_timestamp_server -- --port 0
-//! echo hello | nc -N 127.0.0.1 21567
+//! echo hello | nc -N 127.0.0.1 21569
 //! ```
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
@@ -28,7 +30,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use log::info;
 use reactor::threaded::{RequestHandler, TcpServer, ThreadingTcpServer};
 
 /// Which `socketserver` class serves the handler.
@@ -41,13 +42,18 @@ enum Server {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "socketserver-style timestamp server: answers one line with `[time] line`")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "socketserver-style timestamp server: answers one line with `[time] line`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Port to listen on (0 picks a free one); 21567 is the seed's.
-    #[arg(long, default_value_t = 21567)]
+    /// Port to listen on (0 picks a free one); the seed's is 21567, which
+    /// is timestamp_server's default.
+    #[arg(long, default_value_t = 21569)]
     port: u16,
     /// `threading` (a thread per client) or `tcp` (one client at a time).
     #[arg(long, value_enum, default_value_t = Server::Threading)]
@@ -62,33 +68,39 @@ struct MyRequestHandler;
 
 impl RequestHandler for MyRequestHandler {
     fn handle(&mut self, request: &mut TcpStream, client: SocketAddr) -> io::Result<()> {
-        info!("...connected from: {client}");
-        // `rfile`: buffered reads, bounded so a line without end cannot
-        // grow without limit.
-        let mut rfile = BufReader::new((&*request).take(MAX_LINE));
-        let mut line = Vec::new();
-        rfile.read_until(b'\n', &mut line)?;
-        if line.is_empty() {
-            return Ok(());
-        }
-        if !line.ends_with(b"\n") && line.len() as u64 == MAX_LINE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("line longer than {MAX_LINE} bytes"),
-            ));
-        }
-        let stamp = chrono::Local::now()
-            .format("[%Y-%m-%d %H:%M:%S] ")
-            .to_string();
-        // `wfile.write`: stamp and line in one write.
-        let reply = [stamp.as_bytes(), &line].concat();
-        request.write_all(&reply)
+        common::logs::connected(client);
+        let result = answer_one_line(request);
+        common::logs::handled(client, "answered its line", result)
     }
+}
+
+/// Reads one line from `request` and writes it back stamped.
+fn answer_one_line(request: &mut TcpStream) -> io::Result<()> {
+    // `rfile`: buffered reads, bounded so a line without end cannot
+    // grow without limit.
+    let mut rfile = BufReader::new((&*request).take(MAX_LINE));
+    let mut line = Vec::new();
+    rfile.read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Ok(());
+    }
+    if !line.ends_with(b"\n") && line.len() as u64 == MAX_LINE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("line longer than {MAX_LINE} bytes"),
+        ));
+    }
+    let stamp = chrono::Local::now()
+        .format("[%Y-%m-%d %H:%M:%S] ")
+        .to_string();
+    // `wfile.write`: stamp and line in one write.
+    let reply = [stamp.as_bytes(), &line].concat();
+    request.write_all(&reply)
 }
 
 fn serve(args: &Args) -> Result<(), String> {
     let addr = common::resolve(&args.host, args.port)?;
-    let cannot = |e: io::Error| format!("cannot listen on {addr}: {e}");
+    let cannot = |e: io::Error| common::hints::cannot_listen(addr, &e);
     match args.server {
         Server::Threading => {
             let server = ThreadingTcpServer::bind(addr, || MyRequestHandler).map_err(cannot)?;

@@ -27,7 +27,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use log::debug;
 use reactor::threaded::{DatagramHandler, ThreadingUdpServer, UdpServer};
 
 /// Which `socketserver` class serves the handler.
@@ -40,7 +39,10 @@ enum Server {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "socketserver-style UDP server: answers each datagram upper-cased")]
+#[command(
+    version,
+    about = "socketserver-style UDP server: answers each datagram upper-cased"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -58,7 +60,7 @@ struct Upper;
 
 impl DatagramHandler for Upper {
     fn handle(&mut self, data: &[u8], client: SocketAddr, socket: &UdpSocket) -> io::Result<()> {
-        debug!("{} bytes from {client}", data.len());
+        common::logs::datagram(client, data.len());
         socket.send_to(&data.to_ascii_uppercase(), client)?;
         Ok(())
     }
@@ -66,7 +68,7 @@ impl DatagramHandler for Upper {
 
 fn serve(args: &Args) -> Result<(), String> {
     let addr = common::resolve(&args.host, args.port)?;
-    let cannot = |e: io::Error| format!("cannot bind {addr}: {e}");
+    let cannot = |e: io::Error| common::hints::cannot_listen(addr, &e);
     match args.server {
         Server::Threading => {
             let server = ThreadingUdpServer::bind(addr, || Upper).map_err(cannot)?;

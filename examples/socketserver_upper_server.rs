@@ -27,7 +27,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use log::info;
+use log::debug;
 use reactor::threaded::{RequestHandler, TcpServer, ThreadingTcpServer};
 
 /// Which `socketserver` class serves the handler.
@@ -40,7 +40,11 @@ enum Server {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "socketserver-style upper-case server: sends back each chunk upper-cased")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "socketserver-style upper-case server: sends back each chunk upper-cased"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -53,38 +57,44 @@ struct Args {
     server: Server,
 }
 
+/// Sends back each chunk read from `request` upper-cased, until end of file.
+fn upper_until_end(request: &mut TcpStream) -> io::Result<()> {
+    let mut data = [0; 1024];
+    loop {
+        let n = request.read(&mut data)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let chunk = &mut data[..n];
+        chunk.make_ascii_uppercase();
+        request.write_all(chunk)?;
+    }
+}
+
 /// Seed 001's `MyTCPHandler`.
 struct MyTcpHandler;
 
 impl RequestHandler for MyTcpHandler {
     fn setup(&mut self, _request: &mut TcpStream, client: SocketAddr) -> io::Result<()> {
-        info!("{client}: setup");
+        common::logs::connected(client);
+        debug!("{client}: setup");
         Ok(())
     }
 
     fn handle(&mut self, request: &mut TcpStream, client: SocketAddr) -> io::Result<()> {
-        let mut data = [0; 1024];
-        loop {
-            let n = request.read(&mut data)?;
-            if n == 0 {
-                info!("{client}: connection closed");
-                return Ok(());
-            }
-            let chunk = &mut data[..n];
-            chunk.make_ascii_uppercase();
-            request.write_all(chunk)?;
-        }
+        let result = upper_until_end(request);
+        common::logs::handled(client, "the client hung up", result)
     }
 
     fn finish(&mut self, _request: &mut TcpStream, client: SocketAddr) -> io::Result<()> {
-        info!("{client}: finish");
+        debug!("{client}: finish");
         Ok(())
     }
 }
 
 fn serve(args: &Args) -> Result<(), String> {
     let addr = common::resolve(&args.host, args.port)?;
-    let cannot = |e: io::Error| format!("cannot listen on {addr}: {e}");
+    let cannot = |e: io::Error| common::hints::cannot_listen(addr, &e);
     match args.server {
         Server::Threading => {
             let server = ThreadingTcpServer::bind(addr, || MyTcpHandler).map_err(cannot)?;

@@ -27,11 +27,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::info;
 use reactor::threaded::{RequestHandler, ThreadingTcpServer};
 
 #[derive(Parser, Debug)]
-#[command(about = "Thread-per-connection server (seed 002): answers each chunk; `end` hangs up")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "Thread-per-connection server (seed 002): answers each chunk; `end` hangs up"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -49,18 +52,22 @@ struct DoTcp;
 
 impl RequestHandler for DoTcp {
     fn handle(&mut self, sock: &mut TcpStream, addr: SocketAddr) -> io::Result<()> {
-        info!("accepted: {addr}");
-        let mut data = [0; 1024];
-        loop {
-            let n = sock.read(&mut data)?;
-            let chunk = &data[..n];
-            if n == 0 || is_end(chunk) {
-                break;
-            }
-            sock.write_all(&[PREFIX.as_bytes(), chunk].concat())?;
+        common::logs::connected(addr);
+        let result = answer_until_end(sock);
+        common::logs::handled(addr, "the client hung up or sent end", result)
+    }
+}
+
+/// Answers each chunk read from `sock` until end of file or `end`.
+fn answer_until_end(sock: &mut TcpStream) -> io::Result<()> {
+    let mut data = [0; 1024];
+    loop {
+        let n = sock.read(&mut data)?;
+        let chunk = &data[..n];
+        if n == 0 || is_end(chunk) {
+            return Ok(());
         }
-        info!("{addr}: done");
-        Ok(())
+        sock.write_all(&[PREFIX.as_bytes(), chunk].concat())?;
     }
 }
 
@@ -73,7 +80,7 @@ fn is_end(chunk: &[u8]) -> bool {
 fn serve(args: &Args) -> Result<(), String> {
     let addr = common::resolve(&args.host, args.port)?;
     let server = ThreadingTcpServer::bind(addr, || DoTcp)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| common::hints::cannot_listen(addr, &e))?;
     common::announce(server.local_addr())?;
     server.serve_forever();
     Ok(())

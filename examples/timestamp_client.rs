@@ -43,7 +43,10 @@ use reactor::{
 };
 
 #[derive(Parser, Debug)]
-#[command(about = "Timestamp client: sends stdin line by line, prints each reply")]
+#[command(
+    version,
+    about = "Timestamp client: sends stdin line by line, prints each reply"
+)]
 struct Args {
     /// Host name or IP address of the timestamp server.
     #[arg(long, default_value = "127.0.0.1")]

@@ -19,11 +19,15 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::info;
-use reactor::{ListenOptions, Protocol, Transport};
+
+use reactor::{ListenOptions, Protocol, Reason, Transport};
 
 #[derive(Parser, Debug)]
-#[command(about = "Timestamp server: replies to each message with `[time] message`")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "Timestamp server: replies to each message with `[time] message`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -39,7 +43,7 @@ struct TsServ;
 
 impl Protocol for TsServ {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
-        info!("...connected from: {}", transport.peer_addr());
+        common::logs::connected(transport.peer_addr());
     }
 
     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
@@ -48,6 +52,10 @@ impl Protocol for TsServ {
             .to_string();
         // Two chunks in one write: the data is never copied next to the stamp.
         transport.write_vectored(&[stamp.as_bytes(), data]);
+    }
+
+    fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+        common::logs::closed(transport.peer_addr(), reason);
     }
 }
 

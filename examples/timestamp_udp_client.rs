@@ -46,7 +46,10 @@ use log::debug;
 use reactor::{DatagramProtocol, DatagramTransport, Reactor, ReactorHandle, TimerId};
 
 #[derive(Parser, Debug)]
-#[command(about = "UDP timestamp client: sends stdin line by line, prints each reply")]
+#[command(
+    version,
+    about = "UDP timestamp client: sends stdin line by line, prints each reply"
+)]
 struct Args {
     /// Host name or IP address of the UDP timestamp server.
     #[arg(long, default_value = "127.0.0.1")]

@@ -21,11 +21,14 @@ use std::process::ExitCode;
 
 use chrono::{Datelike, Timelike};
 use clap::Parser;
-use log::debug;
+use log::info;
 use reactor::{DatagramProtocol, DatagramTransport};
 
 #[derive(Parser, Debug)]
-#[command(about = "UDP timestamp server: replies to each datagram with `[time] datagram`")]
+#[command(
+    version,
+    about = "UDP timestamp server: replies to each datagram with `[time] datagram`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -60,7 +63,8 @@ impl DatagramProtocol for TsServ {
         );
         self.reply.extend_from_slice(data);
         t.write_to(&self.reply, from);
-        debug!("...received from and returned to: {from}");
+        // At info: the seed prints this line for every datagram.
+        info!("...received from and returned to: {from}");
     }
 }
 

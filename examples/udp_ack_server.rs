@@ -27,7 +27,10 @@ use log::info;
 use reactor::{DatagramProtocol, DatagramTransport};
 
 #[derive(Parser, Debug)]
-#[command(about = "UDP acknowledging server: answers each datagram with `Thank for you msg`")]
+#[command(
+    version,
+    about = "UDP acknowledging server: answers each datagram with `Thank for you msg`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

@@ -19,7 +19,10 @@ use clap::Parser;
 use reactor::{DatagramProtocol, DatagramTransport};
 
 #[derive(Parser, Debug)]
-#[command(about = "UDP echo server on the reactor: answers each datagram to its sender")]
+#[command(
+    version,
+    about = "UDP echo server on the reactor: answers each datagram to its sender"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -34,6 +37,7 @@ struct UdpEcho;
 
 impl DatagramProtocol for UdpEcho {
     fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], from: SocketAddr) {
+        common::logs::datagram(from, data.len());
         t.write_to(data, from);
     }
 }

@@ -22,11 +22,13 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::debug;
 use reactor::{DatagramProtocol, DatagramTransport};
 
 #[derive(Parser, Debug)]
-#[command(about = "UDP upper-case server: replies to each datagram with it upper-cased")]
+#[command(
+    version,
+    about = "UDP upper-case server: replies to each datagram with it upper-cased"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -44,7 +46,7 @@ struct Upper {
 
 impl DatagramProtocol for Upper {
     fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], from: SocketAddr) {
-        debug!("{} bytes from {from}", data.len());
+        common::logs::datagram(from, data.len());
         self.reply.clear();
         self.reply
             .extend(data.iter().map(|b| b.to_ascii_uppercase()));

@@ -5,8 +5,9 @@
 //! A port of the TCP upper-case servers of seeds `001_444414cdf44704f4.txt`
 //! (`MyTCPHandler`, `self.request.sendall(self.data.upper())`) and
 //! `003_53eaec948bc5f072.txt` (`conn.send(data.upper())`), with the `end`
-//! command of seed `002_3c91646919f6c3d0.txt`, on the port of seed 001's
-//! `socketserver` version, 9999. The seeds upper-case whatever one `recv`
+//! command of seed `002_3c91646919f6c3d0.txt`, on seed 001's first port,
+//! 6999 (its `socketserver` version's 9999 is `socketserver_upper_server`'s).
+//! The seeds upper-case whatever one `recv`
 //! returned; here each whole line is answered once, however TCP split it.
 //!
 //! A reply keeps the line's ending: `hi\n` gets `HI\n`, `hi\r\n` gets
@@ -26,17 +27,19 @@
 //! instead. The rest of such a line, sent later, is a line of its own (upper
 //! case is byte by byte, so the bytes answered are the same either way).
 //! `--unfinished-after 0` makes this a plain line server. Seed 001's
-//! client, changed only in its port:
+//! clients, unchanged or changed only in their port:
 //!
 //! ```text
 //! cargo run --release --example upper_server
+//! python3 client.py      # c.connect(('localhost',6999)), as in the seed
+//! cargo run --release --example upper_server -- --port 9999
 //! python3 client1.py     # c.connect(('localhost',9999)), as in the seed
 //! ```
 //!
 //! ```text
 //! cargo run --release --example upper_server
 //! cargo run --release --example upper_server -- --port 0
-//! nc 127.0.0.1 9999
+//! nc 127.0.0.1 6999
 //! ```
 //!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
@@ -50,15 +53,20 @@ use clap::Parser;
 use common::unfinished::{AnswerUnfinished, Ending, KnowsEnding};
 use log::info;
 use reactor::framing::{LineHandler, LineReceiver, Lines};
+use reactor::Reason;
 
 #[derive(Parser, Debug)]
-#[command(about = "Upper-case server: replies to each line upper-cased; the line `end` hangs up")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "Upper-case server: replies to each line upper-cased; the line `end` hangs up"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Port to listen on (0 picks a free one); 9999 is seed 001's.
-    #[arg(long, default_value_t = 9999)]
+    /// Port to listen on (0 picks a free one); 6999 is seed 001's.
+    #[arg(long, default_value_t = 6999)]
     port: u16,
     /// Seconds bytes with no line ending wait before they are answered as
     /// they stand (the seeds' clients send no newline); 0 never answers
@@ -86,7 +94,7 @@ impl KnowsEnding for Upper {
 
 impl LineHandler for Upper {
     fn connection_made(&mut self, lines: &mut Lines<'_>) {
-        info!("...connected from: {}", lines.transport().peer_addr());
+        common::logs::connected(lines.transport().peer_addr());
     }
 
     fn line_received(&mut self, lines: &mut Lines<'_>, line: &[u8]) {
@@ -102,6 +110,10 @@ impl LineHandler for Upper {
             Ending::Newline => lines.send_line(&self.reply),
             Ending::Waited => lines.transport().write(&self.reply),
         }
+    }
+
+    fn connection_lost(&mut self, lines: &mut Lines<'_>, reason: &Reason, _unfinished: &[u8]) {
+        common::logs::closed(lines.transport().peer_addr(), reason);
     }
 }
 

@@ -670,6 +670,9 @@ mod udp;
 pub use crate::protocol::{
     client_factory, ClientFactory, ClientFn, Factory, OnStop, Protocol, SharedFactory, Timeout,
 };
+pub use crate::reactor::{
+    JobPanicked, PoolError, SourceEvent, SourceId, DEFAULT_POOL_QUEUE, DEFAULT_POOL_THREADS,
+};
 pub use crate::reactor::{LoopingCall, Reactor, ReactorHandle, Tick, DEFAULT_SHUTDOWN_GRACE};
 pub use crate::reason::Reason;
 pub use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};

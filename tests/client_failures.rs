@@ -4,28 +4,11 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use reactor::{client_factory, Protocol, Reactor, Transport};
 
 use common::{wait_until, ReactorThread};
-
-static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            WARNINGS.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
 
 struct Silent;
 impl Protocol for Silent {
@@ -42,18 +25,14 @@ fn closed_port() -> std::net::SocketAddr {
 
 #[test]
 fn a_refused_connect_from_a_closure_factory_is_logged_as_a_warning() {
-    static CAPTURE: Capture = Capture;
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Warn);
+    common::capture_warnings();
     let addr = closed_port();
     let client = ReactorThread::start(|_| Ok(common::localhost()));
     client.call(move |r: &mut Reactor| {
         r.connect_tcp(addr, || Silent, Duration::from_secs(5));
     });
     wait_until("the refusal is logged", || {
-        WARNINGS
-            .lock()
-            .unwrap()
+        common::warnings()
             .iter()
             .any(|w| w.starts_with("a client connection failed: connection refused"))
     });

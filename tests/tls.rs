@@ -15,16 +15,7 @@ use reactor::tls::TlsRole;
 use reactor::{Protocol, Reason, Transport};
 
 use common::{localhost, next, pattern, Echo, ReactorThread, Recorder};
-use tls_common::{connect, Certs};
-
-/// A reactor thread serving `factory`'s protocols over TLS.
-fn tls_server<P: Protocol>(
-    certs: &Certs,
-    factory: impl FnMut() -> P + Send + 'static,
-) -> ReactorThread {
-    let config = certs.server_config();
-    ReactorThread::start(move |r| Ok(r.listen_tls(localhost(), config, factory)?.local_addr()))
-}
+use tls_common::{connect, tls_server, Certs};
 
 #[test]
 fn sixty_four_mebibytes_echo_byte_for_byte_in_random_sized_chunks() {

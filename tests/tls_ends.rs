@@ -12,16 +12,7 @@ use std::sync::mpsc::channel;
 use reactor::{OnStop, Protocol, Transport};
 
 use common::{localhost, next, ReactorThread, Recorder};
-use tls_common::{connect, Certs};
-
-/// A reactor thread serving `factory`'s protocols over TLS.
-fn tls_server<P: Protocol>(
-    certs: &Certs,
-    factory: impl FnMut() -> P + Send + 'static,
-) -> ReactorThread {
-    let config = certs.server_config();
-    ReactorThread::start(move |r| Ok(r.listen_tls(localhost(), config, factory)?.local_addr()))
-}
+use tls_common::{connect, tls_server, Certs};
 
 #[test]
 fn a_peer_that_closes_without_close_notify_is_reported_as_truncated() {

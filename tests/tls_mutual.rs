@@ -8,7 +8,7 @@ mod tls_common;
 
 use std::io::{Read, Write};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reactor::{ClientFactory, Factory, Protocol, Reactor, Reason, Transport};
@@ -46,30 +46,6 @@ fn mutual_config(certs: &Certs) -> Arc<reactor::tls::ServerConfig> {
     )
 }
 
-/// Every warning logged in this test binary, as `target: message`.
-static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            WARNINGS.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-fn capture_warnings() {
-    static CAPTURE: Capture = Capture;
-    // Another test may have installed it first.
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Warn);
-}
-
 #[test]
 fn a_client_with_a_certificate_is_accepted_and_the_server_sees_its_chain() {
     let certs = Certs::new("mutual-accepted");
@@ -98,7 +74,7 @@ fn a_client_with_a_certificate_is_accepted_and_the_server_sees_its_chain() {
 
 #[test]
 fn a_client_without_a_certificate_is_refused_before_any_protocol_is_made() {
-    capture_warnings();
+    common::capture_warnings();
     let certs = Certs::new("mutual-refused");
     let (tx, rx) = channel();
     let config = mutual_config(&certs);
@@ -119,9 +95,7 @@ fn a_client_without_a_certificate_is_refused_before_any_protocol_is_made() {
     assert!(err.to_string().contains("CertificateRequired"), "{err}");
     let expected = format!("{local}: TLS failed: handshake failed: ");
     wait_until("the server logs the refusal", || {
-        WARNINGS
-            .lock()
-            .unwrap()
+        common::warnings()
             .iter()
             .any(|w| w.starts_with(&expected) && w.contains("peer sent no certificates"))
     });

@@ -1,10 +1,14 @@
 //! What every example binary shares: address resolution, the `listening on`
-//! line, logging, and the one-line error exit; for the load generators,
-//! [`load`]; for the servers that can speak TLS, [`tls`]; for the line
-//! servers the seeds' clients talk to, [`unfinished`].
+//! line, logging, and the one-line error exit; the servers' log lines
+//! ([`logs`]: `...connected from: ADDR`, and what an id such as `#1.2`
+//! means); the hints that end address errors ([`hints`]); for the load
+//! generators, [`load`]; for the servers that can speak TLS, [`tls`]; for
+//! the line servers the seeds' clients talk to, [`unfinished`].
 #![allow(dead_code)]
 
+pub mod hints;
 pub mod load;
+pub mod logs;
 pub mod tls;
 pub mod unfinished;
 
@@ -21,8 +25,12 @@ pub fn init_logging() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 }
 
-/// The first address `host:port` resolves to.
+/// The first address `host:port` resolves to; a host that looks like an
+/// IP address but is not one is said to be so, not sent to the resolver.
 pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Some(why) = hints::not_an_ip(host) {
+        return Err(why);
+    }
     (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -58,7 +66,7 @@ pub fn serve(
 ) -> Result<(), String> {
     let addr = resolve(host, port)?;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let bound = listen(&mut reactor, addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listen(&mut reactor, addr).map_err(|e| hints::cannot_listen(addr, &e))?;
     announce(bound)?;
     reactor.run().map_err(|e| format!("reactor failed: {e}"))
 }

@@ -94,7 +94,11 @@ use reactor::{ConnectionId, Reason};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
-#[command(about = "File server: stores uploaded files in --dir and sends them back by name")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "File server: stores uploaded files in --dir and sends them back by name"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -450,6 +454,10 @@ impl FileSession {
 }
 
 impl FrameHandler for FileSession {
+    fn connection_made(&mut self, frames: &mut Frames<'_>) {
+        common::logs::connected(frames.transport().peer_addr());
+    }
+
     fn frame_received(&mut self, frames: &mut Frames<'_>, frame: &[u8]) {
         // Only ever in `Idle`: every other state reads in raw mode.
         match serde_json::from_slice::<Request>(frame) {
@@ -532,7 +540,7 @@ impl FrameHandler for FileSession {
                 download.sender.sent(),
                 download.size
             ),
-            State::Idle | State::Skip(_) => info!("{peer}: gone ({reason})"),
+            State::Idle | State::Skip(_) => common::logs::closed(peer, reason),
         }
     }
 }

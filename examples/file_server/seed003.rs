@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use log::{debug, info, warn};
+use log::{debug, warn};
 use reactor::framing::{FrameHandler, Frames, LengthPrefix, LengthPrefixedReceiver};
 use reactor::producer::{Progress, StreamSender};
 use reactor::{Protocol, Reason, Transport};
@@ -79,7 +79,7 @@ impl SeedUploads {
 
 impl FrameHandler for SeedUploads {
     fn connection_made(&mut self, frames: &mut Frames<'_>) {
-        info!("...connected from: {}", frames.transport().peer_addr());
+        crate::common::logs::connected(frames.transport().peer_addr());
     }
 
     fn frame_received(&mut self, frames: &mut Frames<'_>, frame: &[u8]) {
@@ -128,7 +128,7 @@ impl FrameHandler for SeedUploads {
                 upload.size - upload.remaining,
                 upload.size
             ),
-            None => info!("{peer}: gone ({reason})"),
+            None => crate::common::logs::closed(peer, reason),
         }
     }
 }
@@ -234,7 +234,7 @@ impl SeedDownloads {
 
 impl Protocol for SeedDownloads {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
-        info!("...connected from: {}", transport.peer_addr());
+        crate::common::logs::connected(transport.peer_addr());
         self.produce(transport);
     }
 
@@ -255,11 +255,12 @@ impl Protocol for SeedDownloads {
     }
 
     fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
-        info!(
-            "{}: gone after {} whole copies of {:?} ({reason})",
+        crate::common::logs::closed(
             transport.peer_addr(),
-            self.copies,
-            self.served.name
+            format_args!(
+                "{reason}; sent {} whole copies of {:?}",
+                self.copies, self.served.name
+            ),
         );
     }
 }

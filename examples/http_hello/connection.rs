@@ -37,6 +37,15 @@ struct Canned {
     body: &'static [u8],
 }
 
+impl Canned {
+    /// The status code: the three digits after `HTTP/1.1 `.
+    fn status(&self) -> u16 {
+        self.head[9..12]
+            .iter()
+            .fold(0, |n, &d| n * 10 + u16::from(d - b'0'))
+    }
+}
+
 /// `canned!(STATUS, EXTRA_HEADERS, LENGTH, BODY)`, a `text/plain` answer,
 /// or `canned!(STATUS, EXTRA_HEADERS, LENGTH, BODY, CONTENT_TYPE)`; LENGTH
 /// is checked against BODY at compile time.
@@ -111,6 +120,17 @@ impl Refusal {
             Refusal::VersionNotSupported => &VERSION_NOT_SUPPORTED,
         }
     }
+}
+
+/// The access-log line of the answer `canned` (with `body`) to `request`;
+/// `-` stands for a request line not yet read (a refusal or a timeout).
+fn access(transport: &mut dyn Transport, request: &Request, canned: &Canned, body: &[u8]) {
+    let line = if request.line.is_empty() {
+        "-"
+    } else {
+        &request.line
+    };
+    crate::common::logs::access(transport.peer_addr(), line, canned.status(), body.len());
 }
 
 /// Where the connection is in its current request. The head clock (the
@@ -192,6 +212,7 @@ impl Http {
         };
         let transport = lines.transport();
         transport.write_vectored(&[canned.head, end, body]);
+        access(transport, &request, canned, body);
         if persistent {
             self.phase = Phase::KeepAlive;
         } else {
@@ -218,6 +239,7 @@ impl Http {
             canned.body
         };
         transport.write_vectored(&[canned.head, END_CLOSE, body]);
+        access(transport, &self.request, canned, body);
         transport.lose_connection();
         self.phase = Phase::Done;
     }
@@ -292,7 +314,7 @@ impl Http {
 impl LineHandler for Http {
     fn connection_made(&mut self, lines: &mut Lines<'_>) {
         let transport = lines.transport();
-        debug!("{}: connected", transport.peer_addr());
+        crate::common::logs::connected(transport.peer_addr());
         transport.set_idle_timeout(Some(self.timeouts.idle));
         self.begin_head(transport);
         // Pipelined answers are separate small writes: Nagle would hold the
@@ -350,6 +372,7 @@ impl LineHandler for Http {
     }
 
     fn connection_lost(&mut self, lines: &mut Lines<'_>, reason: &Reason, unfinished: &[u8]) {
+        crate::common::logs::closed(lines.transport().peer_addr(), reason);
         debug!(
             "{}: closed ({reason}), {} bytes of an unfinished line, in {:?}",
             lines.transport().peer_addr(),

@@ -67,7 +67,11 @@ use connection::{HttpConnection, Timeouts};
 use reactor::ListenOptions;
 
 #[derive(Parser, Debug)]
-#[command(about = "HTTP/1.1 server that answers GET / with `hello world`")]
+#[command(
+    version,
+    after_help = common::logs::LOG_HELP,
+    about = "HTTP/1.1 server that answers GET / with `hello world`"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

@@ -23,6 +23,9 @@ pub enum Version {
 #[derive(Default)]
 pub struct Request {
     pub method: Method,
+    /// The request line's method and target as sent, for the access log
+    /// (empty until a request line is parsed).
+    pub line: String,
     /// The path is `/` (query ignored).
     pub root: bool,
     pub version: Version,
@@ -141,6 +144,11 @@ pub fn parse_request_line(line: &[u8]) -> Result<Request, Refusal> {
             _ => Method::Other,
         },
         root: path == b"/",
+        line: format!(
+            "{} {}",
+            String::from_utf8_lossy(method),
+            String::from_utf8_lossy(target)
+        ),
         version,
         ..Request::default()
     })

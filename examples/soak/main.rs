@@ -72,8 +72,11 @@ use server::Server;
 use verdict::{judge, verdict_line, Summary, FD_MARGIN, RSS_MARGIN_KIB};
 
 #[derive(Parser, Debug)]
-#[command(about = "Soak test: a mixed load against the reactor in one process, \
-                   with a report every interval and a verdict at the end")]
+#[command(
+    version,
+    about = "Soak test: a mixed load against the reactor in one process, \
+                   with a report every interval and a verdict at the end"
+)]
 struct Args {
     /// Seconds of load.
     #[arg(long, default_value = "60", value_parser = parse_secs)]

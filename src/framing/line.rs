@@ -371,11 +371,13 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
+// The property tests (any split, raw sections) are in
+// `tools/tests/framing_properties.rs`, so that the root package does not
+// depend on proptest.
 mod tests {
     use super::*;
     use crate::testing::StringTransport;
     use crate::Protocol;
-    use proptest::prelude::*;
 
     /// Records everything; switches to raw mode on a line `RAW n` and back
     /// after n raw bytes.
@@ -424,65 +426,6 @@ mod tests {
             at = cut;
         }
         p.data_received(t, &data[at..]);
-    }
-
-    proptest! {
-        #[test]
-        fn any_split_gives_the_same_lines(
-            lines in prop::collection::vec(prop::collection::vec(prop::sample::select(b"ab\r\n".to_vec()), 0..20), 0..20),
-            ending in 0..3u8,
-            crlf_after in prop::collection::vec(any::<bool>(), 20),
-            mut cuts in prop::collection::vec(0usize..400, 0..30),
-        ) {
-            // The default (each line ended by `\n` or `\r\n`, at random),
-            // or exactly `\r\n`, or exactly `\n`.
-            let exact: Option<&[u8]> = match ending {
-                0 => None,
-                1 => Some(b"\r\n"),
-                _ => Some(b"\n"),
-            };
-            // Lines must not contain a `\n`; they may hold a `\r`, but not
-            // as their last byte where it would be read as part of the ending.
-            let lines: Vec<Vec<u8>> = lines
-                .into_iter()
-                .map(|l| l.into_iter().filter(|&b| b != b'\n').collect::<Vec<u8>>())
-                .map(|mut l| { if exact != Some(b"\n") { while l.last() == Some(&b'\r') { l.pop(); } } l })
-                .collect();
-            let mut stream = Vec::new();
-            for (l, &crlf) in lines.iter().zip(&crlf_after) {
-                stream.extend_from_slice(l);
-                stream.extend_from_slice(exact.unwrap_or(if crlf { b"\r\n" } else { b"\n" }));
-            }
-            stream.extend_from_slice(b"tail\r");
-            cuts.sort_unstable();
-            let mut p = LineReceiver::new(Collect::default());
-            if let Some(delimiter) = exact {
-                p = p.with_delimiter(delimiter);
-            }
-            let mut t = StringTransport::new();
-            feed(&mut p, &mut t, &stream, &cuts);
-            prop_assert_eq!(&p.handler().lines, &lines);
-            p.connection_lost(&mut t, &Reason::PeerClosed);
-            prop_assert_eq!(p.handler().lost.as_deref(), Some(&b"tail\r"[..]));
-        }
-
-        #[test]
-        fn raw_sections_between_lines_survive_any_split(
-            raw in prop::collection::vec(any::<u8>(), 0..300),
-            mut cuts in prop::collection::vec(0usize..400, 0..30),
-        ) {
-            let mut stream = format!("first\r\nRAW {}\r\n", raw.len()).into_bytes();
-            stream.extend_from_slice(&raw);
-            stream.extend_from_slice(b"after\r\nlast\r\n");
-            cuts.sort_unstable();
-            let mut p = LineReceiver::new(Collect::default());
-            let mut t = StringTransport::new();
-            feed(&mut p, &mut t, &stream, &cuts);
-            let raw_line = format!("RAW {}", raw.len()).into_bytes();
-            let expected = [b"first".to_vec(), raw_line, b"after".to_vec(), b"last".to_vec()];
-            prop_assert_eq!(&p.handler().lines, &expected);
-            prop_assert_eq!(&p.handler().raw, &raw);
-        }
     }
 
     #[test]

@@ -5,10 +5,14 @@
 //! | here | the `Reactor`, its sources and slots, timers, `ReactorHandle` |
 //! | `turn` | one turn of the loop: poll, I/O, leftovers, timers; the time budget |
 //! | `stop` | `run`, `stop`, the graceful drain, shutdown hooks, signals |
+//! | `pool` | `run_in_thread`: blocking work on a bounded pool of threads |
+//! | `sources` | `add_source`: any mio source with a callback |
 //! | `timers` | the clock (`now`), one-shot timers: schedule, cancel, reset, delay |
 //! | `looping` | repeating calls (`call_every`) that skip, and count, missed ticks |
 
 mod looping;
+mod pool;
+mod sources;
 mod stop;
 mod timers;
 mod turn;
@@ -28,6 +32,8 @@ use crate::transport::ConnectionId;
 use crate::udp::UdpEndpoint;
 
 pub use self::looping::{LoopingCall, Tick};
+pub use self::pool::{JobPanicked, PoolError, DEFAULT_POOL_QUEUE, DEFAULT_POOL_THREADS};
+pub use self::sources::{SourceEvent, SourceId};
 pub(crate) use self::stop::StopPhase;
 pub(crate) use self::turn::Budget;
 
@@ -130,6 +136,8 @@ pub(crate) enum Source {
     Lingering(Lingering),
     Listener(Listener),
     Udp(UdpEndpoint),
+    /// A user's source ([`Reactor::add_source`]).
+    Custom(sources::Watched),
 }
 
 /// What one readiness event said, copied out of mio's event.
@@ -262,6 +270,8 @@ pub struct Reactor {
     /// `run` is under way (a second `run` from a callback is refused).
     running: bool,
     remote: Option<Arc<Remote>>,
+    /// The threads of `run_in_thread` and the jobs in flight.
+    pool: pool::Pool,
 }
 
 struct Remote {
@@ -325,6 +335,7 @@ impl Reactor {
             stop: StopPhase::NotAsked,
             running: false,
             remote: None,
+            pool: pool::Pool::default(),
             turn_now: Instant::now(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             shutdown_hooks: Vec::new(),

@@ -182,10 +182,13 @@ impl Reactor {
         self.stop_connections();
         self.apply_closes();
         let deadline = deadline_after(Instant::now(), self.shutdown_grace);
-        while self
-            .slots
-            .iter()
-            .any(|(_, s)| matches!(s.source, Source::Conn(_) | Source::Lingering(_)))
+        // Jobs of the thread pool are waited for like connections: their
+        // on_done may still answer one.
+        while self.pool.in_flight() > 0
+            || self
+                .slots
+                .iter()
+                .any(|(_, s)| matches!(s.source, Source::Conn(_) | Source::Lingering(_)))
         {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 debug!("shutdown grace of {:?} over", self.shutdown_grace);
@@ -219,6 +222,7 @@ impl Reactor {
             self.remove_listener(id);
             self.remove_udp(id);
             self.end_linger(id, "reactor stopped");
+            self.remove_custom(id);
         }
         let left = self.slots.len() + self.failed_connects.len();
         if left > 0 {
@@ -231,6 +235,7 @@ impl Reactor {
         }
         self.drop_timers();
         self.again.clear();
+        self.close_pool();
         debug!("reactor stopped");
     }
 
@@ -252,6 +257,7 @@ impl Drop for Reactor {
                 std::mem::take(&mut *remote.calls.lock().unwrap_or_else(|p| p.into_inner()));
             crate::panic::drop_caught(calls, "queued calls from threads");
         }
+        self.close_pool();
         self.drop_timers();
         for slot in self.slots.drain() {
             crate::panic::drop_caught(slot, "a source of the reactor");

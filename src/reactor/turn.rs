@@ -170,6 +170,7 @@ impl Reactor {
             Some(slot) if slot.generation == id.generation => match slot.source {
                 Source::Conn(_) => self.conn_ready(id.into(), readiness),
                 Source::Lingering(_) => self.linger_ready(id),
+                Source::Custom(_) => self.source_ready(id, readiness),
                 // Stopping: no new connections, no datagram callbacks.
                 Source::Listener(_) | Source::Udp(_) if stopping => {}
                 Source::Listener(_) => self.accept_ready(id),

@@ -115,31 +115,18 @@ impl Reactor {
     /// cap and watermarks as bytes for the socket.
     pub(crate) fn write_plain_to(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
         let total: usize = chunks.iter().map(|c| c.len()).sum();
-        let staged = self.stage.len_for(id);
         let inbox: usize = self
             .tls_inbox
             .iter()
             .filter(|(to, _)| *to == id)
             .map(|(_, b)| b.len())
             .sum();
+        let Some(now_full) = self.admit_write(id, total, inbox) else {
+            return;
+        };
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        if !conn.state.accepts_writes() {
-            debug!("write to {id}, closed for writing, ignored");
-            return;
-        }
-        if total == 0 {
-            return;
-        }
-        let buffered = conn.out.len() + staged + inbox + conn.tls.pending();
-        if self.over_cap(id, buffered, total) {
-            return;
-        }
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        let now_full = !conn.flow.full && buffered + total > conn.limits.high();
         match conn.tls.layer_mut() {
             Some(layer) => layer.write_plain(chunks),
             None => self.tls_inbox.push((id, chunks.concat())),

@@ -81,29 +81,13 @@ impl Reactor {
     /// TLS layer's records.
     pub(crate) fn write_vectored_raw(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
         let total: usize = chunks.iter().map(|c| c.len()).sum();
-        let staged = self.stage.len_for(id);
+        let Some(now_full) = self.admit_write(id, total, 0) else {
+            return;
+        };
         let stage_free = self.stage.owner.map_or(true, |owner| owner == id);
         let Some(conn) = self.conn_mut(id) else {
-            debug!("write to closed connection {id} ignored");
             return;
         };
-        if !conn.state.accepts_writes() {
-            debug!("write to {id}, closed for writing, ignored");
-            return;
-        }
-        if total == 0 {
-            return;
-        }
-        let buffered = conn.out.len() + staged + conn.tls.pending();
-        if self.over_cap(id, buffered, total) {
-            return;
-        }
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        // Past the high watermark, as Twisted's `bufferSize` check: a full
-        // 64 KiB read echoed at once does not pause its own reading.
-        let now_full = !conn.flow.full && buffered + total > conn.limits.high();
         let connecting = conn.state == ConnState::Connecting;
         if conn.out.is_empty() && !connecting && stage_free {
             self.stage.owner = Some(id);
@@ -125,6 +109,40 @@ impl Reactor {
         if now_full {
             self.set_full(id, true);
         }
+    }
+
+    /// Whether `total` more bytes may be written to connection `id`, which
+    /// holds `elsewhere` bytes besides its buffer, stage and TLS layer (the
+    /// TLS inbox): `None` if the write is dropped (the connection is closed
+    /// or closed for writing, the write is empty, or it would pass the cap,
+    /// which aborts the connection); otherwise whether it takes the buffered
+    /// bytes past the high watermark (strictly, as Twisted's `bufferSize`
+    /// check: a full 64 KiB read echoed at once does not pause its own
+    /// reading).
+    pub(crate) fn admit_write(
+        &mut self,
+        id: ConnectionId,
+        total: usize,
+        elsewhere: usize,
+    ) -> Option<bool> {
+        let staged = self.stage.len_for(id);
+        let Some(conn) = self.conn(id) else {
+            debug!("write to closed connection {id} ignored");
+            return None;
+        };
+        if !conn.state.accepts_writes() {
+            debug!("write to {id}, closed for writing, ignored");
+            return None;
+        }
+        if total == 0 {
+            return None;
+        }
+        let buffered = conn.out.len() + staged + conn.tls.pending() + elsewhere;
+        if self.over_cap(id, buffered, total) {
+            return None;
+        }
+        let conn = self.conn(id)?;
+        Some(!conn.flow.full && buffered + total > conn.limits.high())
     }
 
     /// Whether `more` bytes on top of `buffered` would pass connection

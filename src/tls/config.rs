@@ -133,7 +133,7 @@ pub fn client_config_with_identity(
 }
 
 /// The crypto provider every helper here uses: aws-lc-rs, rustls's default
-/// (see design.md).
+/// (it builds with a C compiler alone and offers post-quantum key exchange).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }

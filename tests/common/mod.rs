@@ -11,6 +11,9 @@ use std::time::Duration;
 use reactor::{Protocol, Reactor, ReactorHandle, Reason, Transport};
 
 mod wait;
+mod warnings;
+#[allow(unused_imports)]
+pub use warnings::{capture_warnings, warnings};
 // Not every test file waits on a condition.
 #[allow(unused_imports)]
 pub use wait::wait_until;

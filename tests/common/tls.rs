@@ -114,3 +114,16 @@ pub fn connect(addr: SocketAddr, name: &str, config: Arc<ClientConfig>) -> Clien
 pub fn file(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+/// A reactor thread serving `factory`'s protocols over TLS with `certs`'
+/// server identity.
+pub fn tls_server<P: reactor::Protocol>(
+    certs: &Certs,
+    factory: impl FnMut() -> P + Send + 'static,
+) -> crate::common::ReactorThread {
+    let config = certs.server_config();
+    crate::common::ReactorThread::start(move |r| {
+        Ok(r.listen_tls(crate::common::localhost(), config, factory)?
+            .local_addr())
+    })
+}

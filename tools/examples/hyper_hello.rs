@@ -37,14 +37,15 @@ use tokio::net::TcpSocket;
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
     about = "HTTP/1.1 hello world on hyper and tokio's current-thread runtime (benchmark baseline)"
 )]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Port to listen on (0 picks a free one); 8000, as http_hello.
-    #[arg(long, default_value_t = 8000)]
+    /// Port to listen on (0 picks a free one); 8001, next to http_hello's 8000.
+    #[arg(long, default_value_t = 8001)]
     port: u16,
 }
 

@@ -9,7 +9,7 @@
 //! Used by `bench/echo.sh` (`VERSUS=mio`).
 //!
 //! ```text
-//! cargo run --release --example mio_echo_server -- --port 7000
+//! cargo run --release --example mio_echo_server -- --port 7001
 //! ```
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -22,13 +22,13 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 #[derive(Parser, Debug)]
-#[command(about = "Echo server as a bare mio loop (benchmark baseline)")]
+#[command(version, about = "Echo server as a bare mio loop (benchmark baseline)")]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 7000)]
+    #[arg(long, default_value_t = 7001)]
     port: u16,
 }
 

@@ -24,7 +24,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 #[derive(Parser, Debug)]
-#[command(about = "Echo server on tokio's current-thread runtime (benchmark baseline)")]
+#[command(
+    version,
+    about = "Echo server on tokio's current-thread runtime (benchmark baseline)"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

@@ -38,6 +38,7 @@ use tokio_rustls::TlsAcceptor;
 
 #[derive(Parser, Debug)]
 #[command(
+    version,
     about = "TLS echo server on tokio's current-thread runtime and tokio-rustls (benchmark baseline)"
 )]
 struct Args {

@@ -20,13 +20,16 @@ use log::debug;
 use tokio::net::UdpSocket;
 
 #[derive(Parser, Debug)]
-#[command(about = "UDP echo server on tokio's current-thread runtime (benchmark baseline)")]
+#[command(
+    version,
+    about = "UDP echo server on tokio's current-thread runtime (benchmark baseline)"
+)]
 struct Args {
     /// Host name or IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Port to listen on (0 picks a free one); 7000 is udp_load's default.
-    #[arg(long, default_value_t = 7000)]
+    /// Port to listen on (0 picks a free one); 7001, next to udp_echo_server's 7000 (point udp_load at it with --port 7001).
+    #[arg(long, default_value_t = 7001)]
     port: u16,
 }
 

@@ -39,7 +39,10 @@ use common::load::{fill_message, parse_secs, parse_unix_time, until_unix_time, H
 use reactor::{DatagramProtocol, DatagramTransport, Reactor};
 
 #[derive(Parser, Debug)]
-#[command(about = "Request/answer load for a UDP echo server, on the reactor")]
+#[command(
+    version,
+    about = "Request/answer load for a UDP echo server, on the reactor"
+)]
 struct Args {
     /// Server host name or address.
     #[arg(long, default_value = "127.0.0.1")]

@@ -1,4 +1,7 @@
-//! The frame receivers' tests: every split of the input, limits, raw mode.
+//! The frame receivers' tests: splits of the input, limits, raw mode. The
+//! property tests (any split, raw sections, large frames in small pieces)
+//! are in `tools/tests/framing_properties.rs`, so that the root package does
+//! not depend on proptest.
 
 use std::time::Duration;
 
@@ -6,7 +9,6 @@ use super::*;
 use crate::framing::{LengthPrefix, LengthPrefixedReceiver, Netstring, NetstringReceiver};
 use crate::testing::StringTransport;
 use crate::Protocol;
-use proptest::prelude::*;
 
 /// Records everything; a frame `RAW n` switches to raw mode for n bytes.
 #[derive(Default)]
@@ -117,65 +119,6 @@ fn feed(p: &mut dyn Receiver, t: &mut StringTransport, data: &[u8], cuts: &[usiz
     p.data_received(t, &data[at..]);
 }
 
-proptest! {
-    #[test]
-    fn any_split_gives_the_same_frames(
-        // Tiny frames too, so that several fit in one carried header's worth.
-        frames in prop::collection::vec(
-            prop_oneof![
-                prop::collection::vec(any::<u8>(), 0..4),
-                prop::collection::vec(any::<u8>(), 0..255),
-            ],
-            0..16,
-        ),
-        tail_len in 0usize..5,
-        mut cuts in prop::collection::vec(0usize..3200, 0..40),
-    ) {
-        cuts.sort_unstable();
-        for make in codecs() {
-            let mut p = make();
-            let mut stream = Vec::new();
-            for f in &frames {
-                stream.extend(p.encode(f));
-            }
-            // An incomplete frame at the end is reported, not dropped.
-            let tail = p.encode(b"unfinished");
-            let tail = &tail[..tail_len.min(tail.len() - 1)];
-            stream.extend_from_slice(tail);
-            let mut t = StringTransport::new();
-            feed(&mut *p, &mut t, &stream, &cuts);
-            prop_assert_eq!(&p.collected().frames, &frames);
-            p.connection_lost(&mut t, &Reason::PeerClosed);
-            prop_assert_eq!(
-                p.collected().lost.clone(),
-                Some((Reason::PeerClosed, tail.to_vec()))
-            );
-        }
-    }
-
-    #[test]
-    fn raw_sections_between_frames_survive_any_split(
-        raw in prop::collection::vec(any::<u8>(), 0..300),
-        mut cuts in prop::collection::vec(0usize..400, 0..30),
-    ) {
-        cuts.sort_unstable();
-        for make in codecs() {
-            let mut p = make();
-            let announce = format!("RAW {}", raw.len()).into_bytes();
-            let mut stream = p.encode(b"first");
-            stream.extend(p.encode(&announce));
-            stream.extend_from_slice(&raw);
-            stream.extend(p.encode(b"after"));
-            stream.extend(p.encode(b""));
-            let mut t = StringTransport::new();
-            feed(&mut *p, &mut t, &stream, &cuts);
-            let expected = [b"first".to_vec(), announce, b"after".to_vec(), Vec::new()];
-            prop_assert_eq!(&p.collected().frames, &expected);
-            prop_assert_eq!(&p.collected().raw, &raw);
-        }
-    }
-}
-
 /// Payloads accepted by the large-frame tests: far above what one read brings.
 const LARGE: usize = 1 << 20;
 
@@ -234,43 +177,6 @@ fn a_declared_length_reserves_nothing_before_its_bytes_arrive() {
             );
         }
         assert!(p.collected().frames == [payload], "the frame differs");
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
-
-    #[test]
-    fn large_frames_in_small_pieces_arrive_whole_and_reserve_only_what_came(
-        lens in prop::collection::vec(0usize..150_000, 1..4),
-        seed in any::<u64>(),
-        pieces in prop::collection::vec(1usize..3000, 1..50),
-    ) {
-        for mut p in large_codecs() {
-            let frames: Vec<Vec<u8>> = lens
-                .iter()
-                .enumerate()
-                .map(|(i, &len)| pattern(len, seed.wrapping_add(i as u64)))
-                .collect();
-            let stream: Vec<u8> = frames.iter().flat_map(|f| p.encode(f)).collect();
-            let mut t = StringTransport::new();
-            let mut fed = 0;
-            for &size in pieces.iter().cycle() {
-                if fed == stream.len() {
-                    break;
-                }
-                let end = (fed + size).min(stream.len());
-                p.data_received(&mut t, &stream[fed..end]);
-                fed = end;
-                prop_assert!(
-                    p.carried_capacity() <= 2 * fed + 64,
-                    "{} reserved after {} bytes",
-                    p.carried_capacity(),
-                    fed
-                );
-            }
-            prop_assert!(p.collected().frames == frames, "the frames differ");
-        }
     }
 }
 
@@ -465,7 +371,7 @@ fn bytes_handed_back_outside_a_read_are_delivered_at_once_and_first() {
 
 #[test]
 fn raw_sections_survive_every_split_into_three() {
-    // Exhaustive where the proptest samples: short raw sections, where a
+    // Exhaustive where the property test samples: short raw sections, where a
     // carried netstring header's worth reaches past the raw bytes.
     for raw_len in 0..5 {
         let raw = vec![0u8; raw_len];

@@ -49,7 +49,7 @@ use common::load::{fill_message, parse_secs, parse_unix_time, until_unix_time, H
 use reactor::{ClientFactory, ConnectionId, Factory, Protocol, Reactor, Reason, Transport};
 
 #[derive(Parser, Debug)]
-#[command(about = "Ping-pong load for an echo server, on the reactor")]
+#[command(version, about = "Ping-pong load for an echo server, on the reactor")]
 struct Args {
     /// Server host name or address.
     #[arg(long, default_value = "127.0.0.1")]

@@ -68,7 +68,10 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::ClientConfig;
 
 #[derive(Parser, Debug)]
-#[command(about = "Load for a TLS echo server: ping-pong, full handshakes, or idle connections")]
+#[command(
+    version,
+    about = "Load for a TLS echo server: ping-pong, full handshakes, or idle connections"
+)]
 struct Args {
     /// Server host name or address; it must be a loopback address.
     #[arg(long, default_value = "127.0.0.1")]

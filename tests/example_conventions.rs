@@ -1,0 +1,342 @@
+//! What every example shares, checked on the built binaries: `--version`,
+//! the `...connected from: ADDR` and `ADDR: closed (REASON)` log lines of
+//! every TCP server, the hints that end address errors, and default ports
+//! that no two examples share.
+//!
+//! `cargo test` builds the examples first; with a target filter
+//! (`cargo test --test example_conventions`), run `cargo build --examples`
+//! first.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::thread;
+use std::time::Instant;
+
+#[path = "common/programs.rs"]
+mod programs;
+
+#[path = "../examples/common/hints.rs"]
+mod hints;
+
+use programs::{example, run_to_end, Running, WAIT};
+
+/// Examples another change is moving into the benchmark workspace member;
+/// that member's tests check its own programs.
+const MOVING: &[&str] = &[
+    "compare",
+    "echo_load",
+    "udp_load",
+    "tls_load",
+    "tokio_echo_server",
+    "tokio_udp_echo_server",
+    "tokio_tls_echo_server",
+    "hyper_hello",
+    "mio_echo_server",
+];
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Every example in examples/ (a one-file example or a directory with a
+/// main.rs) but those in [`MOVING`], with the path of its main source.
+fn examples() -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(examples_dir())
+        .expect("examples/ is readable")
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let main = entry.path().join("main.rs");
+            if main.is_file() {
+                return Some((name, main));
+            }
+            Some((name.strip_suffix(".rs")?.to_string(), entry.path()))
+        })
+        .filter(|(name, _)| !MOVING.contains(&name.as_str()))
+        .collect();
+    found.sort();
+    assert!(found.len() >= 20, "examples found: {found:?}");
+    found
+}
+
+#[test]
+fn every_example_answers_version() {
+    for (name, _) in examples() {
+        let out = run_to_end(Command::new(example(&name)).arg("--version"), b"");
+        assert!(out.status.success(), "{name} --version: {}", out.status);
+        assert_eq!(
+            out.stdout,
+            format!("reactor {}\n", env!("CARGO_PKG_VERSION")),
+            "{name} --version"
+        );
+    }
+}
+
+/// A server started with `RUST_LOG=info`: its address, and its stderr a
+/// line at a time.
+struct Logging {
+    addr: SocketAddr,
+    stderr: Receiver<String>,
+    _child: Running,
+}
+
+impl Logging {
+    fn start(name: &str, args: &[&str]) -> Logging {
+        let mut child = Command::new(example(name))
+            .args(["--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the example");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let child = Running(child);
+        let lines = |from: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = channel();
+            thread::spawn(move || {
+                for line in BufReader::new(from).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let stdout = lines(Box::new(stdout));
+        let stderr = lines(Box::new(stderr));
+        let first = stdout
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("{name} {args:?} printed no `listening on` line"));
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"));
+        Logging {
+            addr,
+            stderr,
+            _child: child,
+        }
+    }
+
+    /// Waits (bounded) for a stderr line containing `text`.
+    fn expect_log(&self, name: &str, text: &str) {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("{name} logged no line with {text:?}; it logged: {seen:#?}");
+    }
+}
+
+/// Calls in an example's source that make it a TCP server.
+const TCP_LISTENS: &[&str] = &["listen_tcp", "TcpServer", "common::tls::listen"];
+
+#[test]
+fn every_tcp_server_logs_each_connection_and_its_end() {
+    let dir = std::env::temp_dir().join(format!("example_conventions_{}", std::process::id()));
+    let dir_arg = dir.to_str().expect("a UTF-8 temp dir").to_string();
+    let servers: &[(&str, &[&str])] = &[
+        ("ack_server", &[]),
+        ("chat_server", &[]),
+        ("echo_server", &["--model", "reactor"]),
+        ("echo_server", &["--model", "threads"]),
+        ("file_server", &["--dir", &dir_arg]),
+        ("file_server", &["--dir", &dir_arg, "--format", "seed003"]),
+        ("http_hello", &[]),
+        ("line_timestamp_server", &[]),
+        ("socketserver_timestamp_server", &["--server", "threading"]),
+        ("socketserver_timestamp_server", &["--server", "tcp"]),
+        ("socketserver_upper_server", &["--server", "threading"]),
+        ("socketserver_upper_server", &["--server", "tcp"]),
+        ("thread_per_connection_server", &[]),
+        ("timestamp_server", &[]),
+        ("upper_server", &[]),
+    ];
+    // Every TCP server in examples/ is in the list: a new one cannot be
+    // forgotten. A TCP server is an example whose source listens on TCP.
+    let listed: Vec<&str> = servers.iter().map(|(name, _)| *name).collect();
+    for (name, source) in examples() {
+        if name == "soak" {
+            continue; // Serves only its own load, on ports it picks.
+        }
+        let text = read_source(&source);
+        let tcp = TCP_LISTENS.iter().any(|call| text.contains(call));
+        assert!(
+            !tcp || listed.contains(&name.as_str()),
+            "{name} listens on TCP but is not checked here"
+        );
+    }
+    for (name, args) in servers {
+        let server = Logging::start(name, args);
+        let client = TcpStream::connect(server.addr).expect("connect");
+        let me = client.local_addr().expect("local address");
+        server.expect_log(name, &format!("...connected from: {me}"));
+        drop(client);
+        server.expect_log(name, &format!("{me}: closed ("));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn http_hello_logs_one_access_line_per_request() {
+    let server = Logging::start("http_hello", &[]);
+    let mut client = TcpStream::connect(server.addr).expect("connect");
+    let me = client.local_addr().expect("local address");
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send two requests");
+    server.expect_log("http_hello", &format!("{me} \"GET /\" 200 12"));
+    server.expect_log("http_hello", &format!("{me} \"GET /nope\" 404 10"));
+}
+
+/// An example's source: its main file, or every file of its directory.
+fn read_source(path: &Path) -> String {
+    if path.is_file() && path.file_name().is_some_and(|n| n != "main.rs") {
+        return std::fs::read_to_string(path).expect("read the example");
+    }
+    let dir = path.parent().expect("main.rs has a directory");
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir)
+        .expect("read the example's directory")
+        .flatten()
+    {
+        text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+    }
+    text
+}
+
+/// What `name` prints on stderr when started with `args`; it must fail.
+fn failure(name: &str, args: &[&str]) -> String {
+    let out = run_to_end(Command::new(example(name)).args(args), b"");
+    assert!(!out.status.success(), "{name} {args:?} should fail");
+    out.stderr
+}
+
+#[test]
+fn a_port_in_use_says_try_port_0() {
+    let held = TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = held.local_addr().expect("its address").port().to_string();
+    let err = failure("timestamp_server", &["--port", &port]);
+    assert!(err.trim_end().ends_with("try --port 0"), "stderr: {err}");
+    // The threaded servers bind through the same helper.
+    let err = failure("thread_per_connection_server", &["--port", &port]);
+    assert!(err.trim_end().ends_with("try --port 0"), "stderr: {err}");
+    let held = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    let port = held.local_addr().expect("its address").port().to_string();
+    let err = failure("udp_echo_server", &["--port", &port]);
+    assert!(err.trim_end().ends_with("try --port 0"), "stderr: {err}");
+}
+
+#[test]
+fn a_host_that_looks_like_an_ip_but_is_not_says_so() {
+    for host in ["127.0.0.256", "127.0.1", "::g"] {
+        let err = failure("ack_server", &["--host", host]);
+        assert!(
+            err.contains(&format!("{host} looks like an IP address but is not one")),
+            "stderr: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_privileged_port_says_what_it_needs() {
+    // Running as root (as CI does) binds port 80 fine, so the program's
+    // message can only be seen unprivileged; the hint's text is checked
+    // below either way.
+    let probe = TcpListener::bind("127.0.0.1:80");
+    match probe {
+        Ok(_) => println!("skipped: this user may bind port 80 (root or CAP_NET_BIND_SERVICE)"),
+        Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => {
+            println!("skipped: port 80 cannot be probed: {e}")
+        }
+        Err(_) => {
+            let err = failure("ack_server", &["--port", "80"]);
+            assert!(
+                err.trim_end()
+                    .ends_with("needs root or CAP_NET_BIND_SERVICE; try a port above 1023"),
+                "stderr: {err}"
+            );
+        }
+    }
+    let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(hints::cannot_listen(at(80), &denied)
+        .ends_with("ports below 1024 need root or CAP_NET_BIND_SERVICE; try a port above 1023"));
+    // Above 1023, denial has some other cause: no hint about privileges.
+    assert!(!hints::cannot_listen(at(8080), &denied).contains("CAP_NET_BIND_SERVICE"));
+}
+
+#[test]
+fn the_ip_check_knows_addresses_from_names() {
+    for good in ["127.0.0.1", "::1", "localhost", "example.com", "10.0.0.1"] {
+        assert_eq!(hints::not_an_ip(good), None, "{good}");
+    }
+    for bad in ["127.0.0.256", "1.2.3", "1.2.3.4.5", "::g", "1:2:3"] {
+        assert!(hints::not_an_ip(bad).is_some(), "{bad}");
+    }
+}
+
+#[test]
+fn default_ports_are_unique_per_protocol() {
+    // `--help` shows each default: `--port <PORT>  ... [default: N]`.
+    let mut tcp: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    let mut udp: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for (name, source) in examples() {
+        let out = run_to_end(Command::new(example(&name)).arg("--help"), b"");
+        let Some((port, entry)) = default_port(&out.stdout) else {
+            continue;
+        };
+        // Any free port has nothing to collide with; a client's `--port`
+        // is where it connects or sends from, not where it listens.
+        if port == 0 || !entry.contains("listen") {
+            continue;
+        }
+        let text = read_source(&source);
+        let table = if text.contains("listen_udp") || text.contains("UdpServer") {
+            &mut udp
+        } else if TCP_LISTENS.iter().any(|call| text.contains(call)) {
+            &mut tcp
+        } else {
+            continue;
+        };
+        table.entry(port).or_default().push(name);
+    }
+    println!("TCP defaults: {tcp:?}\nUDP defaults: {udp:?}");
+    for (kind, table) in [("TCP", &tcp), ("UDP", &udp)] {
+        for (port, names) in table {
+            assert!(
+                names.len() == 1,
+                "{kind} port {port} is the default of {names:?}"
+            );
+        }
+    }
+    assert!(tcp.len() >= 8 && udp.len() >= 5, "TCP {tcp:?}, UDP {udp:?}");
+}
+
+/// The `[default: N]` of `--port` in a `--help` text, and that option's text.
+fn default_port(help: &str) -> Option<(u16, &str)> {
+    let after = &help[help.find("--port <PORT>")?..];
+    // The entry ends where the next option's line begins.
+    let end = ["\n  -", "\n      -"]
+        .iter()
+        .filter_map(|next| after.find(next))
+        .min()
+        .unwrap_or(after.len());
+    let entry = &after[..end];
+    let start = entry.find("[default: ")? + "[default: ".len();
+    let port = entry[start..].split(']').next()?.parse().ok()?;
+    Some((port, entry))
+}
