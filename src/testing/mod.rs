@@ -76,7 +76,8 @@ impl Clock {
 
     /// Schedules `tag` to come due `delay` from now.
     pub fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
-        self.timers.insert(self.now() + delay, tag)
+        self.timers
+            .insert(crate::rules::timer_deadline(self.now(), delay), tag)
     }
 
     /// Cancels a pending timer; returns whether it was pending.

@@ -407,7 +407,7 @@ impl Transport for BlockingTransport {
     /// longer than the earliest timer.
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerId {
         self.timers
-            .insert(Instant::now() + delay, Due::Protocol(tag))
+            .insert(timer_deadline(Instant::now(), delay), Due::Protocol(tag))
     }
 
     fn cancel_timer(&mut self, timer: TimerId) -> bool {
