@@ -14,8 +14,8 @@ use reactor::framing::{LineHandler, LineReceiver, Lines};
 use reactor::tls::TlsRole;
 use reactor::{Protocol, Reason, Transport};
 
-use common::{localhost, next, pattern, Echo, ReactorThread, Recorder};
-use tls_common::{connect, tls_server, Certs};
+use common::{localhost, next, pattern, Echo, ReactorThread};
+use tls_common::{connect, recording_tls_server, tls_server, Certs};
 
 #[test]
 fn sixty_four_mebibytes_echo_byte_for_byte_in_random_sized_chunks() {
@@ -263,25 +263,6 @@ impl reactor::ClientFactory for ReportingFactory {
     fn client_connection_lost(&mut self, _r: &mut reactor::Reactor, reason: &Reason) {
         let _ = self.tx.send(format!("factory lost:{reason:?}"));
     }
-}
-
-/// A TLS echo server whose protocols report on `rx`, and a reactor thread
-/// for clients.
-fn recording_tls_server(
-    certs: &Certs,
-    options: reactor::ListenOptions,
-) -> (ReactorThread, std::sync::mpsc::Receiver<String>) {
-    let (tx, rx) = channel();
-    let config = certs.server_config();
-    let server = ReactorThread::start(move |r| {
-        let factory = move || Recorder {
-            tx: tx.clone(),
-            echo: true,
-        };
-        Ok(r.listen_tls_with(localhost(), config, factory, options)?
-            .local_addr())
-    });
-    (server, rx)
 }
 
 /// Connects with `connect_tls` from the reactor of `client`, asking for

@@ -11,22 +11,13 @@ use std::sync::mpsc::channel;
 
 use reactor::{OnStop, Protocol, Transport};
 
-use common::{localhost, next, ReactorThread, Recorder};
-use tls_common::{connect, tls_server, Certs};
+use common::{localhost, next, ReactorThread};
+use tls_common::{connect, recording_tls_server, tls_server, Certs};
 
 #[test]
 fn a_peer_that_closes_without_close_notify_is_reported_as_truncated() {
     let certs = Certs::new("truncated");
-    let (tx, rx) = channel();
-    let config = certs.server_config();
-    let server = ReactorThread::start(move |r| {
-        let tx = tx.clone();
-        Ok(r.listen_tls(localhost(), config, move || Recorder {
-            tx: tx.clone(),
-            echo: true,
-        })?
-        .local_addr())
-    });
+    let (server, rx) = recording_tls_server(&certs, Default::default());
     let mut client = connect(server.addr, "localhost", certs.client_config());
     client.write_all(b"half a mess").unwrap();
     let mut back = [0; 11];
@@ -103,16 +94,7 @@ fn a_graceful_stop_sends_close_notify_after_the_reply_in_progress() {
 #[test]
 fn a_stop_closing_an_idle_tls_connection_says_close_notify() {
     let certs = Certs::new("stop-idle");
-    let (tx, rx) = channel();
-    let config = certs.server_config();
-    let server = ReactorThread::start(move |r| {
-        let tx = tx.clone();
-        Ok(r.listen_tls(localhost(), config, move || Recorder {
-            tx: tx.clone(),
-            echo: true,
-        })?
-        .local_addr())
-    });
+    let (server, rx) = recording_tls_server(&certs, Default::default());
     let mut client = connect(server.addr, "localhost", certs.client_config());
     client.write_all(b"hi").unwrap();
     let mut back = [0; 2];

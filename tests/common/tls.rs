@@ -127,3 +127,27 @@ pub fn tls_server<P: reactor::Protocol>(
             .local_addr())
     })
 }
+
+/// A reactor thread serving echoing [`Recorder`](crate::common::Recorder)s
+/// over TLS, and the channel their callbacks report on.
+pub fn recording_tls_server(
+    certs: &Certs,
+    options: reactor::ListenOptions,
+) -> (
+    crate::common::ReactorThread,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = certs.server_config();
+    let server = crate::common::ReactorThread::start(move |r| {
+        let factory = move || crate::common::Recorder {
+            tx: tx.clone(),
+            echo: true,
+        };
+        Ok(
+            r.listen_tls_with(crate::common::localhost(), config, factory, options)?
+                .local_addr(),
+        )
+    });
+    (server, rx)
+}
