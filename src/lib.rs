@@ -656,6 +656,7 @@ mod panic;
 pub mod producer;
 mod protocol;
 pub mod protocols;
+pub mod proxy;
 mod reactor;
 mod reason;
 mod rules;
@@ -672,12 +673,16 @@ pub use crate::address::{Address, UnixAddress};
 pub use crate::protocol::{
     client_factory, ClientFactory, ClientFn, Factory, OnStop, Protocol, SharedFactory, Timeout,
 };
+pub use crate::proxy::ProxyProtocol;
 pub use crate::reactor::{
     JobPanicked, PoolError, SourceEvent, SourceId, DEFAULT_POOL_QUEUE, DEFAULT_POOL_THREADS,
 };
 pub use crate::reactor::{LoopingCall, Reactor, ReactorHandle, Tick, DEFAULT_SHUTDOWN_GRACE};
 pub use crate::reason::Reason;
-pub use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
+pub use crate::rules::{
+    DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_PROXY_HEADER_TIMEOUT,
+    DEFAULT_WRITE_BUFFER_LIMIT,
+};
 pub use crate::tcp::{ListenOptions, ListenerHandle, ListenerStats};
 pub use crate::timer::TimerId;
 pub use crate::transport::{ConnectionId, Transport};

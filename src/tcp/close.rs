@@ -12,10 +12,11 @@ use socket2::SockRef;
 
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::Lent;
+use super::listener::Admission;
 use super::state::ConnState;
 use super::transport::ConnTransport;
 use crate::protocol::ClientFactory;
-use crate::reactor::{Reactor, SlotId, Source};
+use crate::reactor::{Reactor, Source};
 use crate::reason::Reason;
 use crate::transport::ConnectionId;
 
@@ -36,7 +37,7 @@ struct Departing {
     stream: TcpStream,
     peer: SocketAddr,
     /// The listener whose counts it is part of until the descriptor closes.
-    listener: Option<SlotId>,
+    listener: Option<Admission>,
     /// It ends a flush a stop waited for (see [`QueuedClose`]).
     after_stop_flush: bool,
 }

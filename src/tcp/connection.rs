@@ -9,14 +9,13 @@ use mio::net::TcpStream;
 
 use super::flow::{Producers, WriteLimits};
 use super::lent::TlsHost;
+use super::listener::Admission;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 use super::transport::ConnTransport;
 use crate::address::Address;
 use crate::buffer::WriteBuffer;
 use crate::protocol::{ClientFactory, Protocol};
-use crate::reactor::{
-    Reactor, Readiness, Slot, SlotId, Source, LEFTOVER_READ_SIZE, MAX_READS_PER_EVENT,
-};
+use crate::reactor::{Reactor, Readiness, Slot, Source, LEFTOVER_READ_SIZE, MAX_READS_PER_EVENT};
 use crate::reason::Reason;
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
@@ -52,9 +51,9 @@ pub(crate) struct Conn {
 
 /// Where a connection came from, and what it owes there when it ends.
 pub(crate) enum Origin {
-    /// Accepted by this listener: part of its counts until the descriptor
+    /// Accepted by a listener: part of its counts until the descriptor
     /// closes (lingering included).
-    Accepted(SlotId),
+    Accepted(Admission),
     /// Made by `connect_tcp` (boxed: accepted connections, the many, stay
     /// small).
     Client(Box<ClientOrigin>),
@@ -105,6 +104,10 @@ impl Reactor {
             if readiness.writable || readiness.error || readiness.read_closed {
                 self.finish_connect(id, readiness);
             }
+            return;
+        }
+        if conn.state == ConnState::AwaitingProxyHeader {
+            self.proxy_header_ready(id, readiness);
             return;
         }
         if readiness.writable && conn.want_write {

@@ -10,6 +10,7 @@ use log::debug;
 use mio::net::TcpStream;
 use socket2::SockRef;
 
+use super::listener::Admission;
 use crate::reactor::{Reactor, Slot, SlotId, Source, TimerAction};
 use crate::rules::{LINGER_DISCARD_LIMIT, LINGER_TIMEOUT};
 use crate::timer::TimerId;
@@ -24,7 +25,7 @@ pub(crate) struct Lingering {
     discarded: usize,
     /// The listener it was accepted by: the descriptor still counts against
     /// its `max_connections` until it is closed.
-    listener: Option<SlotId>,
+    listener: Option<Admission>,
     /// Input now is a loss the peer must see (a stop's close): reset
     /// rather than discard.
     reset_on_input: bool,
@@ -47,7 +48,7 @@ impl Reactor {
         id: ConnectionId,
         stream: TcpStream,
         peer: SocketAddr,
-        listener: Option<SlotId>,
+        listener: Option<Admission>,
         wait_if_quiet: bool,
         reset_on_input: bool,
     ) {

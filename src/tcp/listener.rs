@@ -14,9 +14,11 @@ use super::connection::{Conn, Origin};
 use super::lent::TlsHost;
 use super::state::ConnState;
 use crate::protocol::{Factory, Protocol};
+use crate::proxy::ProxyProtocol;
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT};
 use crate::rules::{
-    concerns_only_this_connection, log_refusal, ACCEPT_RETRY, DEFAULT_WRITE_BUFFER_LIMIT,
+    concerns_only_this_connection, log_refusal, refusal_level, ACCEPT_RETRY,
+    DEFAULT_WRITE_BUFFER_LIMIT,
 };
 use crate::transport::ConnectionId;
 
@@ -38,16 +40,30 @@ pub(crate) struct Listener {
     per_peer: HashMap<IpAddr, usize>,
     /// A limit refused a connection since the last warning was logged.
     warned_full: bool,
+    /// A PROXY header failed since the last good one, and was warned of.
+    pub(super) warned_header: bool,
     /// Every accepted connection speaks TLS in this role (boxed: a slot is
     /// as large as its largest source).
     #[cfg(feature = "tls")]
     tls: Option<Box<crate::tls::TlsRole>>,
 }
 
+/// The place an accepted connection holds in its listener's counts, given
+/// back when its descriptor closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Admission {
+    pub(crate) listener: SlotId,
+    /// It counts against the per-peer limit too, under its peer's IP
+    /// address: from its accept, or, behind a PROXY header, from the header
+    /// that named the peer.
+    pub(crate) per_peer: bool,
+}
+
 impl Listener {
     /// Counts a newly accepted connection from `peer`, or says which limit
-    /// it is over.
-    fn admit(&mut self, peer: SocketAddr) -> Result<(), &'static str> {
+    /// it is over. A connection whose peer a PROXY header has yet to name
+    /// (`per_peer` false) counts against the listener's total only.
+    fn admit(&mut self, peer: SocketAddr, per_peer: bool) -> Result<(), &'static str> {
         if self
             .options
             .max_connections
@@ -55,6 +71,17 @@ impl Listener {
         {
             return Err("the listener's connection limit");
         }
+        if per_peer {
+            self.admit_peer(peer)?;
+        }
+        self.stats.open += 1;
+        self.warned_full = false;
+        Ok(())
+    }
+
+    /// Counts connection from `peer` against the per-peer limit, or says
+    /// it is over.
+    fn admit_peer(&mut self, peer: SocketAddr) -> Result<(), &'static str> {
         if let Some(max) = self.options.max_connections_per_peer {
             let count = self.per_peer.entry(peer.ip()).or_insert(0);
             if *count >= max {
@@ -62,14 +89,17 @@ impl Listener {
             }
             *count += 1;
         }
-        self.stats.open += 1;
         self.warned_full = false;
         Ok(())
     }
 
-    /// Undoes `admit` for a connection that was not kept.
-    fn release(&mut self, peer: SocketAddr) {
+    /// Undoes `admit` (and `admit_peer`, if `per_peer`) for a connection
+    /// that was not kept.
+    fn release(&mut self, peer: SocketAddr, per_peer: bool) {
         self.stats.open -= 1;
+        if !per_peer {
+            return;
+        }
         if let Some(count) = self.per_peer.get_mut(&peer.ip()) {
             *count -= 1;
             if *count == 0 {
@@ -109,6 +139,18 @@ pub struct ListenOptions {
     /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::tls::DEFAULT_HANDSHAKE_TIMEOUT),
     /// 10 s), so half-finished handshakes cannot hold connection slots.
     pub tls_handshake_timeout: Duration,
+    /// Read a PROXY protocol header (v1 or v2, as HAProxy's `send-proxy`
+    /// and `send-proxy-v2` send) before each connection is made, so the
+    /// factory, `peer_addr` and the per-peer limit see the client the
+    /// proxy relays (default: `None`, no header). Only for a port that
+    /// nothing but trusted proxies can reach: see [`crate::proxy`].
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// With `proxy_protocol`: how long a connection may take to send its
+    /// whole header before it is closed (default
+    /// [`DEFAULT_PROXY_HEADER_TIMEOUT`](crate::DEFAULT_PROXY_HEADER_TIMEOUT),
+    /// 5 s); an `Optional` listener serves a connection that has sent
+    /// nothing by then as a direct client.
+    pub proxy_header_timeout: Duration,
 }
 
 impl Default for ListenOptions {
@@ -122,6 +164,8 @@ impl Default for ListenOptions {
             idle_timeout: None,
             write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
             tls_handshake_timeout: crate::rules::DEFAULT_HANDSHAKE_TIMEOUT,
+            proxy_protocol: None,
+            proxy_header_timeout: crate::rules::DEFAULT_PROXY_HEADER_TIMEOUT,
         }
     }
 }
@@ -133,6 +177,9 @@ pub struct ListenerStats {
     pub open: usize,
     /// Connections closed at once for being over a limit.
     pub refused: u64,
+    /// Connections closed for their PROXY header: malformed, missing, cut
+    /// short or late ([`ListenOptions::proxy_protocol`]).
+    pub proxy_header_failures: u64,
 }
 
 /// A listening socket: where it is bound, and how to stop it.
@@ -228,6 +275,7 @@ impl Reactor {
                 stats: ListenerStats::default(),
                 per_peer: HashMap::new(),
                 warned_full: false,
+                warned_header: false,
                 #[cfg(feature = "tls")]
                 tls: tls.map(Box::new),
             }),
@@ -289,7 +337,10 @@ impl Reactor {
                         listener.backing_off = false;
                         warn!("accepting on {} again", listener.addr);
                     }
-                    if let Err(why) = listener.admit(peer) {
+                    // Behind a PROXY header, the peer is the proxy: the
+                    // client is counted once the header names it.
+                    let proxied = listener.options.proxy_protocol.is_some();
+                    if let Err(why) = listener.admit(peer, !proxied) {
                         // Accepted and closed at once: the client learns at
                         // once, rather than waiting in the backlog.
                         drop(stream);
@@ -298,26 +349,21 @@ impl Reactor {
                         continue;
                     }
                     let options = listener.options;
-                    let tls = self.tls_for_accepted(id, peer);
-                    let Some(Source::Listener(listener)) = self.slot_mut(id) else {
-                        return;
+                    let admission = Admission {
+                        listener: id,
+                        per_peer: !proxied,
                     };
-                    let Ok(tls) = tls else {
-                        // Never served in plaintext on a TLS port.
-                        drop(stream);
-                        listener.release(peer);
+                    if proxied {
+                        self.await_proxy_header(stream, peer, admission, options);
                         continue;
-                    };
-                    let factory = &mut listener.factory;
-                    match crate::panic::catch(|| factory.build_protocol(peer)) {
-                        Ok(protocol) => {
-                            self.add_connection(stream, peer, protocol, id, options, tls)
+                    }
+                    match self.build_accepted(id, peer) {
+                        Some((protocol, tls)) => {
+                            self.add_connection(stream, peer, protocol, admission, options, tls)
                         }
-                        Err(why) => {
-                            error!("{peer}: build_protocol panicked: {why}; connection dropped");
-                            if let Some(Source::Listener(listener)) = self.slot_mut(id) {
-                                listener.release(peer);
-                            }
+                        None => {
+                            drop(stream);
+                            self.release_admission(Some(admission), peer);
                         }
                     }
                 }
@@ -349,20 +395,37 @@ impl Reactor {
 
     fn add_connection(
         &mut self,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: SocketAddr,
         protocol: Box<dyn Protocol>,
-        listener: SlotId,
+        admission: Admission,
         options: ListenOptions,
         tls: TlsHost,
     ) {
+        let Some(id) = self.insert_accepted(stream, peer, ConnState::OPEN, admission) else {
+            crate::panic::drop_caught(protocol, "a protocol");
+            return;
+        };
+        debug!("accepted {id} from {peer}");
+        self.start_accepted(id, protocol, tls, options);
+    }
+
+    /// Registers a socket `admission.listener` accepted from `peer` and
+    /// gives it a slot, in `state`, without a protocol yet; or, if it
+    /// cannot, drops it and gives back its admission.
+    pub(super) fn insert_accepted(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        state: ConnState,
+        admission: Admission,
+    ) -> Option<ConnectionId> {
         let generation = self.next_generation();
         let entry = self.slots.vacant_entry();
         let Ok(key) = key_u32(entry.key()) else {
             warn!("connection from {peer} dropped: too many connections");
-            self.release_admission(Some(listener), peer);
-            crate::panic::drop_caught(protocol, "a protocol");
-            return;
+            self.release_admission(Some(admission), peer);
+            return None;
         };
         let id = ConnectionId { key, generation };
         if let Err(e) =
@@ -371,29 +434,39 @@ impl Reactor {
                 .register(&mut stream, SlotId::from(id).token(), Interest::READABLE)
         {
             warn!("connection from {peer} dropped: cannot register it: {e}");
-            self.release_admission(Some(listener), peer);
-            crate::panic::drop_caught(protocol, "a protocol");
-            return;
+            self.release_admission(Some(admission), peer);
+            return None;
         }
-        let mut conn = Conn::new(
-            stream,
-            peer,
-            Some(protocol),
-            ConnState::OPEN,
-            Origin::Accepted(listener),
-        );
-        conn.limits.cap = options.write_buffer_limit;
-        conn.tls = tls;
-        #[cfg(feature = "tls")]
-        if conn.tls.is_tls() {
-            super::tls::no_delay(&conn.stream, peer);
-        }
+        let conn = Conn::new(stream, peer, None, state, Origin::Accepted(admission));
         entry.insert(Slot {
             generation,
             queued: false,
             source: Source::Conn(conn),
         });
-        debug!("accepted {id} from {peer}");
+        Some(id)
+    }
+
+    /// Makes accepted connection `id`: its protocol and TLS layer go in,
+    /// the listener's options apply, and `connection_made` runs.
+    pub(super) fn start_accepted(
+        &mut self,
+        id: ConnectionId,
+        protocol: Box<dyn Protocol>,
+        tls: TlsHost,
+        options: ListenOptions,
+    ) {
+        let Some(conn) = self.conn_mut(id) else {
+            crate::panic::drop_caught(protocol, "a protocol");
+            return;
+        };
+        conn.protocol = Some(protocol);
+        conn.state = ConnState::OPEN;
+        conn.limits.cap = options.write_buffer_limit;
+        conn.tls = tls;
+        #[cfg(feature = "tls")]
+        if conn.tls.is_tls() {
+            super::tls::no_delay(&conn.stream, conn.peer);
+        }
         if options.idle_timeout.is_some() {
             self.set_idle_timeout(id, options.idle_timeout);
         }
@@ -401,6 +474,87 @@ impl Reactor {
         // What it wrote goes out now, not into a buffer of its own behind
         // the rest of the accept burst.
         self.after_callback();
+    }
+
+    /// The protocol, and TLS layer if it is a TLS listener, for a
+    /// connection `listener` accepted from `peer`; `None` (logged) if the
+    /// factory panicked or TLS cannot start.
+    pub(super) fn build_accepted(
+        &mut self,
+        listener: SlotId,
+        peer: SocketAddr,
+    ) -> Option<(Box<dyn Protocol>, TlsHost)> {
+        // Never served in plaintext on a TLS port.
+        let tls = self.tls_for_accepted(listener, peer).ok()?;
+        let Some(Source::Listener(l)) = self.slot_mut(listener) else {
+            return None;
+        };
+        let factory = &mut l.factory;
+        match crate::panic::catch(|| factory.build_protocol(peer)) {
+            Ok(protocol) => Some((protocol, tls)),
+            Err(why) => {
+                error!("{peer}: build_protocol panicked: {why}; connection dropped");
+                None
+            }
+        }
+    }
+
+    /// The options of listener `id`, while it exists.
+    pub(super) fn listener_options(&mut self, id: SlotId) -> Option<ListenOptions> {
+        match self.slot_mut(id) {
+            Some(Source::Listener(l)) => Some(l.options),
+            _ => None,
+        }
+    }
+
+    /// Counts a connection whose PROXY header named its client `peer`
+    /// against the per-peer limit; over it, the refusal is counted and
+    /// logged as at accept, and false returned.
+    pub(super) fn admit_proxied(&mut self, listener: SlotId, peer: SocketAddr) -> bool {
+        let Some(Source::Listener(l)) = self.slot_mut(listener) else {
+            return false;
+        };
+        l.warned_header = false;
+        match l.admit_peer(peer) {
+            Ok(()) => true,
+            Err(why) => {
+                l.stats.refused += 1;
+                log_refusal(&mut l.warned_full, peer, why, l.addr);
+                false
+            }
+        }
+    }
+
+    /// Counts a connection closed for its PROXY header and logs why: a
+    /// warning for the first failure since the last good header (the
+    /// proxy's configuration, or who can reach the port, is wrong), debug
+    /// for the rest of the burst and for a peer that closed having sent
+    /// nothing (a port scan, a check that only connects).
+    pub(super) fn count_header_failure(
+        &mut self,
+        listener: SlotId,
+        peer: SocketAddr,
+        why: &crate::proxy::ProxyHeaderError,
+    ) {
+        let Some(Source::Listener(l)) = self.slot_mut(listener) else {
+            debug!("{peer}: closed before it was made: {why}");
+            return;
+        };
+        l.stats.proxy_header_failures += 1;
+        let silent = *why == crate::proxy::ProxyHeaderError::Truncated { received: 0 };
+        let level = if silent {
+            log::Level::Debug
+        } else {
+            refusal_level(&mut l.warned_header)
+        };
+        match level {
+            log::Level::Warn => warn!(
+                "{peer}: closed before it was made, on {}: {why} \
+                 (further PROXY header failures logged at debug until a good one)",
+                l.addr
+            ),
+            _ => debug!("{peer}: closed before it was made, on {}: {why}", l.addr),
+        }
     }
 
     /// The TLS layer for a connection `listener` accepted from `peer`, if it
@@ -430,9 +584,12 @@ impl Reactor {
 
     /// Gives back the place connection from `peer` took in `listener`'s
     /// counts, once its descriptor is closed.
-    pub(crate) fn release_admission(&mut self, listener: Option<SlotId>, peer: SocketAddr) {
-        if let Some(Source::Listener(l)) = listener.and_then(|l| self.slot_mut(l)) {
-            l.release(peer);
+    pub(crate) fn release_admission(&mut self, admission: Option<Admission>, peer: SocketAddr) {
+        let Some(admission) = admission else {
+            return;
+        };
+        if let Some(Source::Listener(l)) = self.slot_mut(admission.listener) {
+            l.release(peer, admission.per_peer);
         }
     }
 

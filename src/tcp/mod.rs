@@ -11,6 +11,7 @@
 //! | `lent` | a connection's protocol lent to a callback, alone or inside its TLS layer |
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
 //! | `listener` | listening sockets, accepting, per-listener limits |
+//! | `proxy` | accepted connections waiting for their PROXY protocol header |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
@@ -23,6 +24,7 @@ mod flow;
 mod lent;
 mod linger;
 mod listener;
+mod proxy;
 mod state;
 mod stop;
 mod timeouts;
