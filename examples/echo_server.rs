@@ -124,13 +124,15 @@ struct Args {
     quiet: Duration,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    proxy: common::proxy::ProxyArgs,
 }
 
 fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[])?;
     match args.model {
         Model::Reactor => common::serve(&args.host, args.port, |reactor, addr| {
-            let options = ListenOptions::default();
+            let options = args.proxy.apply(ListenOptions::default());
             if args.graceful {
                 reactor.stop_on_signals()?;
                 reactor.set_shutdown_grace(args.grace);
@@ -142,6 +144,9 @@ fn serve(args: &Args) -> Result<(), String> {
         }),
         Model::Threads if args.graceful => {
             Err("--graceful is the reactor's: it cannot be used with --model threads".into())
+        }
+        Model::Threads if args.proxy.mode().is_some() => {
+            Err("--proxy-protocol is the reactor's: it cannot be used with --model threads".into())
         }
         Model::Threads => {
             let addr = common::resolve(&args.host, args.port)?;

@@ -92,6 +92,8 @@ struct Args {
     idle_timeout: Duration,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    proxy: common::proxy::ProxyArgs,
 }
 
 /// A timeout flag: seconds, fractions allowed, more than zero.
@@ -113,7 +115,7 @@ fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[b"http/1.1"])?;
     common::serve(&args.host, args.port, |reactor, addr| {
         let factory = move || HttpConnection::new(timeouts);
-        let options = ListenOptions::default();
+        let options = args.proxy.apply(ListenOptions::default());
         Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr())
     })
 }
