@@ -166,11 +166,20 @@ fn without_the_flag_a_header_is_data() {
 
 #[test]
 fn the_threaded_model_refuses_the_flag() {
-    let out = Command::new(programs::example("echo_server"))
-        .args(["--port", "0", "--model", "threads", "--proxy-protocol"])
-        .output()
-        .unwrap();
+    let out = programs::run_to_end(
+        Command::new(programs::example("echo_server")).args([
+            "--port",
+            "0",
+            "--model",
+            "threads",
+            "--proxy-protocol",
+        ]),
+        b"",
+    );
     assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("--proxy-protocol is the reactor's"), "{said}");
+    assert!(
+        out.stderr.contains("--proxy-protocol is the reactor's"),
+        "{}",
+        out.stderr
+    );
 }
