@@ -71,6 +71,14 @@ impl Reactor {
             self.fail_connect(factory, Reason::ReactorStopped);
             return DEAD_ID;
         }
+        if self.memory.is_some() {
+            // A reactor in memory records the connect; its test completes it.
+            #[cfg(feature = "tls")]
+            let tls = tls.is_tls();
+            #[cfg(not(feature = "tls"))]
+            let tls = false;
+            return self.memory_connect(addr, factory, timeout, tls);
+        }
         let stream = TcpStream::connect(addr).and_then(|mut stream| {
             let generation = self.next_generation();
             let id = SlotId {
@@ -210,7 +218,7 @@ impl Reactor {
 
     pub(crate) fn connect_timed_out(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_connect_timed_out(id);
         };
         if conn.state != ConnState::Connecting {
             return;
