@@ -179,13 +179,16 @@ impl MemoryReactor {
     /// epoll instance cannot be made (it is never polled; no socket is).
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use reactor::testing::MemoryReactor;
     ///
-    /// let memory = MemoryReactor::new()?;
+    /// let mut memory = MemoryReactor::new()?;
     /// let t = memory.now();
-    /// std::thread::sleep(Duration::from_millis(2));
-    /// assert_eq!(memory.now(), t, "the clock moves only with advance");
+    /// let real = Instant::now();
+    /// while Instant::now() == real {} // real time passes...
+    /// assert_eq!(memory.now(), t, "...the clock moves only with advance");
+    /// memory.advance(Duration::from_millis(1500));
+    /// assert_eq!(memory.now() - t, Duration::from_millis(1500));
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new() -> io::Result<MemoryReactor> {
