@@ -11,6 +11,7 @@ use super::flow::{Producers, WriteLimits};
 use super::lent::TlsHost;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 use super::transport::ConnTransport;
+use crate::address::Address;
 use crate::buffer::WriteBuffer;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::reactor::{
@@ -325,10 +326,10 @@ impl Reactor {
     }
 
     /// The peer address of connection `id`, while it exists.
-    pub fn peer_addr(&self, id: ConnectionId) -> Option<SocketAddr> {
+    pub fn peer_addr(&self, id: ConnectionId) -> Option<Address> {
         match self.conn(id) {
-            Some(conn) => Some(conn.peer),
-            None => self.memory_conn(id).map(|m| m.peer),
+            Some(conn) => Some(Address::Ip(conn.peer)),
+            None => self.memory_conn(id).map(|m| Address::Ip(m.peer)),
         }
     }
 

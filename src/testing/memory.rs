@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use log::error;
 
+use crate::address::Address;
 use crate::protocol::Protocol;
 use crate::reactor::{Reactor, TimeSource};
 use crate::reason::Reason;
@@ -227,7 +228,7 @@ impl MemoryReactor {
     /// let peer = "127.0.0.1:40000".parse().unwrap();
     /// let id = memory.connect(Echo, peer);
     /// assert!(memory.is_connected(id));
-    /// assert_eq!(memory.peer_addr(id), Some(peer));
+    /// assert_eq!(memory.peer_addr(id), Some(peer.into()));
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect(&mut self, protocol: impl Protocol, peer: SocketAddr) -> ConnectionId {
@@ -281,16 +282,18 @@ impl MemoryReactor {
     /// `transport.local_addr()` says).
     ///
     /// ```
+    /// use std::net::SocketAddr;
     /// use reactor::protocols::Echo;
     /// use reactor::testing::MemoryReactor;
     ///
     /// let mut memory = MemoryReactor::new()?;
     /// let id = memory.connect(Echo, "[::1]:40000".parse().unwrap());
-    /// assert_eq!(memory.local_addr_of(id)?, "[::]:0".parse().unwrap());
+    /// let any: SocketAddr = "[::]:0".parse().unwrap();
+    /// assert_eq!(memory.local_addr_of(id)?, any);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn local_addr_of(&self, id: ConnectionId) -> io::Result<SocketAddr> {
-        self.reactor.memory_local_addr(id)
+    pub fn local_addr_of(&self, id: ConnectionId) -> io::Result<Address> {
+        self.reactor.memory_local_addr(id).map(Address::Ip)
     }
 
     /// Completes a recorded connect ([`connects`](MemoryReactor::connects)):
