@@ -424,3 +424,21 @@ fn idle_timeouts_and_deadlines_pass_on_the_manual_clock() {
     memory.advance(secs(1));
     assert_eq!(memory.close_reason(id), Some(&Reason::Aborted));
 }
+
+/// Mechanism: `advance` serves the cross-thread queue, as a turn does when
+/// its waker fires (broken: `advance` not running queued calls).
+#[test]
+fn calls_from_other_threads_run_in_the_next_advance() {
+    let mut memory = MemoryReactor::new().unwrap();
+    let start = memory.now();
+    let handle = memory.handle().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        handle.call_from_thread(move |r| tx.send(r.now() - start).unwrap());
+    })
+    .join()
+    .unwrap();
+    assert!(rx.try_recv().is_err(), "queued, not run");
+    memory.advance(secs(2));
+    assert_eq!(rx.try_recv(), Ok(secs(2)));
+}

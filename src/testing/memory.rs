@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use log::error;
 
 use crate::address::Address;
-use crate::protocol::Protocol;
+use crate::protocol::{Factory, Protocol};
 use crate::reactor::{Reactor, TimeSource};
 use crate::reason::Reason;
 use crate::tcp::{ListenOptions, ListenerHandle};
@@ -116,11 +116,13 @@ pub struct ConnectRequest {
 /// callbacks run under the panic guard.
 ///
 /// What it does not: it is never run (`run` returns an error), so there is
-/// no turn, no poll, no time budget; timers run only in
-/// [`advance`](MemoryReactor::advance). A stop is recorded, not begun. TLS is
-/// not simulated (a TLS listen or connect records `tls` and carries
-/// plaintext; `start_tls` fails). UDP, `add_source` and `run_in_thread` are
-/// the real ones.
+/// no poll and no time budget; timers, and calls from other threads, run
+/// only in [`advance`](MemoryReactor::advance). A stop is recorded, not
+/// begun. TLS is not simulated (a TLS listen or connect records `tls` and
+/// carries plaintext; `start_tls` fails). UDP endpoints, `add_source`
+/// sources and `run_in_thread`'s threads are the real ones (their events
+/// are never polled, though `run_in_thread`'s results come back in
+/// `advance`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -240,6 +242,58 @@ impl MemoryReactor {
             error!("connection from {peer} in memory not made: {e}");
             DEAD_ID
         })
+    }
+
+    /// Makes a connection from `peer` to a protocol `factory` builds (for
+    /// `peer`, under the panic guard) and runs its `connection_made`: as
+    /// [`connect`](MemoryReactor::connect), for a factory the test holds.
+    /// `None` if `build_protocol` panicked.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use reactor::protocols::Echo;
+    /// use reactor::testing::MemoryReactor;
+    /// use reactor::{Factory, Protocol};
+    ///
+    /// /// Every connection gets an echo.
+    /// struct Echoes;
+    /// impl Factory for Echoes {
+    ///     fn build_protocol(&mut self, _peer: SocketAddr) -> Box<dyn Protocol> {
+    ///         Box::new(Echo)
+    ///     }
+    /// }
+    ///
+    /// let mut memory = MemoryReactor::new()?;
+    /// let mut factory = Echoes;
+    /// let a = memory.connect_from(&mut factory, "127.0.0.1:40001".parse().unwrap()).unwrap();
+    /// let b = memory.connect_from(&mut factory, "127.0.0.1:40002".parse().unwrap()).unwrap();
+    /// memory.receive(a, b"a");
+    /// memory.receive(b, b"b");
+    /// assert_eq!(memory.take_written(a), b"a");
+    /// assert_eq!(memory.take_written(b), b"b");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_from(
+        &mut self,
+        factory: &mut dyn Factory,
+        peer: SocketAddr,
+    ) -> Option<ConnectionId> {
+        let protocol = match crate::panic::catch(|| factory.build_protocol(peer)) {
+            Ok(protocol) => protocol,
+            Err(why) => {
+                error!("{peer}: build_protocol panicked: {why}; connection not made");
+                return None;
+            }
+        };
+        let made = self.reactor.memory_open(protocol, peer, None, None);
+        self.settle();
+        match made {
+            Ok(id) => Some(id),
+            Err(e) => {
+                error!("connection from {peer} in memory not made: {e}");
+                None
+            }
+        }
     }
 
     /// Makes a connection from `peer` on a listener (one of
@@ -602,8 +656,10 @@ impl MemoryReactor {
     }
 
     /// Moves the clock `by` forward and runs what came due at the new
-    /// time, as one timer phase of a turn: connects that failed before
-    /// having a connection are reported, then every timer due
+    /// time, as a turn would after its poll: calls queued from other
+    /// threads ([`ReactorHandle::call_from_thread`](crate::ReactorHandle::call_from_thread),
+    /// and so `run_in_thread`'s results that are back), connects that
+    /// failed before having a connection, then every timer due
     /// (`call_later`, protocol timers, `call_every` ticks, idle checks,
     /// deadlines, connect timeouts) in deadline order, equal deadlines in
     /// scheduling order. The clock jumps: a repeating call that missed
@@ -630,6 +686,8 @@ impl MemoryReactor {
     pub fn advance(&mut self, by: Duration) {
         self.settle();
         self.reactor.advance_clock(by);
+        self.reactor.run_remote_calls();
+        self.settle();
         self.reactor.report_failed_connects();
         self.reactor.fire_due_timers();
         self.settle();
