@@ -17,9 +17,21 @@
 //! `data_received`, [`advance`](MemoryReactor::advance) runs the timers that
 //! came due. What they write reaches [`written`](MemoryReactor::written)
 //! once the callback returns, as it reaches the socket on TCP.
+//!
+//! | module | job |
+//! |---|---|
+//! | here | `MemoryReactor`: making connections, `advance`, settling after each call |
+//! | `conn` | `MemoryConn`, a memory connection's slot; the reactor's arms for it: lending its protocol, writes, the peer's reads, closes |
+//! | `open` | making memory connections: directly, on a listener, or from a recorded connect |
+//! | `peer` | what the test does as the peer: send, close, reset, read or not |
+//! | `flow` | watermarks, producers, read pauses, idle timeouts, deadlines, connect timeouts |
+//! | `records` | what is recorded: each connection's bytes and end, listens, connects, a stop |
 
 mod conn;
 mod flow;
+mod open;
+mod peer;
+mod records;
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,74 +44,12 @@ use crate::address::Address;
 use crate::protocol::{Factory, Protocol};
 use crate::reactor::{Reactor, TimeSource};
 use crate::reason::Reason;
-use crate::tcp::{ListenOptions, ListenerHandle};
+use crate::tcp::ListenerHandle;
 use crate::transport::ConnectionId;
 
-pub(crate) use self::conn::{Memory, MemoryConn};
-
-/// A listen a [`MemoryReactor`] recorded instead of binding a socket
-/// (Twisted's `MemoryReactor.tcpServers`). Its listener is real, without a
-/// socket: [`MemoryReactor::accept`] makes connections on it, under its
-/// limits, and it stops as any other.
-///
-/// ```
-/// use std::net::SocketAddr;
-/// use reactor::protocols::Echo;
-/// use reactor::testing::MemoryReactor;
-///
-/// let mut memory = MemoryReactor::new()?;
-/// let addr: SocketAddr = "127.0.0.1:8000".parse().unwrap();
-/// memory.listen_tcp(addr, || Echo)?;
-/// let listened = memory.listens()[0];
-/// assert_eq!((listened.addr, listened.tls), (addr, false));
-/// assert_eq!(listened.handle.local_addr(), addr);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct ListenRequest {
-    /// The address asked for (port 0 stays 0: nothing is bound).
-    pub addr: SocketAddr,
-    /// The options it was asked with.
-    pub options: ListenOptions,
-    /// It was `listen_tls`: the connections it makes carry plaintext all
-    /// the same (TLS is not simulated).
-    pub tls: bool,
-    /// The handle `listen_tcp` returned, for [`MemoryReactor::accept`].
-    pub handle: ListenerHandle,
-}
-
-/// A connect a [`MemoryReactor`] recorded instead of opening a socket
-/// (Twisted's `MemoryReactor.tcpClients`): its connection waits, connecting,
-/// until the test completes it ([`MemoryReactor::complete_connect`]), fails
-/// it ([`MemoryReactor::fail_connect`]), or its timeout passes on the
-/// manual clock.
-///
-/// ```
-/// use std::time::Duration;
-/// use reactor::protocols::Echo;
-/// use reactor::testing::MemoryReactor;
-///
-/// let mut memory = MemoryReactor::new()?;
-/// let addr = "127.0.0.1:7".parse().unwrap();
-/// let id = memory.connect_tcp(addr, || Echo, Duration::from_secs(5));
-/// let asked = memory.connects()[0];
-/// assert_eq!((asked.addr, asked.timeout, asked.id), (addr, Duration::from_secs(5), id));
-/// assert!(!memory.is_connected(id), "still connecting");
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct ConnectRequest {
-    /// Where it was asked to connect.
-    pub addr: SocketAddr,
-    /// The connect timeout it was given.
-    pub timeout: Duration,
-    /// It was `connect_tls` (the connection carries plaintext all the same).
-    pub tls: bool,
-    /// The id `connect_tcp` returned: the connection's once made.
-    pub id: ConnectionId,
-}
+pub(crate) use self::conn::MemoryConn;
+pub(crate) use self::records::Memory;
+pub use self::records::{ConnectRequest, ListenRequest};
 
 /// A [`Reactor`] in memory, for unit tests: the test is the peer of every
 /// connection and the only clock. It dereferences to its reactor, so a
@@ -416,245 +366,6 @@ impl MemoryReactor {
         waiting
     }
 
-    /// The peer sends `data`: the protocol's `data_received` runs now (once
-    /// per 64 KiB, as reads from a socket), unless its reading is paused;
-    /// then the data waits until it resumes. False (and dropped) if the
-    /// connection does not read: not made, closing or closed, or the peer
-    /// closed already.
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// assert!(memory.receive(id, b"ping"));
-    /// assert_eq!(memory.take_written(id), b"ping");
-    /// memory.close(id);
-    /// assert!(!memory.receive(id, b"late"));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn receive(&mut self, id: ConnectionId, data: &[u8]) -> bool {
-        let taken = self.reactor.memory_receive(id, data);
-        self.settle();
-        taken
-    }
-
-    /// The peer closes its side (its FIN), after what it sent: a protocol
-    /// that allows half-close hears `read_connection_lost`; any other
-    /// connection closes with `Reason::PeerClosed` once the peer has read
-    /// what is buffered for it. False if the connection does not read.
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    /// use reactor::Reason;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// assert!(memory.close(id));
-    /// assert_eq!(memory.close_reason(id), Some(&Reason::PeerClosed));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn close(&mut self, id: ConnectionId) -> bool {
-        let taken = self.reactor.memory_peer_close(id);
-        self.settle();
-        taken
-    }
-
-    /// The peer resets the connection: it closes at once with a
-    /// `ConnectionReset` error, whatever was buffered. False if it is
-    /// closed already.
-    ///
-    /// ```
-    /// use std::io::ErrorKind;
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// assert!(memory.reset(id));
-    /// let why = memory.close_reason(id).unwrap();
-    /// assert_eq!(why.error_kind(), Some(ErrorKind::ConnectionReset));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn reset(&mut self, id: ConnectionId) -> bool {
-        let open = self
-            .reactor
-            .memory_conn(id)
-            .is_some_and(|c| c.state != crate::tcp::ConnState::Closed);
-        if open {
-            let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-            self.reactor.queue_close(id, Reason::from(reset));
-        }
-        self.settle();
-        open
-    }
-
-    /// Whether the peer reads what is written to it (it does at first).
-    /// While it does not, writes wait in the connection's buffer: past the
-    /// high watermark the protocol (and its registered producers) hear
-    /// `pause_producing`; past the cap the connection is aborted, as on
-    /// TCP. Reading again takes everything that waited, and producers
-    /// resume. False if `id` names no open memory connection.
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// memory.set_peer_reading(id, false);
-    /// memory.receive(id, &[b'x'; 70_000]);
-    /// assert_eq!(memory.buffered(id), 70_000);
-    /// assert!(memory.is_write_buffer_full(id), "past the 64 KiB watermark");
-    /// memory.set_peer_reading(id, true);
-    /// assert_eq!(memory.take_written(id).len(), 70_000);
-    /// assert!(!memory.is_write_buffer_full(id));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_peer_reading(&mut self, id: ConnectionId, reading: bool) -> bool {
-        let done = self.reactor.memory_set_peer_reading(id, reading);
-        self.settle();
-        done
-    }
-
-    /// The peer, not reading otherwise, reads up to `max` bytes of what
-    /// waits for it; returns how many it read. Below the low watermark,
-    /// producers resume.
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// memory.set_peer_reading(id, false);
-    /// memory.receive(id, b"abcdef");
-    /// assert_eq!(memory.peer_reads(id, 4), 4);
-    /// assert_eq!(memory.written(id), b"abcd");
-    /// assert_eq!(memory.buffered(id), 2);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn peer_reads(&mut self, id: ConnectionId, max: usize) -> usize {
-        let n = self.reactor.memory_deliver(id, max);
-        self.settle();
-        n
-    }
-
-    /// Everything the peer of connection `id` has read so far, in order:
-    /// what its protocol wrote and what other connections wrote to it
-    /// (`write_to`); kept after it closes. Empty for an id that names no
-    /// memory connection.
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// memory.write_to(id, b"from elsewhere, ");
-    /// memory.receive(id, b"echoed");
-    /// assert_eq!(memory.written(id), b"from elsewhere, echoed");
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn written(&mut self, id: ConnectionId) -> &[u8] {
-        self.settle();
-        self.reactor
-            .memory_mut()
-            .records
-            .get(&id)
-            .map_or(&[], |r| &r.received)
-    }
-
-    /// [`written`](MemoryReactor::written), emptied: what the peer read
-    /// since the last `take_written`.
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// memory.receive(id, b"one");
-    /// assert_eq!(memory.take_written(id), b"one");
-    /// memory.receive(id, b"two");
-    /// assert_eq!(memory.take_written(id), b"two");
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn take_written(&mut self, id: ConnectionId) -> Vec<u8> {
-        self.settle();
-        self.reactor
-            .memory_mut()
-            .records
-            .get_mut(&id)
-            .map_or_else(Vec::new, |r| std::mem::take(&mut r.received))
-    }
-
-    /// Whether connection `id` has closed (its `connection_lost` ran).
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// memory.lose_connection(id);
-    /// assert!(memory.is_closed(id));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn is_closed(&mut self, id: ConnectionId) -> bool {
-        self.close_reason(id).is_some()
-    }
-
-    /// Why connection `id` closed, as its `connection_lost` was told;
-    /// `None` while it is open (or for an id that names no memory
-    /// connection).
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    /// use reactor::Reason;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// assert_eq!(memory.close_reason(id), None);
-    /// memory.abort_connection(id);
-    /// assert_eq!(memory.close_reason(id), Some(&Reason::Aborted));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn close_reason(&mut self, id: ConnectionId) -> Option<&Reason> {
-        self.settle();
-        self.reactor
-            .memory_mut()
-            .records
-            .get(&id)
-            .and_then(|r| r.closed.as_ref())
-    }
-
-    /// Whether our side of connection `id` was shut and the peer got its
-    /// FIN (`lose_write_connection`, once what was buffered was read).
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect(Echo, "127.0.0.1:40000".parse().unwrap());
-    /// memory.lose_write_connection(id);
-    /// assert!(memory.is_write_shut(id));
-    /// assert!(!memory.is_closed(id), "it still reads");
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn is_write_shut(&mut self, id: ConnectionId) -> bool {
-        self.settle();
-        self.reactor
-            .memory_mut()
-            .records
-            .get(&id)
-            .is_some_and(|r| r.write_shut)
-    }
-
     /// Moves the clock `by` forward and runs what came due at the new
     /// time, as a turn would after its poll: calls queued from other
     /// threads ([`ReactorHandle::call_from_thread`](crate::ReactorHandle::call_from_thread),
@@ -693,75 +404,11 @@ impl MemoryReactor {
         self.settle();
     }
 
-    /// The listens asked for, in order, stopped ones included.
-    ///
-    /// ```
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// assert!(memory.listens().is_empty());
-    /// let handle = memory.listen_tcp("127.0.0.1:7".parse().unwrap(), || Echo)?;
-    /// assert_eq!(memory.listens().len(), 1);
-    /// assert!(handle.stop(&mut memory));
-    /// assert_eq!(memory.listens().len(), 1, "still recorded");
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn listens(&self) -> &[ListenRequest] {
-        self.reactor
-            .memory
-            .as_ref()
-            .map_or(&[], |m| m.listens.as_slice())
-    }
-
-    /// The connects asked for, in order, whatever became of them.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use reactor::protocols::Echo;
-    /// use reactor::testing::MemoryReactor;
-    /// use reactor::Reason;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect_tcp("127.0.0.1:7".parse().unwrap(), || Echo, Duration::from_secs(3));
-    /// assert_eq!(memory.connects()[0].id, id);
-    /// memory.advance(Duration::from_secs(3));
-    /// assert_eq!(memory.close_reason(id), Some(&Reason::TimedOut));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn connects(&self) -> &[ConnectRequest] {
-        self.reactor
-            .memory
-            .as_ref()
-            .map_or(&[], |m| m.connects.as_slice())
-    }
-
-    /// Whether [`Reactor::stop`] was called (from a callback, or by the
-    /// test). The stop is only recorded: connections stay open and timers
-    /// keep running.
-    ///
-    /// ```
-    /// use reactor::testing::MemoryReactor;
-    ///
-    /// let mut memory = MemoryReactor::new()?;
-    /// memory.call_later(std::time::Duration::ZERO, |r| r.stop());
-    /// assert!(!memory.stop_requested());
-    /// memory.advance(std::time::Duration::ZERO);
-    /// assert!(memory.stop_requested());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn stop_requested(&self) -> bool {
-        self.reactor
-            .memory
-            .as_ref()
-            .is_some_and(|m| m.stop_requested)
-    }
-
     /// What follows the test's call as it follows a callback on the real
     /// reactor: writes flushed, producers told, closes applied; then the
     /// connections whose reading resumed read what waited for them, as the
     /// leftover queue would serve them.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         self.reactor.apply_closes();
         loop {
             let ready = std::mem::take(&mut self.reactor.memory_mut().ready);

@@ -10,50 +10,21 @@
 //! if it reads; closes are queued and applied after the callback; the cap
 //! aborts.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 
-use super::{ConnectRequest, ListenRequest};
-use crate::protocol::{ClientFactory, Protocol};
-use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, READ_BUFFER_SIZE};
+use crate::protocol::Protocol;
+use crate::reactor::{Reactor, Slot, Source};
 use crate::reason::Reason;
 use crate::tcp::{
-    ClientOrigin, ConnState, ConnTransport, Deadline, Ending, Flow, ListenerHandle, Origin,
-    Producers, QueuedClose, ReadPause, ReadSide, WriteLimits, WriteSide,
+    ClientOrigin, ConnState, ConnTransport, Deadline, Ending, Flow, Origin, Producers, QueuedClose,
+    ReadPause, ReadSide, WriteLimits, WriteSide,
 };
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
-
-/// What a reactor in memory keeps besides its slots.
-#[derive(Default)]
-pub(crate) struct Memory {
-    /// Every memory connection made, open or closed: what its peer got.
-    pub(crate) records: HashMap<ConnectionId, Record>,
-    pub(crate) listens: Vec<ListenRequest>,
-    pub(crate) connects: Vec<ConnectRequest>,
-    pub(crate) stop_requested: bool,
-    /// Connections whose reading resumed while input or the peer's close
-    /// waited for them: served after the current callback, as the real
-    /// reactor's leftover queue does.
-    pub(crate) ready: Vec<ConnectionId>,
-    /// The next local port a client connection gets.
-    next_port: u16,
-}
-
-/// What the test sees of one memory connection, kept after it closes.
-#[derive(Default)]
-pub(crate) struct Record {
-    /// Everything its peer read, in order.
-    pub(crate) received: Vec<u8>,
-    /// Our FIN reached the peer (`lose_write_connection`, flushed).
-    pub(crate) write_shut: bool,
-    /// Why it closed, once `connection_lost` ran.
-    pub(crate) closed: Option<Reason>,
-}
 
 /// A connection made in memory, in its slot.
 pub(crate) struct MemoryConn {
@@ -84,7 +55,7 @@ pub(crate) struct MemoryConn {
 }
 
 impl MemoryConn {
-    fn new(peer: SocketAddr, local: SocketAddr, state: ConnState, now: Instant) -> Self {
+    pub(super) fn new(peer: SocketAddr, local: SocketAddr, state: ConnState, now: Instant) -> Self {
         MemoryConn {
             peer,
             local,
@@ -111,15 +82,6 @@ impl MemoryConn {
     }
 }
 
-/// The address family's "any" address: a connection the test made
-/// directly has no local address of its own.
-fn unspecified_like(peer: SocketAddr) -> SocketAddr {
-    match peer {
-        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-    }
-}
-
 impl Reactor {
     pub(crate) fn memory_conn(&self, id: ConnectionId) -> Option<&MemoryConn> {
         match self.slots.get(id.key as usize) {
@@ -137,176 +99,6 @@ impl Reactor {
             Some(Source::Memory(m)) => Some(m),
             _ => None,
         }
-    }
-
-    pub(crate) fn memory_mut(&mut self) -> &mut Memory {
-        self.memory.get_or_insert_with(Box::default)
-    }
-
-    fn record_mut(&mut self, id: ConnectionId) -> &mut Record {
-        self.memory_mut().records.entry(id).or_default()
-    }
-
-    /// Puts `conn` in a slot and opens its record.
-    fn insert_memory(&mut self, conn: MemoryConn) -> io::Result<ConnectionId> {
-        let generation = self.next_generation();
-        let entry = self.slots.vacant_entry();
-        let id = ConnectionId {
-            key: key_u32(entry.key())?,
-            generation,
-        };
-        entry.insert(Slot {
-            generation,
-            queued: false,
-            source: Source::Memory(Box::new(conn)),
-        });
-        self.record_mut(id);
-        Ok(id)
-    }
-
-    /// A connection from `peer` to `protocol`, made now: `connection_made`
-    /// runs before this returns. `origin` is the listener that accepted it
-    /// (its limits were applied) or nothing.
-    pub(crate) fn memory_open(
-        &mut self,
-        protocol: Box<dyn Protocol>,
-        peer: SocketAddr,
-        local: Option<SocketAddr>,
-        accepted: Option<(SlotId, crate::ListenOptions)>,
-    ) -> io::Result<ConnectionId> {
-        let local = local.unwrap_or_else(|| unspecified_like(peer));
-        let mut conn = MemoryConn::new(peer, local, ConnState::OPEN, self.now());
-        conn.protocol = Some(protocol);
-        if let Some((listener, options)) = accepted {
-            conn.origin = Some(Origin::Accepted(listener));
-            conn.limits.cap = options.write_buffer_limit;
-        }
-        let id = match self.insert_memory(conn) {
-            Ok(id) => id,
-            Err(e) => {
-                if let Some((listener, _)) = accepted {
-                    self.release_admission(Some(listener), peer);
-                }
-                return Err(e);
-            }
-        };
-        debug!("made {id} from {peer} in memory");
-        if let Some((_, options)) = accepted {
-            if options.idle_timeout.is_some() {
-                self.set_idle_timeout(id, options.idle_timeout);
-            }
-        }
-        self.with_protocol(id, |p, t| p.connection_made(t));
-        self.apply_closes();
-        Ok(id)
-    }
-
-    /// `connect_tcp` (or `connect_tls`) on a reactor in memory: the
-    /// connection waits, connecting, until its test completes or fails it,
-    /// or its timeout passes.
-    pub(crate) fn memory_connect(
-        &mut self,
-        addr: SocketAddr,
-        factory: Box<dyn ClientFactory>,
-        timeout: Duration,
-        tls: bool,
-    ) -> ConnectionId {
-        let memory = self.memory_mut();
-        let port = 49152 + memory.next_port % 16384;
-        memory.next_port = memory.next_port.wrapping_add(1);
-        let local = SocketAddr::new(
-            match addr {
-                SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            },
-            port,
-        );
-        let mut conn = MemoryConn::new(addr, local, ConnState::Connecting, self.now());
-        conn.origin = Some(Origin::Client(Box::new(ClientOrigin {
-            factory,
-            connect_timer: None,
-        })));
-        let id = match self.insert_memory(conn) {
-            Ok(id) => id,
-            Err(e) => {
-                // Only a slab past 2^32 entries: nothing to give back.
-                error!("connect to {addr} in memory failed: {e}");
-                return ConnectionId::from_parts(u32::MAX, 0);
-            }
-        };
-        let timer = self.schedule(timeout, TimerAction::ConnectTimeout(id));
-        if let Some(MemoryConn {
-            origin: Some(Origin::Client(client)),
-            ..
-        }) = self.memory_conn_mut(id)
-        {
-            client.connect_timer = Some(timer);
-        }
-        self.memory_mut().connects.push(ConnectRequest {
-            addr,
-            timeout,
-            tls,
-            id,
-        });
-        debug!("connect {id} to {addr} recorded in memory");
-        id
-    }
-
-    /// Records a listen made on a reactor in memory.
-    pub(crate) fn record_listen(
-        &mut self,
-        handle: ListenerHandle,
-        options: crate::ListenOptions,
-        tls: bool,
-    ) {
-        self.memory_mut().listens.push(ListenRequest {
-            addr: handle.local_addr(),
-            options,
-            tls,
-            handle,
-        });
-    }
-
-    /// Makes memory connection `id`, connecting, connected: its factory
-    /// builds the protocol, what was written meanwhile goes first, then
-    /// `connection_made`. False if it is not connecting.
-    pub(crate) fn memory_complete_connect(&mut self, id: ConnectionId) -> bool {
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return false;
-        };
-        if conn.state != ConnState::Connecting {
-            return false;
-        }
-        let peer = conn.peer;
-        let Some(Origin::Client(client)) = &mut conn.origin else {
-            return false;
-        };
-        let timer = client.connect_timer.take();
-        let factory = &mut client.factory;
-        match crate::panic::catch(|| factory.build_protocol(peer)) {
-            Ok(protocol) => {
-                conn.protocol = Some(protocol);
-                conn.state = ConnState::OPEN;
-            }
-            Err(why) => {
-                error!("{peer}: build_protocol panicked: {why}; aborting the connection");
-                self.queue_close(id, Reason::Panicked(why));
-                self.apply_closes();
-                return true;
-            }
-        }
-        if let Some(timer) = timer {
-            self.cancel(timer);
-        }
-        self.memory_flush(id);
-        debug!("connected {id} to {peer} in memory");
-        self.with_protocol(id, |p, t| p.connection_made(t));
-        self.after_callback();
-        // A buffer still over its watermark is told now that there is a
-        // protocol to tell.
-        self.flow_changed.push(id);
-        self.apply_closes();
-        true
     }
 
     /// `with_protocol` for a memory connection: its protocol lent to `f`
@@ -577,130 +369,5 @@ impl Reactor {
         if let Some(factory) = client {
             self.end_client_factory(factory, made, &reason);
         }
-    }
-
-    /// The peer of memory connection `id` sent `data`: the protocol is given
-    /// it now, a read's worth at a time, unless reading is paused; then it
-    /// waits. False if the connection does not read (not made, closed or
-    /// closing, or the peer closed already).
-    pub(crate) fn memory_receive(&mut self, id: ConnectionId, data: &[u8]) -> bool {
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return false;
-        };
-        if !conn.state.reads() || conn.peer_fin {
-            debug!("data for {id}, which does not read, dropped");
-            return false;
-        }
-        conn.inbox.extend_from_slice(data);
-        self.memory_read(id);
-        true
-    }
-
-    /// The peer of memory connection `id` closed its side: the protocol
-    /// hears it after any input still waiting. False if it does not read.
-    pub(crate) fn memory_peer_close(&mut self, id: ConnectionId) -> bool {
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return false;
-        };
-        if !conn.state.reads() || conn.peer_fin {
-            return false;
-        }
-        conn.peer_fin = true;
-        self.memory_read(id);
-        true
-    }
-
-    /// Gives the protocol what waits in the inbox, at most one 64 KiB read
-    /// per callback, while reading is not paused; then the peer's close.
-    /// Between reads its writes are flushed and its producers told, as
-    /// between a socket's reads.
-    pub(crate) fn memory_read(&mut self, id: ConnectionId) {
-        let now = self.now();
-        while let Some(conn) = self.memory_conn_mut(id) {
-            if !conn.state.reads() || conn.read_pause.any() {
-                break;
-            }
-            if conn.inbox.is_empty() {
-                if conn.peer_fin {
-                    self.memory_peer_finished(id);
-                }
-                break;
-            }
-            let rest = conn.inbox.split_off(READ_BUFFER_SIZE.min(conn.inbox.len()));
-            let data = std::mem::replace(&mut conn.inbox, rest);
-            conn.last_activity = now;
-            self.with_protocol(id, |p, t| p.data_received(t, &data));
-            self.after_callback();
-        }
-    }
-
-    /// Queues memory connection `id` to read what waits, if anything does
-    /// and it reads again.
-    pub(crate) fn memory_ready(&mut self, id: ConnectionId) {
-        let waits = self
-            .memory_conn(id)
-            .is_some_and(|c| c.has_input() && c.state.reads() && !c.read_pause.any());
-        if waits {
-            self.memory_mut().ready.push(id);
-        }
-    }
-
-    /// The peer's FIN reached the protocol: as on TCP, a half-closing
-    /// protocol is told and may go on writing; otherwise the connection
-    /// ends once the peer has read what is buffered.
-    fn memory_peer_finished(&mut self, id: ConnectionId) {
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return;
-        };
-        conn.peer_fin = false;
-        let ConnState::Open { write, .. } = conn.state else {
-            return;
-        };
-        let half_close = write == WriteSide::Open && self.memory_allows_half_close(id);
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return;
-        };
-        if conn.state == ConnState::Closed {
-            return; // allows_half_close panicked
-        }
-        if half_close {
-            conn.state = ConnState::Open {
-                read: ReadSide::Finished,
-                write,
-            };
-            self.with_protocol(id, |p, t| p.read_connection_lost(t));
-        } else if conn.out.is_empty() {
-            self.queue_close(id, Reason::PeerClosed);
-        } else {
-            conn.state = ConnState::Flushing(Ending::Peer);
-        }
-    }
-
-    /// The protocol's `allows_half_close`, under the panic guard.
-    fn memory_allows_half_close(&mut self, id: ConnectionId) -> bool {
-        let Some(Some(protocol)) = self.memory_conn(id).map(|c| c.protocol.as_ref()) else {
-            return false;
-        };
-        match crate::panic::catch(|| protocol.allows_half_close()) {
-            Ok(allows) => allows,
-            Err(why) => {
-                error!("allows_half_close of connection {id} panicked: {why}; aborting it");
-                self.queue_close(id, Reason::Panicked(why));
-                false
-            }
-        }
-    }
-
-    /// Whether the peer of memory connection `id` reads what is written to
-    /// it; turning it on delivers what waited.
-    pub(crate) fn memory_set_peer_reading(&mut self, id: ConnectionId, reading: bool) -> bool {
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return false;
-        };
-        conn.peer_reading = reading;
-        if reading {
-            self.memory_flush(id);
-        }
-        true
     }
 }
