@@ -22,7 +22,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 /// Longest name, in bytes: a name is repeated before every line its owner
 /// says, so it multiplies what the room sends.
-pub const MAX_NAME: usize = 32;
+const MAX_NAME: usize = 32;
 
 /// The last line a member that does not read is sent.
 pub const GOODBYE: &[u8] = b"* you are disconnected: not reading\n";
