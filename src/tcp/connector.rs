@@ -18,7 +18,7 @@ use crate::transport::ConnectionId;
 
 /// The id [`Reactor::connect_tcp`] returns when the attempt failed before a
 /// socket existed; it never names a live connection.
-const DEAD_ID: ConnectionId = ConnectionId {
+pub(crate) const DEAD_ID: ConnectionId = ConnectionId {
     key: u32::MAX,
     generation: 0,
 };

@@ -36,7 +36,7 @@ pub(crate) use self::connection::Conn;
 // The in-memory connections of `testing::MemoryReactor` keep the same state
 // and are served through the same transport.
 pub(crate) use self::connection::{ClientOrigin, Origin};
-pub(crate) use self::connector::FailedConnect;
+pub(crate) use self::connector::{FailedConnect, DEAD_ID};
 pub(crate) use self::flow::{Producers, WriteLimits};
 pub(crate) use self::linger::Lingering;
 pub(crate) use self::listener::Listener;

@@ -44,7 +44,7 @@ use crate::address::Address;
 use crate::protocol::{Factory, Protocol};
 use crate::reactor::{Reactor, TimeSource};
 use crate::reason::Reason;
-use crate::tcp::ListenerHandle;
+use crate::tcp::{ListenerHandle, DEAD_ID};
 use crate::transport::ConnectionId;
 
 pub(crate) use self::conn::MemoryConn;
@@ -118,13 +118,6 @@ impl DerefMut for MemoryReactor {
         &mut self.reactor
     }
 }
-
-/// The id a connection gets when its slot could not be had (past 2^32
-/// slots): it never names a live connection.
-const DEAD_ID: ConnectionId = ConnectionId {
-    key: u32::MAX,
-    generation: 0,
-};
 
 impl MemoryReactor {
     /// A reactor in memory: no connections, nothing recorded, its clock

@@ -12,7 +12,7 @@ use super::records::ConnectRequest;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction};
 use crate::reason::Reason;
-use crate::tcp::{ClientOrigin, ConnState, ListenOptions, Origin};
+use crate::tcp::{ClientOrigin, ConnState, ListenOptions, Origin, DEAD_ID};
 use crate::transport::ConnectionId;
 
 /// The address family's "any" address: a connection the test made
@@ -109,7 +109,7 @@ impl Reactor {
             Err(e) => {
                 // Only a slab past 2^32 entries: nothing to give back.
                 error!("connect to {addr} in memory failed: {e}");
-                return ConnectionId::from_parts(u32::MAX, 0);
+                return DEAD_ID;
             }
         };
         let timer = self.schedule(timeout, TimerAction::ConnectTimeout(id));
