@@ -242,7 +242,7 @@ impl MemoryReactor {
     /// Makes a connection from `peer` on a listener (one of
     /// [`listens`](MemoryReactor::listens), or any the test made on this
     /// reactor): its factory builds the protocol, under its
-    /// [`ListenOptions`] (limits, idle timeout, write cap), and
+    /// [`ListenOptions`](crate::ListenOptions) (limits, idle timeout, write cap), and
     /// `connection_made` runs. An error if it stopped listening, a limit
     /// refused `peer` (counted in its stats), or `build_protocol` panicked.
     ///
