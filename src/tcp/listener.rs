@@ -10,17 +10,14 @@ use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 use socket2::{Domain, Socket, Type};
 
-use super::connection::{Conn, Origin};
 use super::lent::TlsHost;
 use super::state::ConnState;
 use crate::protocol::{Factory, Protocol};
 use crate::proxy::ProxyProtocol;
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT};
 use crate::rules::{
-    concerns_only_this_connection, log_refusal, refusal_level, ACCEPT_RETRY,
-    DEFAULT_WRITE_BUFFER_LIMIT,
+    concerns_only_this_connection, log_refusal, ACCEPT_RETRY, DEFAULT_WRITE_BUFFER_LIMIT,
 };
-use crate::transport::ConnectionId;
 
 /// A listening socket and what it needs to accept: its factory, options
 /// and counts.
@@ -28,18 +25,18 @@ pub(crate) struct Listener {
     /// `None` once the reactor is stopping: the port is closed at once, so
     /// new clients are refused rather than queued for a server that exits.
     socket: Option<TcpListener>,
-    factory: Box<dyn Factory>,
-    addr: SocketAddr,
+    pub(super) factory: Box<dyn Factory>,
+    pub(super) addr: SocketAddr,
     /// `accept` is failing for want of resources; warned once.
     backing_off: bool,
     /// A retry timer is pending, so new edges must not schedule another.
     retry_scheduled: bool,
     options: ListenOptions,
-    stats: ListenerStats,
+    pub(super) stats: ListenerStats,
     /// Open connections per peer address, kept only with a per-peer limit.
     per_peer: HashMap<IpAddr, usize>,
     /// A limit refused a connection since the last warning was logged.
-    warned_full: bool,
+    pub(super) warned_full: bool,
     /// A PROXY header failed since the last good one, and was warned of.
     pub(super) warned_header: bool,
     /// Every accepted connection speaks TLS in this role (boxed: a slot is
@@ -57,6 +54,17 @@ pub(crate) struct Admission {
     /// address: from its accept, or, behind a PROXY header, from the header
     /// that named the peer.
     pub(crate) per_peer: bool,
+}
+
+impl Admission {
+    /// A connection counted against both limits from its accept: one
+    /// whose peer is known then.
+    pub(crate) fn with_peer(listener: SlotId) -> Admission {
+        Admission {
+            listener,
+            per_peer: true,
+        }
+    }
 }
 
 impl Listener {
@@ -81,7 +89,7 @@ impl Listener {
 
     /// Counts connection from `peer` against the per-peer limit, or says
     /// it is over.
-    fn admit_peer(&mut self, peer: SocketAddr) -> Result<(), &'static str> {
+    pub(super) fn admit_peer(&mut self, peer: SocketAddr) -> Result<(), &'static str> {
         if let Some(max) = self.options.max_connections_per_peer {
             let count = self.per_peer.entry(peer.ip()).or_insert(0);
             if *count >= max {
@@ -423,95 +431,6 @@ impl Reactor {
         self.start_accepted(id, protocol, tls, options);
     }
 
-    /// Registers a socket `admission.listener` accepted from `peer` and
-    /// gives it a slot, in `state`, without a protocol yet; or, if it
-    /// cannot, drops it and gives back its admission.
-    pub(super) fn insert_accepted(
-        &mut self,
-        mut stream: TcpStream,
-        peer: SocketAddr,
-        state: ConnState,
-        admission: Admission,
-    ) -> Option<ConnectionId> {
-        let generation = self.next_generation();
-        let entry = self.slots.vacant_entry();
-        let Ok(key) = key_u32(entry.key()) else {
-            warn!("connection from {peer} dropped: too many connections");
-            self.release_admission(Some(admission), peer);
-            return None;
-        };
-        let id = ConnectionId { key, generation };
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut stream, SlotId::from(id).token(), Interest::READABLE)
-        {
-            warn!("connection from {peer} dropped: cannot register it: {e}");
-            self.release_admission(Some(admission), peer);
-            return None;
-        }
-        let conn = Conn::new(stream, peer, None, state, Origin::Accepted(admission));
-        entry.insert(Slot {
-            generation,
-            queued: false,
-            source: Source::Conn(conn),
-        });
-        Some(id)
-    }
-
-    /// Makes accepted connection `id`: its protocol and TLS layer go in,
-    /// the listener's options apply, and `connection_made` runs.
-    pub(super) fn start_accepted(
-        &mut self,
-        id: ConnectionId,
-        protocol: Box<dyn Protocol>,
-        tls: TlsHost,
-        options: ListenOptions,
-    ) {
-        let Some(conn) = self.conn_mut(id) else {
-            crate::panic::drop_caught(protocol, "a protocol");
-            return;
-        };
-        conn.protocol = Some(protocol);
-        conn.state = ConnState::OPEN;
-        conn.limits.cap = options.write_buffer_limit;
-        conn.tls = tls;
-        #[cfg(feature = "tls")]
-        if conn.tls.is_tls() {
-            super::tls::no_delay(&conn.stream, conn.peer);
-        }
-        if options.idle_timeout.is_some() {
-            self.set_idle_timeout(id, options.idle_timeout);
-        }
-        self.with_protocol(id, |p, t| p.connection_made(t));
-        // What it wrote goes out now, not into a buffer of its own behind
-        // the rest of the accept burst.
-        self.after_callback();
-    }
-
-    /// The protocol, and TLS layer if it is a TLS listener, for a
-    /// connection `listener` accepted from `peer`; `None` (logged) if the
-    /// factory panicked or TLS cannot start.
-    pub(super) fn build_accepted(
-        &mut self,
-        listener: SlotId,
-        peer: SocketAddr,
-    ) -> Option<(Box<dyn Protocol>, TlsHost)> {
-        // Never served in plaintext on a TLS port.
-        let tls = self.tls_for_accepted(listener, peer).ok()?;
-        let Some(Source::Listener(l)) = self.slot_mut(listener) else {
-            return None;
-        };
-        let factory = &mut l.factory;
-        match crate::panic::catch(|| factory.build_protocol(peer)) {
-            Ok(protocol) => Some((protocol, tls)),
-            Err(why) => {
-                error!("{peer}: build_protocol panicked: {why}; connection dropped");
-                None
-            }
-        }
-    }
-
     /// The options of listener `id`, while it exists.
     pub(super) fn listener_options(&mut self, id: SlotId) -> Option<ListenOptions> {
         match self.slot_mut(id) {
@@ -520,59 +439,13 @@ impl Reactor {
         }
     }
 
-    /// Counts a connection whose PROXY header named its client `peer`
-    /// against the per-peer limit; over it, the refusal is counted and
-    /// logged as at accept, and false returned.
-    pub(super) fn admit_proxied(&mut self, listener: SlotId, peer: SocketAddr) -> bool {
-        let Some(Source::Listener(l)) = self.slot_mut(listener) else {
-            return false;
-        };
-        l.warned_header = false;
-        match l.admit_peer(peer) {
-            Ok(()) => true,
-            Err(why) => {
-                l.stats.refused += 1;
-                log_refusal(&mut l.warned_full, peer, why, l.addr);
-                false
-            }
-        }
-    }
-
-    /// Counts a connection closed for its PROXY header and logs why: a
-    /// warning for the first failure since the last good header (the
-    /// proxy's configuration, or who can reach the port, is wrong), debug
-    /// for the rest of the burst and for a peer that closed having sent
-    /// nothing (a port scan, a check that only connects).
-    pub(super) fn count_header_failure(
+    /// The TLS layer for a connection `listener` accepted from `peer`, if it
+    /// is a TLS listener.
+    pub(super) fn tls_for_accepted(
         &mut self,
         listener: SlotId,
         peer: SocketAddr,
-        why: &crate::proxy::ProxyHeaderError,
-    ) {
-        let Some(Source::Listener(l)) = self.slot_mut(listener) else {
-            debug!("{peer}: closed before it was made: {why}");
-            return;
-        };
-        l.stats.proxy_header_failures += 1;
-        let silent = *why == crate::proxy::ProxyHeaderError::Truncated { received: 0 };
-        let level = if silent {
-            log::Level::Debug
-        } else {
-            refusal_level(&mut l.warned_header)
-        };
-        match level {
-            log::Level::Warn => warn!(
-                "{peer}: closed before it was made, on {}: {why} \
-                 (further PROXY header failures logged at debug until a good one)",
-                l.addr
-            ),
-            _ => debug!("{peer}: closed before it was made, on {}: {why}", l.addr),
-        }
-    }
-
-    /// The TLS layer for a connection `listener` accepted from `peer`, if it
-    /// is a TLS listener.
-    fn tls_for_accepted(&mut self, listener: SlotId, peer: SocketAddr) -> Result<TlsHost, ()> {
+    ) -> Result<TlsHost, ()> {
         #[cfg(feature = "tls")]
         if let Some(Source::Listener(Listener {
             tls: Some(role),
@@ -639,6 +512,7 @@ impl Reactor {
                 stats: ListenerStats::default(),
                 per_peer: HashMap::new(),
                 warned_full: false,
+                warned_header: false,
                 // A memory connection carries plaintext: the TLS role is
                 // only recorded.
                 #[cfg(feature = "tls")]
@@ -662,7 +536,7 @@ impl Reactor {
         let Some(Source::Listener(listener)) = self.slot_mut(id) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "not listening"));
         };
-        if let Err(why) = listener.admit(peer) {
+        if let Err(why) = listener.admit(peer, true) {
             listener.stats.refused += 1;
             log_refusal(&mut listener.warned_full, peer, why, listener.addr);
             return Err(io::Error::new(io::ErrorKind::ConnectionRefused, why));
@@ -672,7 +546,7 @@ impl Reactor {
             Ok(protocol) => Ok((protocol, listener.options)),
             Err(why) => {
                 error!("{peer}: build_protocol panicked: {why}; connection dropped");
-                listener.release(peer);
+                listener.release(peer, true);
                 Err(io::Error::other(why))
             }
         }

@@ -11,12 +11,14 @@
 //! | `lent` | a connection's protocol lent to a callback, alone or inside its TLS layer |
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
 //! | `listener` | listening sockets, accepting, per-listener limits |
+//! | `accepted` | making an accepted connection: its slot, protocol and TLS layer |
 //! | `proxy` | accepted connections waiting for their PROXY protocol header |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
 
+mod accepted;
 mod close;
 mod connection;
 mod connector;
@@ -41,7 +43,7 @@ pub(crate) use self::connection::{ClientOrigin, Origin};
 pub(crate) use self::connector::{FailedConnect, DEAD_ID};
 pub(crate) use self::flow::{Producers, WriteLimits};
 pub(crate) use self::linger::Lingering;
-pub(crate) use self::listener::Listener;
+pub(crate) use self::listener::{Admission, Listener};
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
 pub(crate) use self::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 pub(crate) use self::transport::ConnTransport;

@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use log::debug;
+use log::{debug, warn};
 use mio::net::TcpStream;
 use socket2::SockRef;
 
@@ -21,8 +21,9 @@ use super::connection::Origin;
 use super::listener::{Admission, ListenOptions};
 use super::state::{ConnState, Deadline};
 use crate::proxy::{parse_header, ProxyHeader, ProxyHeaderError, ProxyProtocol, MAX_HEADER};
-use crate::reactor::{Reactor, Readiness, TimerAction};
+use crate::reactor::{Reactor, Readiness, SlotId, Source, TimerAction};
 use crate::reason::Reason;
+use crate::rules::{log_refusal, refusal_level};
 use crate::transport::ConnectionId;
 
 /// What a connection waiting for its header has sent so far.
@@ -244,6 +245,56 @@ impl Reactor {
         );
         if self.is_stopping() && self.is_connected(id) {
             self.ask_to_stop(id);
+        }
+    }
+
+    /// Counts a connection whose PROXY header named its client `peer`
+    /// against the per-peer limit; over it, the refusal is counted and
+    /// logged as at accept, and false returned.
+    pub(super) fn admit_proxied(&mut self, listener: SlotId, peer: SocketAddr) -> bool {
+        let Some(Source::Listener(l)) = self.slot_mut(listener) else {
+            return false;
+        };
+        l.warned_header = false;
+        match l.admit_peer(peer) {
+            Ok(()) => true,
+            Err(why) => {
+                l.stats.refused += 1;
+                log_refusal(&mut l.warned_full, peer, why, l.addr);
+                false
+            }
+        }
+    }
+
+    /// Counts a connection closed for its PROXY header and logs why: a
+    /// warning for the first failure since the last good header (the
+    /// proxy's configuration, or who can reach the port, is wrong), debug
+    /// for the rest of the burst and for a peer that closed having sent
+    /// nothing (a port scan, a check that only connects).
+    pub(super) fn count_header_failure(
+        &mut self,
+        listener: SlotId,
+        peer: SocketAddr,
+        why: &ProxyHeaderError,
+    ) {
+        let Some(Source::Listener(l)) = self.slot_mut(listener) else {
+            debug!("{peer}: closed before it was made: {why}");
+            return;
+        };
+        l.stats.proxy_header_failures += 1;
+        let silent = *why == ProxyHeaderError::Truncated { received: 0 };
+        let level = if silent {
+            log::Level::Debug
+        } else {
+            refusal_level(&mut l.warned_header)
+        };
+        match level {
+            log::Level::Warn => warn!(
+                "{peer}: closed before it was made, on {}: {why} \
+                 (further PROXY header failures logged at debug until a good one)",
+                l.addr
+            ),
+            _ => debug!("{peer}: closed before it was made, on {}: {why}", l.addr),
         }
     }
 
