@@ -31,7 +31,9 @@ pub(crate) struct Listener {
     backing_off: bool,
     /// A retry timer is pending, so new edges must not schedule another.
     retry_scheduled: bool,
-    options: ListenOptions,
+    /// Boxed, as `tls`: read once per accept, and the options would make
+    /// every connection's slot larger.
+    options: Box<ListenOptions>,
     pub(super) stats: ListenerStats,
     /// Open connections per peer address, kept only with a per-peer limit.
     per_peer: HashMap<IpAddr, usize>,
@@ -292,7 +294,7 @@ impl Reactor {
                 addr: local,
                 backing_off: false,
                 retry_scheduled: false,
-                options,
+                options: Box::new(options),
                 stats: ListenerStats::default(),
                 per_peer: HashMap::new(),
                 warned_full: false,
@@ -369,7 +371,7 @@ impl Reactor {
                         log_refusal(&mut listener.warned_full, peer, why, listener.addr);
                         continue;
                     }
-                    let options = listener.options;
+                    let options = *listener.options;
                     let admission = Admission {
                         listener: id,
                         per_peer: !proxied,
@@ -434,7 +436,7 @@ impl Reactor {
     /// The options of listener `id`, while it exists.
     pub(super) fn listener_options(&mut self, id: SlotId) -> Option<ListenOptions> {
         match self.slot_mut(id) {
-            Some(Source::Listener(l)) => Some(l.options),
+            Some(Source::Listener(l)) => Some(*l.options),
             _ => None,
         }
     }
@@ -508,7 +510,7 @@ impl Reactor {
                 addr,
                 backing_off: false,
                 retry_scheduled: false,
-                options,
+                options: Box::new(options),
                 stats: ListenerStats::default(),
                 per_peer: HashMap::new(),
                 warned_full: false,
@@ -543,7 +545,7 @@ impl Reactor {
         }
         let factory = &mut listener.factory;
         match crate::panic::catch(|| factory.build_protocol(peer)) {
-            Ok(protocol) => Ok((protocol, listener.options)),
+            Ok(protocol) => Ok((protocol, *listener.options)),
             Err(why) => {
                 error!("{peer}: build_protocol panicked: {why}; connection dropped");
                 listener.release(peer, true);
