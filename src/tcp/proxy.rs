@@ -108,6 +108,15 @@ impl Reactor {
     /// `Optional` listener's has sent nothing at all (a direct client that
     /// waits for the server to speak first).
     pub(crate) fn proxy_header_late(&mut self, id: ConnectionId) {
+        // What came in the timer's own turn, not yet read, still counts.
+        let readable = Readiness {
+            readable: true,
+            ..Readiness::default()
+        };
+        self.proxy_header_ready(id, readable);
+        if self.conn(id).map(|c| c.state) != Some(ConnState::AwaitingProxyHeader) {
+            return;
+        }
         let Some((mode, after)) = self.header_rules(id) else {
             return;
         };
