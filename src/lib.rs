@@ -658,6 +658,7 @@ pub mod protocols;
 mod reactor;
 mod reason;
 mod rules;
+mod stdio;
 mod tcp;
 pub mod testing;
 pub mod threaded;

@@ -13,6 +13,7 @@ use socket2::SockRef;
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::Lent;
 use super::state::ConnState;
+use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::protocol::ClientFactory;
 use crate::reactor::{Reactor, SlotId, Source};
@@ -33,7 +34,7 @@ pub(crate) struct QueuedClose {
 /// The socket of a connection being closed, with what deciding how to close
 /// it needs.
 struct Departing {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     /// The listener whose counts it is part of until the descriptor closes.
     listener: Option<SlotId>,
@@ -143,6 +144,7 @@ impl Reactor {
                 }
                 (None, Some(factory))
             }
+            Origin::Stdio => (None, None),
         };
         let socket = Departing {
             stream,
@@ -197,6 +199,23 @@ impl Reactor {
         );
         // A broken socket has nothing left to say to the peer.
         let broken = matches!(reason, Reason::Error { .. });
+        let stream = match stream {
+            Stream::Tcp(stream) => stream,
+            // Pipes have no reset and nothing to linger for: they are
+            // closed, and a loss is only reported.
+            Stream::Stdio(pipes) => {
+                pipes.close(self.poll.registry());
+                return if resets || broken || unsent == 0 {
+                    reason
+                } else {
+                    Reason::Discarded {
+                        unsent,
+                        unread: 0,
+                        cause: Box::new(reason),
+                    }
+                };
+            }
+        };
         let unread = if reason == Reason::ReactorStopped {
             self.unread_input(&stream)
         } else {

@@ -4,12 +4,10 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, error};
-use mio::net::TcpStream;
-
 use super::flow::{Producers, WriteLimits};
 use super::lent::TlsHost;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
+use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::buffer::WriteBuffer;
 use crate::protocol::{ClientFactory, Protocol};
@@ -19,9 +17,10 @@ use crate::reactor::{
 use crate::reason::Reason;
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
+use log::{debug, error};
 
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) peer: SocketAddr,
     /// `None` while one of its own callbacks runs (it is taken out so the
     /// callback can have `&mut Reactor`), and before a client connection is
@@ -57,6 +56,8 @@ pub(crate) enum Origin {
     /// Made by `connect_tcp` (boxed: accepted connections, the many, stay
     /// small).
     Client(Box<ClientOrigin>),
+    /// The process's stdin and stdout ([`Reactor::open_stdio`]): owes nobody.
+    Stdio,
 }
 
 /// What a client connection owes its factory.
@@ -69,14 +70,14 @@ pub(crate) struct ClientOrigin {
 
 impl Conn {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: impl Into<Stream>,
         peer: SocketAddr,
         protocol: Option<Box<dyn Protocol>>,
         state: ConnState,
         origin: Origin,
     ) -> Self {
         Conn {
-            stream,
+            stream: stream.into(),
             peer,
             protocol,
             state,
@@ -101,6 +102,10 @@ impl Reactor {
             return;
         };
         if conn.state == ConnState::Connecting {
+            if matches!(conn.stream, Stream::Stdio(_)) {
+                // Made by its own timer, which reads what came meanwhile.
+                return;
+            }
             if readiness.writable || readiness.error || readiness.read_closed {
                 self.finish_connect(id, readiness);
             }

@@ -15,6 +15,7 @@
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
+//! | `stream` | what a connection reads and writes: a socket, or stdin and stdout |
 
 mod close;
 mod connection;
@@ -25,6 +26,7 @@ mod linger;
 mod listener;
 mod state;
 mod stop;
+mod stream;
 mod timeouts;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
@@ -32,9 +34,11 @@ mod transport;
 mod write;
 
 pub(crate) use self::close::QueuedClose;
-pub(crate) use self::connection::Conn;
+pub(crate) use self::connection::{Conn, Origin};
 pub(crate) use self::connector::FailedConnect;
 pub(crate) use self::linger::Lingering;
 pub(crate) use self::listener::Listener;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
+pub(crate) use self::state::ConnState;
+pub(crate) use self::stream::{Stream, WriteWatch};
 pub(crate) use self::write::Stage;
