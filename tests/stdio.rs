@@ -131,7 +131,10 @@ fn bytes_round_trip_exactly_and_end_of_stdin_ends_the_session() {
     assert_eq!(first_difference, None, "the echo differs");
     assert_eq!(echoed.len(), data.len());
     let (lines, _) = split_largest(report(&mut child, stderr));
-    assert_eq!(lines, ["made", "lost: PeerClosed", "received 1048576"]);
+    assert_eq!(
+        lines,
+        ["made from stdio", "lost: PeerClosed", "received 1048576"]
+    );
 }
 
 #[test]
@@ -149,7 +152,7 @@ fn a_half_closing_protocol_hears_the_end_of_stdin_and_may_still_write() {
     assert_eq!(
         lines,
         [
-            "made",
+            "made from stdio",
             "read_connection_lost",
             "lost: LocalClosed",
             "received 8"
@@ -173,7 +176,7 @@ fn lose_write_connection_ends_stdout_while_stdin_is_still_read() {
     stdin.write_all(b"more").unwrap();
     drop(stdin);
     let (lines, _) = split_largest(report(&mut child, stderr));
-    assert_eq!(lines, ["made", "lost: PeerClosed", "received 4"]);
+    assert_eq!(lines, ["made from stdio", "lost: PeerClosed", "received 4"]);
 }
 
 #[test]
@@ -191,7 +194,10 @@ fn an_echo_to_a_slow_reader_pauses_stdin_and_loses_nothing() {
     writer.join().unwrap().expect("stdin took everything");
     assert!(echoed == data, "the echo differs ({} bytes)", echoed.len());
     let (lines, largest) = split_largest(report(&mut child, stderr));
-    assert_eq!(lines, ["made", "lost: PeerClosed", "received 8388608"]);
+    assert_eq!(
+        lines,
+        ["made from stdio", "lost: PeerClosed", "received 8388608"]
+    );
     assert!(
         largest <= DEFAULT_HIGH_WATERMARK + ONE_READ,
         "the child buffered {largest} bytes for stdout"
@@ -219,7 +225,10 @@ fn a_producer_to_a_slow_reader_holds_at_most_its_watermark_and_a_chunk() {
     // Stdin (/dev/null) is never read: the default pause_producing pauses
     // reading whenever stdout is full, which it is from the first chunk
     // until the producer is done and closes.
-    assert_eq!(lines, ["made", "lost: LocalClosed", "received 0"]);
+    assert_eq!(
+        lines,
+        ["made from stdio", "lost: LocalClosed", "received 0"]
+    );
     assert!(
         largest <= DEFAULT_HIGH_WATERMARK + ONE_READ,
         "the child buffered {largest} bytes for stdout"
@@ -238,7 +247,10 @@ fn stdin_redirected_from_a_regular_file_is_read_to_its_end() {
     let out = stdout.recv_timeout(WAIT).expect("stdout did not end");
     assert!(out == data, "the echo differs ({} bytes)", out.len());
     let (lines, largest) = split_largest(report(&mut child, stderr));
-    assert_eq!(lines, ["made", "lost: PeerClosed", "received 3145728"]);
+    assert_eq!(
+        lines,
+        ["made from stdio", "lost: PeerClosed", "received 3145728"]
+    );
     assert!(
         largest <= DEFAULT_HIGH_WATERMARK + ONE_READ,
         "the child buffered {largest} bytes for stdout"
@@ -259,7 +271,10 @@ fn stdout_redirected_to_a_regular_file_gets_everything() {
     let stderr = read_in_background(child.stderr.take().unwrap());
     let mut child = Running(child);
     let (lines, _) = split_largest(report(&mut child, stderr));
-    assert_eq!(lines, ["made", "lost: PeerClosed", "received 3145728"]);
+    assert_eq!(
+        lines,
+        ["made from stdio", "lost: PeerClosed", "received 3145728"]
+    );
     assert!(fs::read(&output.0).unwrap() == data, "the file differs");
 }
 
@@ -282,7 +297,7 @@ fn the_flags_of_stdin_and_stdout_are_put_back_when_the_session_ends() {
     let mut stderr = std::io::BufReader::new(stderr);
     let mut made = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut made).unwrap();
-    assert_eq!(made, "made\n");
+    assert_eq!(made, "made from stdio\n");
     // The session is under way.
     assert!(nonblocking(&kept), "the child's stdin is blocking");
     (&ours).write_all(b"ping").unwrap();

@@ -22,7 +22,9 @@ use crate::transport::ConnectionId;
 
 pub(crate) use self::pipes::Pipes;
 
-/// The peer address a standard I/O connection reports: it has none.
+/// What a standard I/O connection keeps as its IP peer: nothing reports
+/// it (its transport says [`Address::Pipe`](crate::Address::Pipe)), but it
+/// names the connection in the reactor's logs.
 pub(crate) const NO_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 impl Reactor {
@@ -70,8 +72,9 @@ impl Reactor {
     /// Write to stdout only through the connection while it is open (a
     /// `println!` could meet a full pipe and fail), and do not read stdin
     /// through `std::io::stdin()` (its buffer would keep what it read).
-    /// Anything `std::io::stdout()` held is flushed first. The peer address
-    /// is `0.0.0.0:0`, and `local_addr` is an `Unsupported` error.
+    /// Anything `std::io::stdout()` held is flushed first. The transport's
+    /// `peer_addr` and `local_addr` are [`Address::Pipe`](crate::Address::Pipe)
+    /// (Twisted's `PipeAddress`).
     ///
     /// Errors: a second standard I/O connection while one is open
     /// (`AlreadyExists`), the reactor is stopping, stdin or stdout is closed

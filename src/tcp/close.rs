@@ -108,6 +108,7 @@ impl Reactor {
         let Source::Conn(conn) = self.slots.remove(id.key as usize).source else {
             return;
         };
+        let address = conn.peer_address();
         let Conn {
             stream,
             peer,
@@ -153,7 +154,7 @@ impl Reactor {
             after_stop_flush,
         };
         let reason = self.dispose(id, socket, reason, unsent);
-        debug!("connection {id} to {peer} closed: {reason}");
+        debug!("connection {id} to {address} closed: {reason}");
         // Each under its own catch: a panicking protocol must not cost the
         // client factory its hooks (a reconnecting factory would stop).
         let lent = Lent::departing(tls, protocol);
@@ -164,11 +165,13 @@ impl Reactor {
         if let Some(mut lent) = lent {
             let raw = lent.is_layer();
             let lost = crate::panic::catch(|| {
-                lent.callee()
-                    .connection_lost(&mut ConnTransport::with_route(self, id, peer, raw), &reason);
+                lent.callee().connection_lost(
+                    &mut ConnTransport::with_route(self, id, address.clone(), raw),
+                    &reason,
+                );
             });
             if let Err(why) = lost {
-                error!("{peer}: connection_lost of connection {id} panicked: {why}");
+                error!("{address}: connection_lost of connection {id} panicked: {why}");
             }
             lent.drop_caught();
         }

@@ -95,6 +95,14 @@ impl Conn {
             tls: TlsHost::plain(),
         }
     }
+
+    /// The peer as its protocol sees it: an IP address, or a pipe.
+    pub(crate) fn peer_address(&self) -> Address {
+        match self.stream {
+            Stream::Tcp(_) => Address::Ip(self.peer),
+            Stream::Stdio(_) => Address::Pipe,
+        }
+    }
 }
 
 impl Reactor {
@@ -249,7 +257,7 @@ impl Reactor {
         id: ConnectionId,
         f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
     ) -> bool {
-        let Some(peer) = self.conn(id).map(|c| c.peer) else {
+        let Some(peer) = self.conn(id).map(Conn::peer_address) else {
             return false;
         };
         let Some(mut lent) = self.lend(id) else {
@@ -260,7 +268,7 @@ impl Reactor {
         let outcome = crate::panic::catch(|| {
             f(
                 lent.callee(),
-                &mut ConnTransport::with_route(self, id, peer, raw),
+                &mut ConnTransport::with_route(self, id, peer.clone(), raw),
             )
         });
         // Closes are applied only after callbacks return, so the slot is still ours.
@@ -328,7 +336,7 @@ impl Reactor {
 
     /// The peer address of connection `id`, while it exists.
     pub fn peer_addr(&self, id: ConnectionId) -> Option<Address> {
-        self.conn(id).map(|c| Address::Ip(c.peer))
+        self.conn(id).map(Conn::peer_address)
     }
 
     /// Number of connections, including attempts under way.

@@ -9,6 +9,7 @@ use std::net::{Shutdown, SocketAddr};
 use mio::net::TcpStream;
 use mio::{Registry, Token};
 
+use crate::address::Address;
 use crate::reactor::interest;
 use crate::stdio::Pipes;
 
@@ -70,10 +71,10 @@ impl Stream {
         }
     }
 
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<Address> {
         match self {
-            Stream::Tcp(stream) => stream.local_addr(),
-            Stream::Stdio(_) => Err(io::ErrorKind::Unsupported.into()),
+            Stream::Tcp(stream) => stream.local_addr().map(Address::Ip),
+            Stream::Stdio(_) => Ok(Address::Pipe),
         }
     }
 

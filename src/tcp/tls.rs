@@ -148,7 +148,7 @@ impl Reactor {
             if conn.state == ConnState::Closed {
                 continue;
             }
-            let peer = conn.peer;
+            let peer = conn.peer_address();
             let Some(mut layer) = conn.tls.take_layer() else {
                 continue;
             };

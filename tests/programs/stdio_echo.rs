@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Each callback but `data_received` is reported on stderr as it happens
-//! (`made`, `read_connection_lost`, `lost: REASON`), then, once the
+//! (`made from ADDRESS`, `read_connection_lost`, `lost: REASON`), then, once the
 //! reactor has stopped, `received N` (bytes read from stdin) and
 //! `largest buffered N` (the most the connection ever held for stdout).
 
@@ -86,7 +86,7 @@ impl StdioEcho {
 
 impl Protocol for StdioEcho {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
-        eprintln!("made");
+        eprintln!("made from {}", transport.peer_addr());
         match self.mode {
             Mode::ShutFirst => {
                 transport.write(b"hello\n");
