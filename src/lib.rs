@@ -658,6 +658,7 @@ mod protocol;
 pub mod protocols;
 mod reactor;
 mod reason;
+pub mod reconnect;
 mod rules;
 mod stdio;
 mod tcp;
