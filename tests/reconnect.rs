@@ -42,6 +42,8 @@ enum Event {
 thread_local! {
     /// The client under test, on its reactor's thread.
     static CLIENT: RefCell<Option<ReconnectingClient>> = const { RefCell::new(None) };
+    /// Timers pending right after a script's `stop_trying`.
+    static PENDING_AFTER_STOP: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 fn client() -> ReconnectingClient {
@@ -399,7 +401,10 @@ fn stop_trying_cancels_a_pending_retry() {
                 failures += 1;
                 if failures == 2 {
                     // Next turn: by then the retry (about 7 s away) is pending.
-                    reactor.call_later(Duration::ZERO, |r| client().stop_trying(r));
+                    reactor.call_later(Duration::ZERO, |r| {
+                        client().stop_trying(r);
+                        PENDING_AFTER_STOP.with(|p| p.set(Some(r.pending_timers())));
+                    });
                 }
             }
         })
@@ -425,7 +430,9 @@ fn stop_trying_cancels_a_pending_retry() {
             Event::Stopped,
         ]
     );
-    assert_eq!(client_thread.call(|r| r.pending_timers()), 0);
+    // Cancelled at once, not left to fire into nothing.
+    let pending = client_thread.call(|_| PENDING_AFTER_STOP.with(|p| p.get()));
+    assert_eq!(pending, Some(0));
 }
 
 #[test]
