@@ -31,13 +31,13 @@ impl<'r> ConnTransport<'r> {
     pub(crate) fn with_route(
         reactor: &'r mut Reactor,
         id: ConnectionId,
-        peer: Address,
+        peer: impl Into<Address>,
         raw: bool,
     ) -> Self {
         ConnTransport {
             reactor,
             id,
-            peer,
+            peer: peer.into(),
             raw,
         }
     }
@@ -91,7 +91,7 @@ impl Transport for ConnTransport<'_> {
     fn local_addr(&self) -> io::Result<Address> {
         match self.reactor.conn(self.id) {
             Some(conn) => conn.stream.local_addr(),
-            None => Err(io::ErrorKind::NotConnected.into()),
+            None => self.reactor.memory_local_addr(self.id).map(Address::Ip),
         }
     }
 
