@@ -147,6 +147,39 @@ fn timestamp_client_with_reconnect_goes_on_across_a_server_restart() {
     assert_eq!(client.finish(), Vec::<String>::new());
 }
 
+#[test]
+fn timestamp_client_with_reconnect_sends_an_unanswered_line_again() {
+    // A stand-in server: the first connection takes the line and hangs up
+    // without a reply; the second must get the same line again.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let args = ["--port", &port, "--reconnect", "--reconnect-delay", "0.05"];
+    let mut client = Client::start("timestamp_client", &args, "off");
+    client.type_line("lost in transit");
+    let read_line = |conn: &mut TcpStream| {
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let mut line = vec![0; b"lost in transit".len()];
+        conn.read_exact(&mut line).unwrap();
+        line
+    };
+    let (mut first, _) = listener.accept().unwrap();
+    assert_eq!(read_line(&mut first), b"lost in transit");
+    drop(first);
+    let (mut second, _) = listener.accept().unwrap();
+    assert_eq!(read_line(&mut second), b"lost in transit");
+    second
+        .write_all(b"[2000-01-01 00:00:00] lost in transit")
+        .unwrap();
+    let reply = next_line(&client.stdout, "reply");
+    assert_eq!(reply, "[2000-01-01 00:00:00] lost in transit");
+    drop(client.stdin.take());
+    // It hangs up once every line has its reply.
+    let mut rest = Vec::new();
+    second.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"");
+    assert_eq!(client.finish(), Vec::<String>::new());
+}
+
 /// Joins the chat server at `addr` as `name`, over a plain socket.
 fn join(addr: SocketAddr, name: &str) -> TcpStream {
     let mut conn = connect(addr);

@@ -117,6 +117,24 @@ impl Backoff {
 /// Where a [`ReconnectingClient`](super::ReconnectingClient) draws its
 /// jitter from: uniform numbers in `[0, 1)`. [`XorShift`] is the default;
 /// a test injects a seeded one, or its own sequence.
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::reconnect::{Backoff, RandomSource};
+///
+/// /// Always a quarter: the Box–Muller draw is then exactly 0 (cos π/2).
+/// struct Quarter;
+/// impl RandomSource for Quarter {
+///     fn uniform(&mut self) -> f64 {
+///         0.25
+///     }
+/// }
+///
+/// let normal = Quarter.standard_normal();
+/// assert!(normal.abs() < 1e-12);
+/// let delay = Backoff::default().next_delay(Duration::from_secs(1), normal);
+/// assert_eq!(delay.as_millis(), 2718); // no jitter at all
+/// ```
 pub trait RandomSource {
     /// A number drawn uniformly from `[0, 1)`.
     fn uniform(&mut self) -> f64;
