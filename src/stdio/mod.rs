@@ -59,8 +59,9 @@ impl Reactor {
     ///   not left with a non-blocking stdin. A process killed by a signal
     ///   cannot do that: use [`Reactor::stop_on_signals`] so Ctrl-C stops
     ///   gracefully. The flag belongs to the open file description, which
-    ///   on a terminal stderr usually shares: a terminal that stops taking
-    ///   output can then make `eprintln!` fail.
+    ///   other descriptors may share (stderr on a terminal, or after
+    ///   `2>&1`): a terminal or pipe that stops taking output can then make
+    ///   `eprintln!` fail.
     /// - **Files**: where stdin or stdout is something epoll cannot watch (a
     ///   regular file, `< file`, `> file`, or `/dev/null`), it is used in
     ///   place without the poll: such a file is always ready, so it is read
