@@ -17,6 +17,7 @@
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
+//! | `stream` | what a connection reads and writes: a socket, or stdin and stdout |
 
 mod accepted;
 mod close;
@@ -29,6 +30,7 @@ mod listener;
 mod proxy;
 mod state;
 mod stop;
+mod stream;
 mod timeouts;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
@@ -46,5 +48,6 @@ pub(crate) use self::linger::Lingering;
 pub(crate) use self::listener::{Admission, Listener};
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
 pub(crate) use self::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
+pub(crate) use self::stream::{Stream, WriteWatch};
 pub(crate) use self::transport::ConnTransport;
 pub(crate) use self::write::Stage;

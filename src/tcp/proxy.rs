@@ -20,6 +20,7 @@ use socket2::SockRef;
 use super::connection::Origin;
 use super::listener::{Admission, ListenOptions};
 use super::state::{ConnState, Deadline};
+use super::stream::Stream;
 use crate::proxy::{parse_header, ProxyHeader, ProxyHeaderError, ProxyProtocol, MAX_HEADER};
 use crate::reactor::{Reactor, Readiness, SlotId, Source, TimerAction};
 use crate::reason::Reason;
@@ -158,7 +159,10 @@ impl Reactor {
     fn peek_header(&mut self, id: ConnectionId) -> Seen {
         let mut buf = std::mem::take(&mut self.read_buf);
         let seen = match self.conn(id) {
-            Some(conn) => peek(&conn.stream, &mut buf),
+            Some(conn) => match socket(&conn.stream) {
+                Some(socket) => peek(socket, &mut buf),
+                None => Seen::Nothing,
+            },
             None => Seen::Nothing,
         };
         self.read_buf = buf;
@@ -313,7 +317,9 @@ impl Reactor {
         let Some(conn) = self.conn(id) else {
             return;
         };
-        let _ = SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+        if let Some(socket) = socket(&conn.stream) {
+            let _ = SockRef::from(socket).set_linger(Some(Duration::ZERO));
+        }
         let peer = conn.peer;
         if let Origin::Accepted(admission) = conn.origin {
             self.count_header_failure(admission.listener, peer, &why);
@@ -339,8 +345,17 @@ fn peek(stream: &TcpStream, buf: &mut [u8]) -> Seen {
     }
 }
 
+/// The socket of a connection waiting for its header: always TCP (only
+/// listeners wait for headers).
+fn socket(stream: &Stream) -> Option<&TcpStream> {
+    match stream {
+        Stream::Tcp(socket) => Some(socket),
+        _ => None,
+    }
+}
+
 /// Reads exactly `buf.len()` bytes, which a peek has just seen queued.
-fn read_exactly(stream: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
+fn read_exactly(stream: &Stream, buf: &mut [u8]) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         match (&*stream).read(&mut buf[done..]) {

@@ -339,7 +339,7 @@ impl Reactor {
                 }
                 client = Some(factory);
             }
-            None => {}
+            Some(Origin::Stdio) | None => {}
         }
         let resets = matches!(
             reason,
