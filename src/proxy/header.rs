@@ -180,7 +180,7 @@ impl std::error::Error for ProxyHeaderError {}
 /// let input = b"PROXY TCP4 192.0.2.7 192.0.2.1 56324 443\r\nGET / HTTP/1.1\r\n";
 /// let header = parse_header(input).unwrap().unwrap();
 /// let client = header.addresses.unwrap().source;
-/// assert_eq!(client, "192.0.2.7:56324".parse().unwrap());
+/// assert_eq!(client, "192.0.2.7:56324".parse::<std::net::SocketAddr>().unwrap());
 /// assert_eq!(&input[header.len..], b"GET / HTTP/1.1\r\n");
 ///
 /// assert_eq!(parse_header(b"PROXY TCP4 192.0"), Ok(None)); // not yet
