@@ -652,6 +652,7 @@
 mod address;
 mod buffer;
 pub mod framing;
+pub mod multicore;
 mod panic;
 pub mod producer;
 mod protocol;
@@ -669,6 +670,7 @@ mod transport;
 mod udp;
 
 pub use crate::address::{Address, UnixAddress};
+pub use crate::multicore::{ReactorPool, Siblings};
 pub use crate::protocol::{
     client_factory, ClientFactory, ClientFn, Factory, OnStop, Protocol, SharedFactory, Timeout,
 };
