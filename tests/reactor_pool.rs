@@ -249,9 +249,9 @@ fn a_call_through_a_siblings_handle_runs_on_that_reactor_and_answers_back() {
 /// buffer when the stop begins.
 const REPLY: usize = 8 << 20;
 
-/// Sends [`REPLY`] bytes on `go`; reports which reactor it is on, whether
-/// the reactor still held bytes for it when the stop asked, and how it
-/// ended.
+/// Sends [`REPLY`] bytes on `go`; reports which reactor it is on and,
+/// once it has replied, whether the reactor still held bytes for it when
+/// the stop asked, and how it ended.
 struct BigReply {
     index: usize,
     tx: Sender<String>,
@@ -270,11 +270,12 @@ impl Protocol for BigReply {
         }
     }
     fn stopping(&mut self, t: &mut dyn Transport) -> OnStop {
-        let _ = self.tx.send(format!(
-            "stopping {} holds:{}",
-            self.index,
-            t.buffered() > 0
-        ));
+        if self.replied {
+            let holds = t.buffered() > 0;
+            let _ = self
+                .tx
+                .send(format!("stopping {} holds:{holds}", self.index));
+        }
         OnStop::Close
     }
     fn connection_lost(&mut self, _t: &mut dyn Transport, reason: &Reason) {

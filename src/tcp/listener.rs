@@ -92,6 +92,8 @@ pub struct ListenOptions {
     /// among them by a hash of each connection's addresses and ports.
     /// [`ReactorPool`](crate::ReactorPool) sets it for its one listener
     /// per reactor; see there for what the spreading does and does not do.
+    /// The flip side: a second copy of the server, started by mistake on
+    /// the same port, gets no "address in use" but a share of the clients.
     pub reuse_port: bool,
     /// For IPv6 addresses: accept IPv6 only (`Some(true)`), IPv4 too
     /// (`Some(false)`), or the system default (`None`).
