@@ -23,16 +23,23 @@
 #   LOAD_PROCS  echo_load processes per run (default LOAD_CPUS, one per core)
 #   PIN         auto (the default): pin when the machine has the cores for
 #               it, else run unpinned; 1: pin or fail; 0: never pin
+#   SERVER_CPUS comma-separated CPUs for the server when pinned; N reactors
+#               get the first N (default 0,1,...,max(N)-1)
+#   LOAD_CPU_LIST  comma-separated CPUs for the load when pinned (default
+#               the LOAD_CPUS CPUs after the server's)
 #   START_DELAY seconds from launching the load to its timed window (0.5)
 #   NO_BUILD    1 to skip `cargo build --release --workspace --examples`
 #
-# Layout. Pinned: the server with N reactors runs on CPUs 0..N-1 (taskset),
-# the load on the LOAD_CPUS CPUs after the largest N, the same for every
-# row, so each row measures N cores of server against the same load.
-# Pinning needs max(N) + LOAD_CPUS CPUs; with fewer (2 CPUs and `1 2`),
-# everything runs unpinned and shares the cores: the rows then cannot show
-# scaling (the load takes cores the reactors would use), only what each
-# reactor count costs per message. Every row of one run has the same layout.
+# Layout. Pinned: the server with N reactors runs on the first N of
+# SERVER_CPUS (taskset), the load on LOAD_CPU_LIST, the same for every row,
+# so each row measures N cores of server against the same load. Pinning
+# needs max(N) + LOAD_CPUS CPUs; with fewer (2 CPUs and `1 2`), everything
+# runs unpinned and shares the cores: the rows then cannot show scaling (the
+# load takes cores the reactors would use), only what each reactor count
+# costs per message. Every row of one run has the same layout. Two server
+# CPUs that are hyperthreads of one core share that core's execution units,
+# so N reactors there cannot run N times as fast: the script warns, and
+# SERVER_CPUS should then name one CPU per core (lscpu -e shows the cores).
 #
 # Figures per reactor count (medians over rounds):
 #   msgs/s, p99     from echo_load (summed over its processes; p99 the max)
@@ -131,15 +138,39 @@ fi
 if [[ $PIN == 1 ]]; then
     ((CPUS >= MAX_N + LOAD_CPUS)) || die "PIN=1 needs $((MAX_N + LOAD_CPUS)) CPUs (max reactors $MAX_N + LOAD_CPUS $LOAD_CPUS); this machine has $CPUS"
     command -v taskset >/dev/null || die "PIN=1 needs taskset"
-    PIN_CLIENT=(taskset -c "$MAX_N-$((MAX_N + LOAD_CPUS - 1))")
-    LAYOUT="pinned: N reactors on CPUs 0..N-1, the load on CPUs $MAX_N-$((MAX_N + LOAD_CPUS - 1))"
+    SERVER_CPUS=${SERVER_CPUS:-$(seq -s, 0 $((MAX_N - 1)))}
+    LOAD_CPU_LIST=${LOAD_CPU_LIST:-$(seq -s, "$MAX_N" $((MAX_N + LOAD_CPUS - 1)))}
+    IFS=, read -ra SERVER_CPU_ARRAY <<<"$SERVER_CPUS"
+    IFS=, read -ra LOAD_CPU_ARRAY <<<"$LOAD_CPU_LIST"
+    ((${#SERVER_CPU_ARRAY[@]} >= MAX_N)) || die "SERVER_CPUS ($SERVER_CPUS) names fewer than $MAX_N CPUs"
+    for cpu in "${SERVER_CPU_ARRAY[@]:0:MAX_N}"; do
+        [[ ,$LOAD_CPU_LIST, != *,$cpu,* ]] || die "CPU $cpu is in both SERVER_CPUS and LOAD_CPU_LIST"
+    done
+    # Hyperthreads of one core among the server's CPUs: a warning, since
+    # they cannot double a core's throughput.
+    declare -A CORE_OF=()
+    for cpu in "${SERVER_CPU_ARRAY[@]:0:MAX_N}"; do
+        topo=/sys/devices/system/cpu/cpu$cpu/topology
+        core="$(cat "$topo/physical_package_id" 2>/dev/null):$(cat "$topo/core_id" 2>/dev/null)"
+        [[ -n ${CORE_OF[$core]:-} ]] &&
+            log "warning: server CPUs ${CORE_OF[$core]} and $cpu are hyperthreads of one core; set SERVER_CPUS to one CPU per core"
+        CORE_OF[$core]=$cpu
+    done
+    PIN_CLIENT=(taskset -c "$LOAD_CPU_LIST")
+    LAYOUT="pinned: N reactors on the first N of CPUs $SERVER_CPUS, the load on CPUs $LOAD_CPU_LIST"
 else
     PIN_CLIENT=()
     LAYOUT="unpinned: server and load share all $CPUS CPUs (pinning needs $((MAX_N + LOAD_CPUS)))"
 fi
 # pin_server N: the server's taskset prefix for N reactors.
 pin_server() {
-    if [[ $PIN == 1 ]]; then PIN_SERVER=(taskset -c "0-$(($1 - 1))"); else PIN_SERVER=(); fi
+    local cpus
+    if [[ $PIN == 1 ]]; then
+        cpus="${SERVER_CPU_ARRAY[*]:0:$1}"
+        PIN_SERVER=(taskset -c "${cpus// /,}")
+    else
+        PIN_SERVER=()
+    fi
 }
 
 # The io_uring load needs a kernel and sandbox that allow io_uring: try it
