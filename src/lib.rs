@@ -647,7 +647,8 @@
 //! Python program beside its port. From here, the reference: [`Reactor`]
 //! for everything a program can ask of the loop, [`Protocol`] and
 //! [`Transport`] for a connection's two sides, [`framing`], [`producer`],
-//! [`threaded`], [`tls`] and [`testing`].
+//! [`threaded`], [`tls`] and [`testing`]. Past one core, [`ReactorPool`]
+//! runs a reactor per core on one port ([`multicore`]).
 
 mod address;
 mod buffer;
