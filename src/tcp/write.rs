@@ -3,13 +3,12 @@
 //! the connection's buffer, under a hard cap.
 
 use std::io::{self, Write};
-use std::net::Shutdown;
 
 use log::{debug, warn};
-use mio::net::TcpStream;
 
 use super::state::{ConnState, Ending, ReadSide, WriteSide};
-use crate::reactor::{interest, Reactor, SlotId, READ_BUFFER_SIZE};
+use super::stream::{Stream, WriteWatch};
+use crate::reactor::{Reactor, Readiness, SlotId, READ_BUFFER_SIZE};
 use crate::reason::Reason;
 use crate::transport::ConnectionId;
 
@@ -69,10 +68,11 @@ impl Reactor {
     /// the connection with [`Reason::BufferOverflow`]; writes to a closed or
     /// closing-for-writing connection are logged no-ops.
     pub fn write_vectored_to(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
-        #[cfg(feature = "tls")]
-        if self.conn(id).is_some_and(|c| c.tls.is_tls()) {
-            self.write_plain_to(id, chunks);
-            return;
+        match self.conn(id) {
+            #[cfg(feature = "tls")]
+            Some(conn) if conn.tls.is_tls() => return self.write_plain_to(id, chunks),
+            Some(_) => {}
+            None => return self.memory_write(id, chunks),
         }
         self.write_vectored_raw(id, chunks);
     }
@@ -213,7 +213,7 @@ impl Reactor {
     pub(crate) fn flush(&mut self, id: ConnectionId) {
         let now = self.turn_now;
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_flush(id);
         };
         if matches!(conn.state, ConnState::Closed | ConnState::Connecting) {
             return;
@@ -240,16 +240,16 @@ impl Reactor {
         };
         let waiting = !conn.out.is_empty();
         if waiting != conn.want_write {
-            if let Err(e) = registry.reregister(
-                &mut conn.stream,
-                SlotId::from(id).token(),
-                interest(waiting),
-            ) {
+            let token = SlotId::from(id).token();
+            if let Err(e) = conn.stream.watch_writes(registry, token, waiting) {
                 self.queue_close(id, Reason::from(e));
                 return;
             }
             conn.want_write = waiting;
         }
+        // Nothing will report a regular file writable: what it did not
+        // take is retried from the leftover queue.
+        let retry = waiting && conn.stream.write_watch() == WriteWatch::Retried;
         // An empty buffer is below any low watermark, 0 included.
         let drained = !waiting || conn.out.len() < conn.limits.low();
         let unfull = conn.flow.full && drained;
@@ -269,6 +269,9 @@ impl Reactor {
         }
         if unfull {
             self.set_full(id, false);
+        }
+        if retry {
+            self.defer(id.into(), Readiness::LEFTOVER);
         }
     }
 
@@ -291,7 +294,7 @@ impl Reactor {
     /// TLS layer (the layer itself calls this, after its close_notify).
     pub(crate) fn lose_connection_raw(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_lose_connection(id);
         };
         match conn.state {
             ConnState::Open { .. } => {
@@ -318,7 +321,7 @@ impl Reactor {
     /// [`lose_write_connection`](Self::lose_write_connection) at the socket.
     pub(crate) fn lose_write_connection_raw(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_lose_write_connection(id);
         };
         let ConnState::Open {
             read,
@@ -337,7 +340,7 @@ impl Reactor {
 
     /// Sends our FIN; if the peer's came already, the connection is done.
     fn shut_write_side(&mut self, id: ConnectionId) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some((conn, registry)) = self.conn_and_registry(id) else {
             return;
         };
         let ConnState::Open { read, .. } = conn.state else {
@@ -347,7 +350,7 @@ impl Reactor {
             read,
             write: WriteSide::Shut,
         };
-        if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
+        if let Err(e) = conn.stream.shutdown_write(registry) {
             self.queue_close(id, Reason::from(e));
         } else if read == ReadSide::Finished {
             self.queue_close(id, Reason::PeerClosed);
@@ -360,6 +363,8 @@ impl Reactor {
     pub fn set_write_watermarks(&mut self, id: ConnectionId, low: usize, high: usize) {
         if let Some(conn) = self.conn_mut(id) {
             conn.limits.set_watermarks(low, high);
+        } else if let Some(m) = self.memory_conn_mut(id) {
+            m.limits.set_watermarks(low, high);
         }
     }
 
@@ -368,6 +373,8 @@ impl Reactor {
     pub fn set_write_buffer_limit(&mut self, id: ConnectionId, bytes: usize) {
         if let Some(conn) = self.conn_mut(id) {
             conn.limits.cap = bytes;
+        } else if let Some(m) = self.memory_conn_mut(id) {
+            m.limits.cap = bytes;
         }
     }
 
@@ -375,21 +382,25 @@ impl Reactor {
     /// and has not drained below the low one since: a writer about to write
     /// to another connection asks this first, as a producer does.
     pub fn is_write_buffer_full(&self, id: ConnectionId) -> bool {
-        self.conn(id).is_some_and(|c| c.flow.full)
+        match self.conn(id) {
+            Some(conn) => conn.flow.full,
+            None => self.memory_conn(id).is_some_and(|m| m.flow.full),
+        }
     }
 
     /// Bytes buffered for connection `id`, written but not yet taken by the
     /// kernel (0 for a closed one).
     pub fn buffered(&self, id: ConnectionId) -> usize {
-        self.conn(id).map_or(0, |c| {
-            c.out.len() + self.stage.len_for(id) + c.tls.pending()
-        })
+        match self.conn(id) {
+            Some(c) => c.out.len() + self.stage.len_for(id) + c.tls.pending(),
+            None => self.memory_conn(id).map_or(0, |m| m.out.len()),
+        }
     }
 }
 
 /// One `write` of `bytes`. Returns how many bytes the kernel took (0 if it
 /// would block).
-fn write_once(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+fn write_once(stream: &Stream, bytes: &[u8]) -> io::Result<usize> {
     let mut stream = stream;
     loop {
         match stream.write(bytes) {
