@@ -183,3 +183,34 @@ fn the_threaded_model_refuses_the_flag() {
         out.stderr
     );
 }
+
+#[test]
+fn every_reactor_of_a_pool_takes_the_header() {
+    for name in ["echo_server", "http_hello"] {
+        let server = start(name, &["--reactors", "2", "--proxy-protocol"]);
+        // Enough connections that both reactors take some.
+        for port in 1000..1008u16 {
+            let header = format!("PROXY TCP4 192.0.2.7 198.51.100.1 {port} 443\r\n");
+            let mut stream = connect(server.addr);
+            let ask: &[u8] = if name == "http_hello" {
+                b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+            } else {
+                b"ping\n"
+            };
+            stream
+                .write_all(&[header.as_bytes(), ask].concat())
+                .unwrap();
+            let end: &[u8] = if name == "http_hello" {
+                b"hello world\n"
+            } else {
+                b"ping\n"
+            };
+            read_until(&mut stream, end);
+            assert_eq!(
+                server.connected_from(),
+                format!("192.0.2.7:{port}"),
+                "{name}"
+            );
+        }
+    }
+}
