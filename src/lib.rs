@@ -667,6 +667,7 @@ mod timer;
 pub mod tls;
 mod transport;
 mod udp;
+mod unix;
 
 pub use crate::address::{Address, UnixAddress};
 pub use crate::protocol::{
@@ -684,6 +685,7 @@ pub use crate::transport::{ConnectionId, Transport};
 pub use crate::udp::{
     DatagramProtocol, DatagramTransport, MulticastInterface, UdpHandle, DEFAULT_SEND_QUEUE_LIMIT,
 };
+pub use crate::unix::PeerCredentials;
 
 /// The README's example compiles (it is not run: it serves forever).
 #[cfg(doctest)]

@@ -3,16 +3,14 @@
 //! `connection_lost` and the client factory's hooks called once.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use log::{debug, error};
-use mio::net::TcpStream;
-use socket2::SockRef;
 
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::Lent;
+use super::peer::Peer;
 use super::state::ConnState;
+use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::protocol::ClientFactory;
 use crate::reactor::{Reactor, SlotId, Source};
@@ -33,8 +31,8 @@ pub(crate) struct QueuedClose {
 /// The socket of a connection being closed, with what deciding how to close
 /// it needs.
 struct Departing {
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    peer: Peer,
     /// The listener whose counts it is part of until the descriptor closes.
     listener: Option<SlotId>,
     /// It ends a flush a stop waited for (see [`QueuedClose`]).
@@ -146,7 +144,7 @@ impl Reactor {
         };
         let socket = Departing {
             stream,
-            peer,
+            peer: peer.clone(),
             listener,
             after_stop_flush,
         };
@@ -162,8 +160,10 @@ impl Reactor {
         if let Some(mut lent) = lent {
             let raw = lent.is_layer();
             let lost = crate::panic::catch(|| {
-                lent.callee()
-                    .connection_lost(&mut ConnTransport::with_route(self, id, peer, raw), &reason);
+                lent.callee().connection_lost(
+                    &mut ConnTransport::with_route(self, id, &peer, raw),
+                    &reason,
+                );
             });
             if let Err(why) = lost {
                 error!("{peer}: connection_lost of connection {id} panicked: {why}");
@@ -203,9 +203,9 @@ impl Reactor {
             0
         };
         if resets || broken || unsent > 0 || unread > 0 {
-            let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            stream.reset_on_close();
             drop(stream);
-            self.release_admission(listener, peer);
+            self.release_admission(listener, &peer);
             if resets || broken {
                 return reason;
             }
@@ -232,7 +232,7 @@ impl Reactor {
             // Closing the descriptor also removes it from epoll.
             _ => {
                 drop(stream);
-                self.release_admission(listener, peer);
+                self.release_admission(listener, &peer);
             }
         }
         reason
@@ -241,7 +241,13 @@ impl Reactor {
     /// Reads and counts what the peer sent that no protocol will see, so a
     /// stop can tell a loss from a quiet peer. Bounded: past the linger
     /// discard limit it stops counting.
-    fn unread_input(&mut self, stream: &TcpStream) -> usize {
+    ///
+    /// A UNIX socket's input is counted where it is queued, not read: its
+    /// close is a reset for the peer only while unread input is queued.
+    fn unread_input(&mut self, stream: &Stream) -> usize {
+        if let Stream::Unix(unix) = stream {
+            return crate::unix::queued_input(unix);
+        }
         let mut buf = std::mem::take(&mut self.read_buf);
         if buf.is_empty() {
             buf = vec![0; 4096];

@@ -1,15 +1,15 @@
 //! A connection: its state, its read path, and how it closes.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, error};
-use mio::net::TcpStream;
 
 use super::flow::{Producers, WriteLimits};
 use super::lent::TlsHost;
+use super::peer::Peer;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
+use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::address::Address;
 use crate::buffer::WriteBuffer;
@@ -22,8 +22,8 @@ use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
 
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
+    pub(crate) stream: Stream,
+    pub(crate) peer: Peer,
     /// `None` while one of its own callbacks runs (it is taken out so the
     /// callback can have `&mut Reactor`), and before a client connection is
     /// made. A connection is *made* exactly when it has a protocol outside
@@ -55,7 +55,7 @@ pub(crate) enum Origin {
     /// Accepted by this listener: part of its counts until the descriptor
     /// closes (lingering included).
     Accepted(SlotId),
-    /// Made by `connect_tcp` (boxed: accepted connections, the many, stay
+    /// Made by `connect_tcp` or `connect_unix` (boxed: accepted connections, the many, stay
     /// small).
     Client(Box<ClientOrigin>),
 }
@@ -70,8 +70,8 @@ pub(crate) struct ClientOrigin {
 
 impl Conn {
     pub(crate) fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
+        stream: Stream,
+        peer: Peer,
         protocol: Option<Box<dyn Protocol>>,
         state: ConnState,
         origin: Origin,
@@ -224,10 +224,11 @@ impl Reactor {
         match crate::panic::catch(|| protocol.allows_half_close()) {
             Ok(allows) => allows,
             Err(why) => {
-                let peer = self.conn(id).map(|c| c.peer);
-                error!(
-                    "{peer:?}: allows_half_close of connection {id} panicked: {why}; aborting it"
-                );
+                let peer = self
+                    .conn(id)
+                    .map(|c| c.peer.to_string())
+                    .unwrap_or_default();
+                error!("{peer}: allows_half_close of connection {id} panicked: {why}; aborting it");
                 self.queue_close(id, Reason::Panicked(why));
                 false
             }
@@ -244,7 +245,7 @@ impl Reactor {
         id: ConnectionId,
         f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
     ) -> bool {
-        let Some(peer) = self.conn(id).map(|c| c.peer) else {
+        let Some(peer) = self.conn(id).map(|c| c.peer.clone()) else {
             return false;
         };
         let Some(mut lent) = self.lend(id) else {
@@ -255,7 +256,7 @@ impl Reactor {
         let outcome = crate::panic::catch(|| {
             f(
                 lent.callee(),
-                &mut ConnTransport::with_route(self, id, peer, raw),
+                &mut ConnTransport::with_route(self, id, &peer, raw),
             )
         });
         // Closes are applied only after callbacks return, so the slot is still ours.
@@ -308,7 +309,8 @@ impl Reactor {
         self.queue_close(id, Reason::Aborted);
     }
 
-    /// Sets TCP_NODELAY on connection `id`.
+    /// Sets TCP_NODELAY on connection `id` (on a UNIX connection, which has
+    /// no Nagle algorithm, does nothing).
     pub fn set_nodelay(&mut self, id: ConnectionId, nodelay: bool) -> io::Result<()> {
         match self.conn(id) {
             Some(conn) => conn.stream.set_nodelay(nodelay),
@@ -323,7 +325,13 @@ impl Reactor {
 
     /// The peer address of connection `id`, while it exists.
     pub fn peer_addr(&self, id: ConnectionId) -> Option<Address> {
-        self.conn(id).map(|c| Address::Ip(c.peer))
+        self.conn(id).map(|c| c.peer.address())
+    }
+
+    /// The credentials of the process at the other end of UNIX connection
+    /// `id` (see [`Transport::peer_credentials`]); `None` for a TCP one.
+    pub fn peer_credentials(&self, id: ConnectionId) -> Option<crate::PeerCredentials> {
+        self.conn(id).and_then(|c| c.peer.credentials())
     }
 
     /// Number of connections, including attempts under way.

@@ -1,4 +1,5 @@
-//! TCP: listening, connecting, and each connection's life.
+//! Stream connections, TCP and UNIX: listening, connecting, and each
+//! connection's life.
 //!
 //! | module | job |
 //! |---|---|
@@ -12,6 +13,9 @@
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
 //! | `listener` | listening sockets, accepting, per-listener limits |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
+//! | `unix` | `listen_unix`, `connect_unix` (and their TLS forms): UNIX sockets on the same machinery |
+//! | `stream` | `Stream` and `ListeningSocket`: a TCP or UNIX socket behind one type |
+//! | `peer` | `Peer`, a connection's other end as kept; `PeerKey`, whom per-peer limits count |
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
@@ -23,12 +27,15 @@ mod flow;
 mod lent;
 mod linger;
 mod listener;
+mod peer;
 mod state;
 mod stop;
+mod stream;
 mod timeouts;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 mod transport;
+mod unix;
 mod write;
 
 pub(crate) use self::close::QueuedClose;

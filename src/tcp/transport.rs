@@ -1,9 +1,9 @@
 //! The reactor's [`Transport`]: a view of one connection while its protocol runs.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::peer::Peer;
 use crate::address::Address;
 use crate::reactor::{Reactor, TimerAction};
 use crate::timer::TimerId;
@@ -14,7 +14,9 @@ use crate::transport::{ConnectionId, Transport};
 pub(crate) struct ConnTransport<'r> {
     reactor: &'r mut Reactor,
     id: ConnectionId,
-    peer: SocketAddr,
+    /// The connection's peer, copied out of its slot for the callback: the
+    /// slot is gone by `connection_lost`.
+    peer: &'r Peer,
     /// Writes go to the socket as they are (the writer is the connection's
     /// TLS layer), rather than through the layer if it has one.
     raw: bool,
@@ -23,7 +25,7 @@ pub(crate) struct ConnTransport<'r> {
 impl<'r> ConnTransport<'r> {
     /// The transport below a TLS layer: its writes are ciphertext.
     #[cfg(feature = "tls")]
-    pub(crate) fn raw(reactor: &'r mut Reactor, id: ConnectionId, peer: SocketAddr) -> Self {
+    pub(crate) fn raw(reactor: &'r mut Reactor, id: ConnectionId, peer: &'r Peer) -> Self {
         ConnTransport::with_route(reactor, id, peer, true)
     }
 
@@ -32,7 +34,7 @@ impl<'r> ConnTransport<'r> {
     pub(crate) fn with_route(
         reactor: &'r mut Reactor,
         id: ConnectionId,
-        peer: SocketAddr,
+        peer: &'r Peer,
         raw: bool,
     ) -> Self {
         ConnTransport {
@@ -86,14 +88,18 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn peer_addr(&self) -> Address {
-        Address::Ip(self.peer)
+        self.peer.address()
     }
 
     fn local_addr(&self) -> io::Result<Address> {
         match self.reactor.conn(self.id) {
-            Some(conn) => conn.stream.local_addr().map(Address::Ip),
+            Some(conn) => conn.stream.local_addr(),
             None => Err(io::ErrorKind::NotConnected.into()),
         }
+    }
+
+    fn peer_credentials(&self) -> Option<crate::PeerCredentials> {
+        self.peer.credentials()
     }
 
     fn id(&self) -> ConnectionId {

@@ -6,9 +6,9 @@ use std::io::{self, Write};
 use std::net::Shutdown;
 
 use log::{debug, warn};
-use mio::net::TcpStream;
 
 use super::state::{ConnState, Ending, ReadSide, WriteSide};
+use super::stream::Stream;
 use crate::reactor::{interest, Reactor, SlotId, READ_BUFFER_SIZE};
 use crate::reason::Reason;
 use crate::transport::ConnectionId;
@@ -389,7 +389,7 @@ impl Reactor {
 
 /// One `write` of `bytes`. Returns how many bytes the kernel took (0 if it
 /// would block).
-fn write_once(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+fn write_once(stream: &Stream, bytes: &[u8]) -> io::Result<usize> {
     let mut stream = stream;
     loop {
         match stream.write(bytes) {

@@ -103,9 +103,9 @@ impl Acceptor {
                             state.count_refusal();
                             log_refusal(
                                 &mut self.warned_full,
-                                peer,
+                                &peer,
                                 "the connection limit",
-                                self.addr,
+                                &self.addr,
                             );
                             drop(stream);
                             continue;
