@@ -39,7 +39,8 @@ impl Reactor {
     ///   process died: a connect to it is refused) is stale and is
     ///   replaced. One that answers a connect (or whose backlog is full) is
     ///   another process's: `AddrInUse`, "another process is listening on
-    ///   PATH". A file that is not a socket is never removed (`AddrInUse`).
+    ///   PATH" (that process sees the probe as a connection closed at
+    ///   once). A file that is not a socket is never removed (`AddrInUse`).
     /// - **On stop** (of the listener, or of the reactor), the socket file
     ///   is removed, unless another file has taken its place meanwhile (its
     ///   device and inode are compared).
