@@ -16,10 +16,7 @@ use std::time::Instant;
 
 use common::{assert_quiet, next, Recorder, WAIT};
 use reactor::framing::{LineHandler, LineReceiver, Lines};
-use reactor::{
-    client_factory, Address, ListenOptions, PeerCredentials, Protocol, Reason, Transport,
-    UnixAddress,
-};
+use reactor::{client_factory, Address, ListenOptions, Protocol, Reason, Transport, UnixAddress};
 use unix_support::{
     abstract_name, mode_of, own_credentials, read_exactly, read_to_end, unix_client, unix_reactor,
     TempDir,
@@ -509,17 +506,4 @@ fn the_threaded_model_reports_unix_peers_and_credentials() {
     c.write_all(b"abc").unwrap();
     assert_eq!(read_exactly(&mut c, 3), b"abc");
     server.shutdown();
-}
-
-/// The credentials type is plain data a protocol can match on.
-#[test]
-fn peer_credentials_compare_as_values() {
-    let me = own_credentials();
-    assert_eq!(
-        me,
-        PeerCredentials {
-            pid: Some(std::process::id()),
-            ..me
-        }
-    );
 }
