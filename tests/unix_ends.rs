@@ -233,27 +233,33 @@ fn a_stop_over_unread_input_makes_the_unix_peer_see_an_error() {
 
 // ---------------------------------------------------------- flow control
 
-/// Writes `total` bytes of a pattern in 16 KiB chunks, only while not
-/// paused, then closes; counts what it has written.
+/// A push producer: writes a pattern 16 KiB per turn of the loop (a timer
+/// chain), stops when paused and goes on when resumed, closes at the end;
+/// counts what it has written and reports each pause.
 struct Producer {
     data: Arc<Vec<u8>>,
     written: Arc<AtomicUsize>,
     paused: bool,
+    /// A timer of the chain is pending: one chain at a time.
+    scheduled: bool,
     ids: Sender<ConnectionId>,
     tx: Sender<String>,
 }
 
 impl Producer {
     fn produce(&mut self, t: &mut dyn Transport) {
-        let mut at = self.written.load(Ordering::SeqCst);
-        while !self.paused && at < self.data.len() && !t.is_write_buffer_full() {
-            let end = (at + 16 * 1024).min(self.data.len());
-            t.write(&self.data[at..end]);
-            at = end;
-            self.written.store(at, Ordering::SeqCst);
+        if self.paused || self.scheduled {
+            return;
         }
-        if at == self.data.len() {
+        let at = self.written.load(Ordering::SeqCst);
+        let end = (at + 16 * 1024).min(self.data.len());
+        t.write(&self.data[at..end]);
+        self.written.store(end, Ordering::SeqCst);
+        if end == self.data.len() {
             t.lose_connection();
+        } else {
+            self.scheduled = true;
+            t.call_later(Duration::ZERO, 0);
         }
     }
 }
@@ -264,8 +270,13 @@ impl Protocol for Producer {
         self.produce(t);
     }
     fn data_received(&mut self, _t: &mut dyn Transport, _data: &[u8]) {}
+    fn timer_fired(&mut self, t: &mut dyn Transport, _tag: u64) {
+        self.scheduled = false;
+        self.produce(t);
+    }
     fn pause_producing(&mut self, _t: &mut dyn Transport) {
         self.paused = true;
+        let _ = self.tx.send("paused".into());
     }
     fn resume_producing(&mut self, t: &mut dyn Transport) {
         self.paused = false;
@@ -288,22 +299,30 @@ fn a_producer_is_paused_while_a_unix_peer_does_not_read() {
         data: d.clone(),
         written: w.clone(),
         paused: false,
+        scheduled: false,
         ids: ids.clone(),
         tx: tx.clone(),
     });
     let mut c = unix_client(&path);
     let id = id_rx.recv_timeout(WAIT).unwrap();
     // The kernel takes what fits, the reactor buffers to the high
-    // watermark, and the producer is paused there: it stops short of the
-    // eight MiB, and the buffer stays bounded.
-    let buffered = move |r: &mut reactor::Reactor| (r.buffered(id), r.is_write_buffer_full(id));
-    wait_until("the producer is held with a full buffer", || {
-        server.call(buffered).1
-    });
+    // watermark, and the producer is paused there (it may have been
+    // paused and resumed before, while the kernel still took bytes).
+    let state = move |r: &mut reactor::Reactor| (r.buffered(id), r.is_write_buffer_full(id));
+    loop {
+        assert_eq!(next(&rx), "paused");
+        if server.call(state).1 {
+            break;
+        }
+    }
+    // Held: several turns later it has written no more, short of the eight
+    // MiB, and the buffer is bounded by the watermark and one chunk.
     let before = written.load(Ordering::SeqCst);
-    assert!(before < data.len(), "wrote everything: {before} bytes");
-    let (held, full) = server.call(buffered);
+    let (held, full) = server.call(state);
     assert!(full);
+    assert_eq!(server.call(state), (held, true));
+    assert_eq!(written.load(Ordering::SeqCst), before);
+    assert!(before < data.len(), "wrote everything: {before} bytes");
     assert!(
         held <= DEFAULT_HIGH_WATERMARK + 16 * 1024,
         "{held} bytes buffered"
@@ -317,7 +336,13 @@ fn a_producer_is_paused_while_a_unix_peer_does_not_read() {
         got.len(),
         data.len()
     );
-    assert_eq!(next(&rx), "lost:LocalClosed");
+    let end = loop {
+        match next(&rx) {
+            paused if paused == "paused" => {}
+            other => break other,
+        }
+    };
+    assert_eq!(end, "lost:LocalClosed");
     server.stop();
 }
 
