@@ -30,7 +30,9 @@ pub(crate) struct Listener {
     /// new clients are refused rather than queued for a server that exits.
     socket: Option<ListeningSocket>,
     factory: Box<dyn Factory>,
-    addr: Address,
+    /// Boxed: a UNIX name is larger than an IP address, and a slot is as
+    /// large as its largest source.
+    addr: Box<Address>,
     /// `accept` is failing for want of resources; warned once.
     backing_off: bool,
     /// A retry timer is pending, so new edges must not schedule another.
@@ -268,7 +270,7 @@ impl Reactor {
             source: Source::Listener(Listener {
                 socket: Some(socket),
                 factory,
-                addr: local.clone(),
+                addr: Box::new(local.clone()),
                 backing_off: false,
                 retry_scheduled: false,
                 options,
@@ -294,7 +296,7 @@ impl Reactor {
                 generation,
                 source: Source::Listener(l),
                 ..
-            }) if *generation == listener.id.generation => Some(l.addr.clone()),
+            }) if *generation == listener.id.generation => Some((*l.addr).clone()),
             _ => None,
         }
     }

@@ -143,8 +143,8 @@ pub(crate) enum ListeningSocket {
         socket: UnixListener,
         /// Its socket file, if it has one: kept for its `Drop`, which
         /// removes the file once the socket is closed (fields drop in
-        /// order).
-        _file: Option<SocketFile>,
+        /// order). Boxed: a slot is as large as its largest source.
+        _file: Option<Box<SocketFile>>,
     },
 }
 

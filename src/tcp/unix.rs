@@ -118,7 +118,7 @@ impl Reactor {
         let (listener, file) = crate::unix::listen(&addr, options.backlog, options.file_mode)?;
         let socket = ListeningSocket::Unix {
             socket: UnixListener::from_std(listener),
-            _file: file,
+            _file: file.map(Box::new),
         };
         self.add_listener(socket, factory, options, tls)
     }
