@@ -17,7 +17,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_quiet, next, pattern, wait_until, ReactorThread, WAIT};
+use common::{assert_quiet, next, pattern, ReactorThread, WAIT};
 use reactor::{ConnectionId, Protocol, Reason, Transport, DEFAULT_HIGH_WATERMARK};
 use unix_support::{read_to_end, unix_client, unix_reactor, TempDir};
 
