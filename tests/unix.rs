@@ -12,7 +12,7 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{assert_quiet, next, Recorder, WAIT};
 use reactor::framing::{LineHandler, LineReceiver, Lines};
@@ -506,4 +506,28 @@ fn the_threaded_model_reports_unix_peers_and_credentials() {
     c.write_all(b"abc").unwrap();
     assert_eq!(read_exactly(&mut c, 3), b"abc");
     server.shutdown();
+}
+
+// ------------------------------------------------------- the memory reactor
+
+/// A reactor in memory models TCP connections only: UNIX sockets are
+/// refused there, plainly, rather than opened for real behind the test.
+#[test]
+fn a_reactor_in_memory_refuses_unix_sockets() {
+    let dir = TempDir::new("memory");
+    let path = dir.join("never.sock");
+    let mut memory = reactor::testing::MemoryReactor::new().unwrap();
+    let err = memory.listen_unix(&path, || common::Echo).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(!path.exists());
+    let (tx, rx) = channel();
+    let factory = client_factory(
+        || common::Echo,
+        move |_r, reason| {
+            let _ = tx.send(reason.error_kind());
+        },
+    );
+    memory.connect_unix(&path, factory, WAIT);
+    memory.advance(Duration::ZERO);
+    assert_eq!(rx.try_recv(), Ok(Some(ErrorKind::Unsupported)));
 }

@@ -63,6 +63,14 @@ impl Reactor {
         let Some(factory) = self.start_connecting(factory, &addr) else {
             return DEAD_ID;
         };
+        if self.memory.is_some() {
+            // A reactor in memory records the connect; its test completes it.
+            #[cfg(feature = "tls")]
+            let tls = tls.is_tls();
+            #[cfg(not(feature = "tls"))]
+            let tls = false;
+            return self.memory_connect(addr, factory, timeout, tls);
+        }
         let stream = TcpStream::connect(addr).map(Stream::Tcp);
         self.add_connecting(stream, Peer::Ip(addr), factory, timeout, tls)
     }
@@ -241,7 +249,7 @@ impl Reactor {
 
     pub(crate) fn connect_timed_out(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_connect_timed_out(id);
         };
         if conn.state != ConnState::Connecting {
             return;

@@ -94,7 +94,7 @@ impl Transport for ConnTransport<'_> {
     fn local_addr(&self) -> io::Result<Address> {
         match self.reactor.conn(self.id) {
             Some(conn) => conn.stream.local_addr(),
-            None => Err(io::ErrorKind::NotConnected.into()),
+            None => self.reactor.memory_local_addr(self.id).map(Address::Ip),
         }
     }
 

@@ -115,6 +115,9 @@ impl Reactor {
         tls: Option<ListenerTls>,
     ) -> io::Result<ListenerHandle> {
         self.refuse_while_stopping()?;
+        if self.memory.is_some() {
+            return Err(no_unix_in_memory());
+        }
         let (listener, file) = crate::unix::listen(&addr, options.backlog, options.file_mode)?;
         let socket = ListeningSocket::Unix {
             socket: UnixListener::from_std(listener),
@@ -157,7 +160,12 @@ impl Reactor {
         let Some(factory) = self.start_connecting(factory, &addr) else {
             return DEAD_ID;
         };
-        let (stream, credentials) = match addr.to_std().and_then(|a| UnixStream::connect_addr(&a)) {
+        let connected = if self.memory.is_some() {
+            Err(no_unix_in_memory())
+        } else {
+            addr.to_std().and_then(|a| UnixStream::connect_addr(&a))
+        };
+        let (stream, credentials) = match connected {
             // A UNIX connect completes (or fails) at once: the server's
             // credentials are known now.
             Ok(stream) => {
@@ -169,6 +177,16 @@ impl Reactor {
         let peer = Peer::unix(addr, credentials);
         self.add_connecting(stream, peer, factory, timeout, tls)
     }
+}
+
+/// What `listen_unix` and `connect_unix` answer on a reactor in memory
+/// ([`MemoryReactor`](crate::testing::MemoryReactor)), which models TCP
+/// connections only.
+fn no_unix_in_memory() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a reactor in memory has no UNIX sockets",
+    )
 }
 
 #[cfg(feature = "tls")]
