@@ -12,6 +12,7 @@
 //!
 //! The same protocols run over TLS ([`Reactor::listen_tls`],
 //! [`Reactor::connect_tls`], [`Transport::start_tls`]; the [`tls`] module),
+//! over UNIX sockets ([`Reactor::listen_unix`], [`Reactor::connect_unix`]),
 //! on a thread per connection ([`threaded`]), and in memory for tests
 //! ([`testing`]).
 //!

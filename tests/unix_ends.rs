@@ -457,6 +457,30 @@ mod tls {
     }
 
     #[test]
+    fn the_threaded_model_serves_tls_over_a_unix_socket() {
+        use reactor::tls::{TlsFactory, TlsRole};
+        let certs = Certs::new("unixthreads");
+        let name = crate::unix_support::abstract_name("tls");
+        let (tx, rx) = channel();
+        let factory = TlsFactory::new(TlsRole::server(certs.server_config()), move || {
+            Inside(tx.clone())
+        });
+        let server = reactor::threaded::listen_unix(&name, factory).unwrap();
+        let server_name = ServerName::try_from("localhost").unwrap();
+        let conn = ClientConnection::new(certs.client_config(), server_name).unwrap();
+        let mut client = StreamOwned::new(conn, unix_client(&name));
+        client.write_all(b"threads").unwrap();
+        let mut reply = [0; 7];
+        std::io::Read::read_exact(&mut client, &mut reply).unwrap();
+        assert_eq!(&reply, b"threads");
+        assert_eq!(
+            next(&rx),
+            expected_made("unix:(unnamed)", own_credentials())
+        );
+        server.shutdown();
+    }
+
+    #[test]
     fn connect_unix_tls_reaches_a_unix_tls_server() {
         let certs = Certs::new("unixclient");
         let dir = TempDir::new("tlsclient");
