@@ -135,6 +135,41 @@ impl Reactor {
     /// Never calls back before returning. The connection's
     /// [`peer_credentials`](crate::Transport::peer_credentials) are the
     /// server's, as they were when it started listening.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use reactor::protocols::Echo;
+    /// use reactor::{Protocol, Reactor, Transport};
+    ///
+    /// /// Says hello; keeps the server's pid and its answer, then stops.
+    /// struct Hello(Rc<RefCell<(Option<u32>, String)>>);
+    /// impl Protocol for Hello {
+    ///     fn connection_made(&mut self, t: &mut dyn Transport) {
+    ///         self.0.borrow_mut().0 = t.peer_credentials().and_then(|c| c.pid);
+    ///         t.write(b"hello");
+    ///     }
+    ///     fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+    ///         self.0.borrow_mut().1.push_str(&String::from_utf8_lossy(data));
+    ///         t.lose_connection();
+    ///         t.reactor().unwrap().stop();
+    ///     }
+    /// }
+    ///
+    /// // An abstract name: no file to create or clean up.
+    /// let name = format!("@reactor-doc-connect-{}", std::process::id());
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen_unix(&name, || Echo)?;
+    /// let seen = Rc::new(RefCell::new((None, String::new())));
+    /// let kept = seen.clone();
+    /// reactor.connect_unix(&name, move || Hello(kept.clone()), Duration::from_secs(5));
+    /// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case
+    /// reactor.run()?;
+    /// // The server is this very process.
+    /// assert_eq!(*seen.borrow(), (Some(std::process::id()), "hello".to_string()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect_unix(
         &mut self,
         path: impl AsRef<Path>,
