@@ -97,14 +97,8 @@ pub(crate) type ListenerTls = crate::tls::TlsRole;
 pub(crate) type ListenerTls = std::convert::Infallible;
 
 /// Socket settings for [`Reactor::listen_tcp_with`] and
-/// [`Reactor::listen_unix_with`]. Each applies to both kinds of listener,
-/// except where it says which.
-///
-/// (The socket file's mode is one field here rather than a UNIX options
-/// type of its own, as `only_v6` is one for IPv6: every other setting,
-/// limits, timeouts and TLS's included, applies to UNIX listeners
-/// unchanged, so one type keeps one `_with` form per listener kind, and an
-/// endpoint string such as `unix:PATH:mode=0660:backlog=N` fills one value.)
+/// [`Reactor::listen_unix_with`]: each applies to both kinds of listener,
+/// except where it says which (as `only_v6` is for IPv6 only).
 #[derive(Debug, Clone, Copy)]
 pub struct ListenOptions {
     /// Pending connections the kernel queues before `accept` (default 1024).
