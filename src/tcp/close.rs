@@ -141,6 +141,7 @@ impl Reactor {
                 }
                 (None, Some(factory))
             }
+            Origin::Stdio => (None, None),
         };
         let socket = Departing {
             stream,
@@ -197,6 +198,23 @@ impl Reactor {
         );
         // A broken socket has nothing left to say to the peer.
         let broken = matches!(reason, Reason::Error { .. });
+        let stream = match stream {
+            // Pipes have no reset and nothing to linger for: they are
+            // closed, and a loss is only reported.
+            Stream::Stdio(pipes) => {
+                pipes.close(self.poll.registry());
+                return if resets || broken || unsent == 0 {
+                    reason
+                } else {
+                    Reason::Discarded {
+                        unsent,
+                        unread: 0,
+                        cause: Box::new(reason),
+                    }
+                };
+            }
+            socket => socket,
+        };
         let unread = if reason == Reason::ReactorStopped {
             self.unread_input(&stream)
         } else {

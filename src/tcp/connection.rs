@@ -3,8 +3,6 @@
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use log::{debug, error};
-
 use super::flow::{Producers, WriteLimits};
 use super::lent::TlsHost;
 use super::peer::Peer;
@@ -20,6 +18,7 @@ use crate::reactor::{
 use crate::reason::Reason;
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
+use log::{debug, error};
 
 pub(crate) struct Conn {
     pub(crate) stream: Stream,
@@ -58,6 +57,8 @@ pub(crate) enum Origin {
     /// Made by `connect_tcp` or `connect_unix` (boxed: accepted connections, the many, stay
     /// small).
     Client(Box<ClientOrigin>),
+    /// The process's stdin and stdout ([`Reactor::open_stdio`]): owes nobody.
+    Stdio,
 }
 
 /// What a client connection owes its factory.
@@ -70,14 +71,14 @@ pub(crate) struct ClientOrigin {
 
 impl Conn {
     pub(crate) fn new(
-        stream: Stream,
+        stream: impl Into<Stream>,
         peer: Peer,
         protocol: Option<Box<dyn Protocol>>,
         state: ConnState,
         origin: Origin,
     ) -> Self {
         Conn {
-            stream,
+            stream: stream.into(),
             peer,
             protocol,
             state,
@@ -102,6 +103,10 @@ impl Reactor {
             return;
         };
         if conn.state == ConnState::Connecting {
+            if matches!(conn.stream, Stream::Stdio(_)) {
+                // Made by its own timer, which reads what came meanwhile.
+                return;
+            }
             if readiness.writable || readiness.error || readiness.read_closed {
                 self.finish_connect(id, readiness);
             }

@@ -14,7 +14,7 @@
 //! | `listener` | listening sockets, accepting, per-listener limits |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
 //! | `unix` | `listen_unix`, `connect_unix` (and their TLS forms): UNIX sockets on the same machinery |
-//! | `stream` | `Stream` and `ListeningSocket`: a TCP or UNIX socket behind one type |
+//! | `stream` | what a connection reads and writes (a TCP or UNIX socket, or stdin and stdout) and what a listener accepts on (`Stream`, `ListeningSocket`) |
 //! | `peer` | `Peer`, a connection's other end as kept; `PeerKey`, whom per-peer limits count |
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
@@ -50,5 +50,6 @@ pub(crate) use self::listener::Listener;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
 pub(crate) use self::peer::Peer;
 pub(crate) use self::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
+pub(crate) use self::stream::{Stream, WriteWatch};
 pub(crate) use self::transport::ConnTransport;
 pub(crate) use self::write::Stage;

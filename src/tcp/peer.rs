@@ -23,6 +23,9 @@ pub(crate) enum Peer {
         /// change afterwards); `None` if the kernel would not say.
         credentials: Option<PeerCredentials>,
     },
+    /// The other end of standard input and output
+    /// ([`Reactor::open_stdio`](crate::Reactor::open_stdio)).
+    Pipe,
 }
 
 /// Whom a per-peer connection limit counts a connection against: its IP
@@ -52,23 +55,26 @@ impl Peer {
                 name.as_deref()
                     .map_or(UnixAddress::Unnamed, UnixAddress::clone),
             ),
+            Peer::Pipe => Address::Pipe,
         }
     }
 
     /// The peer's credentials, for a UNIX peer.
     pub(crate) fn credentials(&self) -> Option<PeerCredentials> {
         match self {
-            Peer::Ip(_) => None,
+            Peer::Ip(_) | Peer::Pipe => None,
             Peer::Unix { credentials, .. } => *credentials,
         }
     }
 
     /// Whom a per-peer limit counts this connection against; `None` (not
-    /// counted) for a UNIX peer whose credentials are unknown.
+    /// counted) for a UNIX peer whose credentials are unknown, or a pipe
+    /// (which no listener accepts).
     pub(crate) fn key(&self) -> Option<PeerKey> {
         match self {
             Peer::Ip(addr) => Some(PeerKey::Ip(addr.ip())),
             Peer::Unix { credentials, .. } => credentials.map(|c| PeerKey::Uid(c.uid)),
+            Peer::Pipe => None,
         }
     }
 }
@@ -81,6 +87,7 @@ impl fmt::Display for Peer {
                 name: Some(name), ..
             } => fmt::Display::fmt(&**name, f),
             Peer::Unix { name: None, .. } => fmt::Display::fmt(&UnixAddress::Unnamed, f),
+            Peer::Pipe => fmt::Display::fmt(&Address::Pipe, f),
         }
     }
 }

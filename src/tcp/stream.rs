@@ -1,8 +1,9 @@
-//! A connection's socket, and a listener's, TCP or UNIX, each behind one
-//! type, so that the
-//! connection machinery (reads, the write path, flow control, closes,
-//! lingering, timeouts, the TLS layer) serves both. Each call is a match on
-//! two variants: no allocation, no extra system call.
+//! What a connection reads and writes: a TCP or UNIX socket, or the
+//! process's standard input and output ([`Reactor::open_stdio`](crate::Reactor::open_stdio));
+//! and what a listener accepts on: a TCP or UNIX socket. Everything above
+//! this (buffering, flow control, closes, lingering, timeouts, the TLS
+//! layer) is the same for all of them; only what differs at the descriptor
+//! is here, a match per call: no allocation, no extra system call.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -15,28 +16,79 @@ use socket2::SockRef;
 
 use super::peer::Peer;
 use crate::address::Address;
+use crate::reactor::interest;
+use crate::stdio::Pipes;
 use crate::unix::{PeerCredentials, SocketFile};
 
-/// A connected (or connecting) stream socket.
+/// A connection's descriptors.
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// Boxed: stdin and stdout with their saved flags are larger than a
+    /// socket, and there is at most one such connection.
+    Stdio(Box<Pipes>),
+}
+
+/// How a connection learns that it may write again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteWatch {
+    /// The poll says so (WRITABLE interest, or a registration that has it).
+    Polled,
+    /// Nothing will say so (a regular file as stdout, which epoll cannot
+    /// watch): bytes left after a flush are retried from the leftover queue.
+    Retried,
 }
 
 impl Stream {
-    /// Shuts down one or both directions (our FIN, for `Shutdown::Write`).
+    /// Asks the poll to report writability exactly while `want` holds.
+    /// Stdout stays registered for it throughout (its edges while nothing
+    /// waits are ignored), so there is nothing to change.
+    pub(crate) fn watch_writes(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        want: bool,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => registry.reregister(s, token, interest(want)),
+            Stream::Unix(s) => registry.reregister(s, token, interest(want)),
+            Stream::Stdio(_) => Ok(()),
+        }
+    }
+
+    /// How the connection learns that it may write again.
+    pub(crate) fn write_watch(&self) -> WriteWatch {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => WriteWatch::Polled,
+            Stream::Stdio(pipes) => pipes.write_watch(),
+        }
+    }
+
+    /// Ends our writing direction: a FIN, or stdout closed.
+    pub(crate) fn shutdown_write(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+            Stream::Stdio(pipes) => pipes.close_output(registry),
+        }
+    }
+
+    /// Shuts down one or both directions of a socket (our FIN, for
+    /// `Shutdown::Write`); pipes are closed by [`Pipes::close`] instead.
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
+            Stream::Stdio(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 
-    /// The socket's pending error (SO_ERROR), taken.
+    /// A pending socket error (SO_ERROR), taken; pipes have none to report.
     pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
         match self {
             Stream::Tcp(s) => s.take_error(),
             Stream::Unix(s) => s.take_error(),
+            Stream::Stdio(_) => Ok(None),
         }
     }
 
@@ -45,6 +97,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.local_addr().map(Address::Ip),
             Stream::Unix(s) => s.local_addr().map(|a| Address::Unix((&a).into())),
+            Stream::Stdio(_) => Ok(Address::Pipe),
         }
     }
 
@@ -54,15 +107,16 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.peer_addr().map(drop),
             Stream::Unix(s) => s.peer_addr().map(drop),
+            Stream::Stdio(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 
     /// TCP_NODELAY. A UNIX socket has no Nagle algorithm (what is written
-    /// is queued for the peer at once), so there is nothing to set: `Ok`.
+    /// is queued for the peer at once), nor has a pipe: nothing to set, `Ok`.
     pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nodelay(nodelay),
-            Stream::Unix(_) => Ok(()),
+            Stream::Unix(_) | Stream::Stdio(_) => Ok(()),
         }
     }
 
@@ -79,12 +133,19 @@ impl Stream {
     }
 }
 
+impl From<TcpStream> for Stream {
+    fn from(stream: TcpStream) -> Stream {
+        Stream::Tcp(stream)
+    }
+}
+
 impl Read for &Stream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).read(buf),
             Stream::Unix(s) => (&*s).read(buf),
+            Stream::Stdio(pipes) => pipes.read(buf),
         }
     }
 }
@@ -95,6 +156,7 @@ impl Write for &Stream {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
             Stream::Unix(s) => (&*s).write(buf),
+            Stream::Stdio(pipes) => pipes.write(buf),
         }
     }
 
@@ -103,6 +165,8 @@ impl Write for &Stream {
     }
 }
 
+/// A socket's registration; pipes register themselves ([`Pipes::open`]),
+/// and answer `Unsupported` here.
 impl Source for Stream {
     fn register(
         &mut self,
@@ -113,6 +177,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
             Stream::Unix(s) => s.register(registry, token, interests),
+            Stream::Stdio(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 
@@ -125,6 +190,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
             Stream::Unix(s) => s.reregister(registry, token, interests),
+            Stream::Stdio(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 
@@ -132,6 +198,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.deregister(registry),
             Stream::Unix(s) => s.deregister(registry),
+            Stream::Stdio(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 }

@@ -338,7 +338,7 @@ impl Reactor {
                 }
                 client = Some(factory);
             }
-            None => {}
+            Some(Origin::Stdio) | None => {}
         }
         let resets = matches!(
             reason,
