@@ -3,11 +3,14 @@
 //! are its first data however the header was cut; a bad, missing or late
 //! header closes that connection alone and says why; `Optional` serves
 //! direct clients; the per-peer limit counts clients, not the proxy; a
-//! stop lets a connection finish its header; TLS follows the header.
+//! stop lets a connection finish its header; TLS follows the header; a
+//! UNIX listener takes headers as a TCP one does.
 
 mod common;
 #[path = "common/tls.rs"]
 mod tls_common;
+#[path = "unix_support/mod.rs"]
+mod unix_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -430,4 +433,82 @@ fn tls_follows_the_header() {
     assert_eq!(next(&rx), "built for 192.0.2.5:4321");
     assert_eq!(next(&rx), "made 192.0.2.5:4321");
     assert_eq!(next(&rx), "data secret");
+}
+
+/// Reads a UNIX client's stream to its end and checks the server sent
+/// nothing: a close with our unread input queued is an ECONNRESET.
+fn expect_unix_closed(stream: &mut std::os::unix::net::UnixStream) {
+    let (got, end) = unix_support::read_to_end(stream);
+    assert_eq!(got, b"");
+    assert!(
+        matches!(end, Ok(()) | Err(std::io::ErrorKind::ConnectionReset)),
+        "{end:?}"
+    );
+}
+
+/// A proxy in front of a UNIX socket (nginx or HAProxy to a UNIX backend):
+/// the connection is made for the client the header names and gets what
+/// follows, however the header was cut; the per-peer limit counts those
+/// clients, not the one user every proxied connection comes from; a
+/// `LOCAL` header leaves the connection the proxy's own UNIX peer; a bad
+/// header closes its connection.
+#[test]
+fn a_unix_listener_takes_the_header_too() {
+    let dir = unix_support::TempDir::new("proxy");
+    let path = dir.join("proxied.sock");
+    let (tx, rx) = channel();
+    let (handle_tx, handle_rx) = channel();
+    let options = ListenOptions {
+        max_connections_per_peer: Some(1),
+        ..proxied(ProxyProtocol::Required)
+    };
+    let at = path.clone();
+    let server = unix_support::unix_reactor(move |r| {
+        handle_tx
+            .send(r.listen_unix_with(&at, Recording(tx), options)?)
+            .unwrap();
+        Ok(())
+    });
+    let listener = handle_rx.recv().unwrap();
+    let mut a = unix_support::unix_client(&path);
+    a.write_all(b"PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\nfirst")
+        .unwrap();
+    assert_eq!(next(&rx), "built for 192.0.2.7:56324");
+    assert_eq!(next(&rx), "made 192.0.2.7:56324");
+    assert_eq!(next(&rx), "data first");
+    assert_eq!(unix_support::read_exactly(&mut a, 5), b"first");
+    // From the same user, cut inside the header: let in, as another client.
+    let header = v2("192.0.2.8:1234", "198.51.100.1:443");
+    let mut b = unix_support::unix_client(&path);
+    b.write_all(&header[..10]).unwrap();
+    server.call(|_| ());
+    b.write_all(&[&header[10..], b"second"].concat()).unwrap();
+    assert_eq!(next(&rx), "built for 192.0.2.8:1234");
+    assert_eq!(next(&rx), "made 192.0.2.8:1234");
+    assert_eq!(next(&rx), "data second");
+    assert_eq!(unix_support::read_exactly(&mut b, 6), b"second");
+    // A second connection from 192.0.2.7 is over its limit.
+    let mut c = unix_support::unix_client(&path);
+    c.write_all(b"PROXY TCP4 192.0.2.7 198.51.100.1 2 443\r\n")
+        .unwrap();
+    expect_unix_closed(&mut c);
+    common::wait_until("the refusal is counted", || {
+        stats(&server, listener).refused == 1
+    });
+    // The proxy's own health check: made as the UNIX peer it is (the
+    // factory gets no IP address for it).
+    let mut check = unix_support::unix_client(&path);
+    check.write_all(&v2_raw(0, 0, &[])).unwrap();
+    assert_eq!(next(&rx), "built for 0.0.0.0:0");
+    assert_eq!(next(&rx), "made unix:(unnamed)");
+    // Not a header at all.
+    let mut bad = unix_support::unix_client(&path);
+    bad.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    expect_unix_closed(&mut bad);
+    common::wait_until("the failure is counted", || {
+        stats(&server, listener).proxy_header_failures == 1
+    });
+    let now = stats(&server, listener);
+    assert_eq!((now.open, now.refused), (3, 1));
+    assert!(rx.try_recv().is_err());
 }

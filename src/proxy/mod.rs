@@ -20,7 +20,9 @@
 //! cannot tell. So **a port that takes PROXY headers, `Required` or
 //! `Optional`, must be reachable only by the proxies you trust**: bind it
 //! to an address only they can reach (loopback, a private interface), or
-//! firewall it. That is the specification's rule ("the receiver SHOULD
+//! firewall it; for a UNIX socket, give its file a mode only the proxy's
+//! user or group may connect under
+//! ([`ListenOptions::file_mode`](crate::ListenOptions::file_mode)). That is the specification's rule ("the receiver SHOULD
 //! ensure proper access filtering so that only trusted proxies are allowed
 //! to use this protocol") and the reason HAProxy's `accept-proxy` is for
 //! "trusted sources" only.
@@ -75,6 +77,17 @@
 //!   it within the grace period: once the header is whole it is made and
 //!   at once asked [`Protocol::stopping`](crate::Protocol::stopping), like
 //!   the connections made before the stop.
+//! - A UNIX listener
+//!   ([`Reactor::listen_unix_with`](crate::Reactor::listen_unix_with))
+//!   takes headers as a TCP one does (nginx or HAProxy in front of a UNIX
+//!   socket). A connection the header names a client for is then an IP
+//!   one to everything above: `peer_addr` is the client's address, the
+//!   per-peer limit counts that address (not the proxy's user id), and
+//!   [`Transport::peer_credentials`](crate::Transport::peer_credentials)
+//!   is `None`, since the peer is the client and not the proxy's process.
+//!   A `LOCAL` header keeps the UNIX peer, credentials and all. A bad
+//!   header's close is a reset there too: the unread header is still
+//!   queued when the socket closes.
 //! - At most [`MAX_HEADER`] bytes are looked at: [`MAX_V1_HEADER`] for
 //!   version 1, 16 + [`MAX_V2_BODY`] for version 2.
 

@@ -2,16 +2,16 @@
 //! PROXY protocol listener once the header is read: its slot and
 //! registration, its protocol and TLS layer, and `connection_made`.
 
-use std::net::SocketAddr;
-
-use log::{error, warn};
-use mio::net::TcpStream;
+use log::{debug, error, warn};
 use mio::Interest;
 
+use super::admission::Admission;
 use super::connection::{Conn, Origin};
 use super::lent::TlsHost;
-use super::listener::{Admission, ListenOptions};
+use super::listener::ListenOptions;
+use super::peer::Peer;
 use super::state::ConnState;
+use super::stream::Stream;
 use crate::protocol::Protocol;
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source};
 use crate::transport::ConnectionId;
@@ -22,8 +22,8 @@ impl Reactor {
     /// cannot, drops it and gives back its admission.
     pub(super) fn insert_accepted(
         &mut self,
-        mut stream: TcpStream,
-        peer: SocketAddr,
+        mut stream: Stream,
+        peer: Peer,
         state: ConnState,
         admission: Admission,
     ) -> Option<ConnectionId> {
@@ -31,7 +31,7 @@ impl Reactor {
         let entry = self.slots.vacant_entry();
         let Ok(key) = key_u32(entry.key()) else {
             warn!("connection from {peer} dropped: too many connections");
-            self.release_admission(Some(admission), peer);
+            self.release_admission(Some(admission), &peer);
             return None;
         };
         let id = ConnectionId { key, generation };
@@ -41,9 +41,10 @@ impl Reactor {
                 .register(&mut stream, SlotId::from(id).token(), Interest::READABLE)
         {
             warn!("connection from {peer} dropped: cannot register it: {e}");
-            self.release_admission(Some(admission), peer);
+            self.release_admission(Some(admission), &peer);
             return None;
         }
+        debug!("accepted {id} from {peer}");
         let conn = Conn::new(stream, peer, None, state, Origin::Accepted(admission));
         entry.insert(Slot {
             generation,
@@ -72,7 +73,7 @@ impl Reactor {
         conn.tls = tls;
         #[cfg(feature = "tls")]
         if conn.tls.is_tls() {
-            super::tls::no_delay(&conn.stream, conn.peer);
+            super::tls::no_delay(&conn.stream, &conn.peer);
         }
         if options.idle_timeout.is_some() {
             self.set_idle_timeout(id, options.idle_timeout);
@@ -89,7 +90,7 @@ impl Reactor {
     pub(super) fn build_accepted(
         &mut self,
         listener: SlotId,
-        peer: SocketAddr,
+        peer: &Peer,
     ) -> Option<(Box<dyn Protocol>, TlsHost)> {
         // Never served in plaintext on a TLS port.
         let tls = self.tls_for_accepted(listener, peer).ok()?;
@@ -97,7 +98,7 @@ impl Reactor {
             return None;
         };
         let factory = &mut l.factory;
-        match crate::panic::catch(|| factory.build_protocol(peer)) {
+        match crate::panic::catch(|| factory.build_protocol_for(&peer.address())) {
             Ok(protocol) => Some((protocol, tls)),
             Err(why) => {
                 error!("{peer}: build_protocol panicked: {why}; connection dropped");

@@ -2,16 +2,20 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::{debug, error, warn};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::Interest;
 use socket2::{Domain, Socket, Type};
 
+use super::admission::Admission;
 use super::lent::TlsHost;
+use super::peer::{Peer, PeerKey};
 use super::state::ConnState;
+use super::stream::{ListeningSocket, Stream};
+use crate::address::Address;
 use crate::protocol::{Factory, Protocol};
 use crate::proxy::ProxyProtocol;
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT};
@@ -24,19 +28,22 @@ use crate::rules::{
 pub(crate) struct Listener {
     /// `None` once the reactor is stopping: the port is closed at once, so
     /// new clients are refused rather than queued for a server that exits.
-    socket: Option<TcpListener>,
+    socket: Option<ListeningSocket>,
     pub(super) factory: Box<dyn Factory>,
-    pub(super) addr: SocketAddr,
+    /// Boxed: a UNIX name is larger than an IP address, and a slot is as
+    /// large as its largest source.
+    pub(super) addr: Box<Address>,
     /// `accept` is failing for want of resources; warned once.
     backing_off: bool,
     /// A retry timer is pending, so new edges must not schedule another.
     retry_scheduled: bool,
     /// Boxed, as `tls`: read once per accept, and the options would make
     /// every connection's slot larger.
-    options: Box<ListenOptions>,
+    pub(super) options: Box<ListenOptions>,
     pub(super) stats: ListenerStats,
-    /// Open connections per peer address, kept only with a per-peer limit.
-    per_peer: HashMap<IpAddr, usize>,
+    /// Open connections per peer (IP address, or user id for UNIX
+    /// connections), kept only with a per-peer limit.
+    pub(super) per_peer: HashMap<PeerKey, usize>,
     /// A limit refused a connection since the last warning was logged.
     pub(super) warned_full: bool,
     /// A PROXY header failed since the last good one, and was warned of.
@@ -47,85 +54,23 @@ pub(crate) struct Listener {
     tls: Option<Box<crate::tls::TlsRole>>,
 }
 
-/// The place an accepted connection holds in its listener's counts, given
-/// back when its descriptor closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Admission {
-    pub(crate) listener: SlotId,
-    /// It counts against the per-peer limit too, under its peer's IP
-    /// address: from its accept, or, behind a PROXY header, from the header
-    /// that named the peer.
-    pub(crate) per_peer: bool,
-}
+/// What makes a listener a TLS one: the role each accepted connection
+/// plays (uninhabited without the `tls` feature).
+#[cfg(feature = "tls")]
+pub(crate) type ListenerTls = crate::tls::TlsRole;
+/// What makes a listener a TLS one (uninhabited without the `tls` feature).
+#[cfg(not(feature = "tls"))]
+pub(crate) type ListenerTls = std::convert::Infallible;
 
-impl Admission {
-    /// A connection counted against both limits from its accept: one
-    /// whose peer is known then.
-    pub(crate) fn with_peer(listener: SlotId) -> Admission {
-        Admission {
-            listener,
-            per_peer: true,
-        }
-    }
-}
-
-impl Listener {
-    /// Counts a newly accepted connection from `peer`, or says which limit
-    /// it is over. A connection whose peer a PROXY header has yet to name
-    /// (`per_peer` false) counts against the listener's total only.
-    fn admit(&mut self, peer: SocketAddr, per_peer: bool) -> Result<(), &'static str> {
-        if self
-            .options
-            .max_connections
-            .is_some_and(|max| self.stats.open >= max)
-        {
-            return Err("the listener's connection limit");
-        }
-        if per_peer {
-            self.admit_peer(peer)?;
-        }
-        self.stats.open += 1;
-        self.warned_full = false;
-        Ok(())
-    }
-
-    /// Counts connection from `peer` against the per-peer limit, or says
-    /// it is over.
-    pub(super) fn admit_peer(&mut self, peer: SocketAddr) -> Result<(), &'static str> {
-        if let Some(max) = self.options.max_connections_per_peer {
-            let count = self.per_peer.entry(peer.ip()).or_insert(0);
-            if *count >= max {
-                return Err("the per-peer connection limit");
-            }
-            *count += 1;
-        }
-        self.warned_full = false;
-        Ok(())
-    }
-
-    /// Undoes `admit` (and `admit_peer`, if `per_peer`) for a connection
-    /// that was not kept.
-    fn release(&mut self, peer: SocketAddr, per_peer: bool) {
-        self.stats.open -= 1;
-        if !per_peer {
-            return;
-        }
-        if let Some(count) = self.per_peer.get_mut(&peer.ip()) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_peer.remove(&peer.ip());
-            }
-        }
-    }
-}
-
-/// Socket settings for [`Reactor::listen_tcp_with`].
+/// Socket settings for [`Reactor::listen_tcp_with`] and
+/// [`Reactor::listen_unix_with`]: each applies to both kinds of listener,
+/// except where it says which (as `only_v6` is for IPv6 only).
 #[derive(Debug, Clone, Copy)]
 pub struct ListenOptions {
     /// Pending connections the kernel queues before `accept` (default 1024).
     pub backlog: i32,
     /// SO_REUSEADDR, so a restarted server can bind while old connections
-    /// linger in TIME_WAIT (default on).
+    /// linger in TIME_WAIT (default on). TCP only.
     pub reuse_address: bool,
     /// SO_REUSEPORT (default off): other sockets of the same user that set
     /// it too may bind the same address, and Linux spreads new connections
@@ -142,8 +87,10 @@ pub struct ListenOptions {
     /// limit). Over it, a new connection is accepted and closed at once,
     /// logged and counted ([`Reactor::listener_stats`]).
     pub max_connections: Option<usize>,
-    /// Most connections open at once from one peer IP address (default: no
-    /// limit), as Twisted's `LimitConnectionsByPeer`; over it, the same.
+    /// Most connections open at once from one peer (default: no limit), as
+    /// Twisted's `LimitConnectionsByPeer`; over it, the same. A TCP peer is
+    /// an IP address; a UNIX peer is a user id (SO_PEERCRED), since every
+    /// UNIX client is on this host and most have no name of their own.
     pub max_connections_per_peer: Option<usize>,
     /// The idle timeout every accepted connection starts with (default:
     /// none); see [`Transport::set_idle_timeout`](crate::Transport::set_idle_timeout).
@@ -160,8 +107,9 @@ pub struct ListenOptions {
     /// Read a PROXY protocol header (v1 or v2, as HAProxy's `send-proxy`
     /// and `send-proxy-v2` send) before each connection is made, so the
     /// factory, `peer_addr` and the per-peer limit see the client the
-    /// proxy relays (default: `None`, no header). Only for a port that
-    /// nothing but trusted proxies can reach: see [`crate::proxy`].
+    /// proxy relays (default: `None`, no header); on TCP and UNIX
+    /// listeners alike. Only for a port (or socket file) that nothing but
+    /// trusted proxies can reach: see [`crate::proxy`].
     pub proxy_protocol: Option<ProxyProtocol>,
     /// With `proxy_protocol`: how long a connection may take to send its
     /// whole header before it is closed (default
@@ -169,6 +117,11 @@ pub struct ListenOptions {
     /// 5 s); an `Optional` listener serves a connection that has sent
     /// nothing by then as a direct client.
     pub proxy_header_timeout: Duration,
+    /// For UNIX listeners on a path: the socket file's permission bits
+    /// (`0o660`: owner and group may connect), set before the socket
+    /// listens, so no client connects while it has another mode. `None`
+    /// (the default): what `bind` gives, `0o777` less the process's umask.
+    pub file_mode: Option<u32>,
 }
 
 impl Default for ListenOptions {
@@ -185,6 +138,7 @@ impl Default for ListenOptions {
             tls_handshake_timeout: crate::rules::DEFAULT_HANDSHAKE_TIMEOUT,
             proxy_protocol: None,
             proxy_header_timeout: crate::rules::DEFAULT_PROXY_HEADER_TIMEOUT,
+            file_mode: None,
         }
     }
 }
@@ -205,13 +159,19 @@ pub struct ListenerStats {
 #[derive(Debug, Clone, Copy)]
 pub struct ListenerHandle {
     id: SlotId,
-    addr: SocketAddr,
+    /// The bound IP address; `None` for a UNIX listener (whose name,
+    /// which may hold a path, would cost the handle its `Copy`:
+    /// [`Reactor::listener_address`] has it).
+    addr: Option<SocketAddr>,
 }
 
 impl ListenerHandle {
-    /// The bound address, with the real port when port 0 was asked for.
+    /// The bound IP address, with the real port when port 0 was asked for.
+    /// A UNIX listener has none: this is then the unspecified `0.0.0.0:0`,
+    /// and [`Reactor::listener_address`] says where it listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Stops listening (see [`Reactor::stop_listening`]).
@@ -247,14 +207,13 @@ impl Reactor {
         self.listen(addr, Box::new(factory), options, None)
     }
 
-    /// Binds and registers a listener; `tls` makes it a TLS one.
+    /// Binds and registers a TCP listener; `tls` makes it a TLS one.
     pub(crate) fn listen(
         &mut self,
         addr: SocketAddr,
-        mut factory: Box<dyn Factory>,
+        factory: Box<dyn Factory>,
         options: ListenOptions,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsRole>,
-        #[cfg(not(feature = "tls"))] _tls: Option<std::convert::Infallible>,
+        tls: Option<ListenerTls>,
     ) -> io::Result<ListenerHandle> {
         self.refuse_while_stopping()?;
         if self.memory.is_some() {
@@ -282,9 +241,20 @@ impl Reactor {
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(options.backlog)?;
-        let mut socket = TcpListener::from_std(socket.into());
-        let local = socket.local_addr()?;
+        let socket = ListeningSocket::Tcp(TcpListener::from_std(socket.into()));
+        self.add_listener(socket, factory, options, tls)
+    }
 
+    /// Registers a bound, listening socket and starts its factory.
+    pub(crate) fn add_listener(
+        &mut self,
+        mut socket: ListeningSocket,
+        mut factory: Box<dyn Factory>,
+        options: ListenOptions,
+        #[cfg(feature = "tls")] tls: Option<ListenerTls>,
+        #[cfg(not(feature = "tls"))] _tls: Option<ListenerTls>,
+    ) -> io::Result<ListenerHandle> {
+        let local = socket.local_addr()?;
         let generation = self.next_generation();
         let entry = self.slots.vacant_entry();
         let id = SlotId {
@@ -303,7 +273,7 @@ impl Reactor {
             source: Source::Listener(Listener {
                 socket: Some(socket),
                 factory,
-                addr: local,
+                addr: Box::new(local.clone()),
                 backing_off: false,
                 retry_scheduled: false,
                 options: Box::new(options),
@@ -316,7 +286,23 @@ impl Reactor {
             }),
         });
         debug!("listening on {local}");
-        Ok(ListenerHandle { id, addr: local })
+        Ok(ListenerHandle {
+            id,
+            addr: local.socket_addr(),
+        })
+    }
+
+    /// Where a listener listens, while it does: an IP address and port,
+    /// or a UNIX socket's name (`unix:/run/app.sock`, `unix:@name`).
+    pub fn listener_address(&self, listener: &ListenerHandle) -> Option<Address> {
+        match self.slots.get(listener.id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Listener(l),
+                ..
+            }) if *generation == listener.id.generation => Some((*l.addr).clone()),
+            _ => None,
+        }
     }
 
     /// What a listener has accepted and refused, while it listens.
@@ -384,12 +370,12 @@ impl Reactor {
                     // Behind a PROXY header, the peer is the proxy: the
                     // client is counted once the header names it.
                     let proxied = listener.options.proxy_protocol.is_some();
-                    if let Err(why) = listener.admit(peer, !proxied) {
+                    if let Err(why) = listener.admit(&peer, !proxied) {
                         // Accepted and closed at once: the client learns at
                         // once, rather than waiting in the backlog.
                         drop(stream);
                         listener.stats.refused += 1;
-                        log_refusal(&mut listener.warned_full, peer, why, listener.addr);
+                        log_refusal(&mut listener.warned_full, &peer, why, &listener.addr);
                         continue;
                     }
                     let options = *listener.options;
@@ -401,13 +387,13 @@ impl Reactor {
                         self.await_proxy_header(stream, peer, admission, options);
                         continue;
                     }
-                    match self.build_accepted(id, peer) {
+                    match self.build_accepted(id, &peer) {
                         Some((protocol, tls)) => {
                             self.add_connection(stream, peer, protocol, admission, options, tls)
                         }
                         None => {
                             drop(stream);
-                            self.release_admission(Some(admission), peer);
+                            self.release_admission(Some(admission), &peer);
                         }
                     }
                 }
@@ -439,8 +425,8 @@ impl Reactor {
 
     fn add_connection(
         &mut self,
-        stream: TcpStream,
-        peer: SocketAddr,
+        stream: Stream,
+        peer: Peer,
         protocol: Box<dyn Protocol>,
         admission: Admission,
         options: ListenOptions,
@@ -450,7 +436,6 @@ impl Reactor {
             crate::panic::drop_caught(protocol, "a protocol");
             return;
         };
-        debug!("accepted {id} from {peer}");
         self.start_accepted(id, protocol, tls, options);
     }
 
@@ -467,7 +452,7 @@ impl Reactor {
     pub(super) fn tls_for_accepted(
         &mut self,
         listener: SlotId,
-        peer: SocketAddr,
+        peer: &Peer,
     ) -> Result<TlsHost, ()> {
         #[cfg(feature = "tls")]
         if let Some(Source::Listener(Listener {
@@ -489,17 +474,6 @@ impl Reactor {
         }
         let _ = (listener, peer);
         Ok(TlsHost::plain())
-    }
-
-    /// Gives back the place connection from `peer` took in `listener`'s
-    /// counts, once its descriptor is closed.
-    pub(crate) fn release_admission(&mut self, admission: Option<Admission>, peer: SocketAddr) {
-        let Some(admission) = admission else {
-            return;
-        };
-        if let Some(Source::Listener(l)) = self.slot_mut(admission.listener) {
-            l.release(peer, admission.per_peer);
-        }
     }
 
     /// A listener without a socket, for a reactor in memory: it builds
@@ -528,7 +502,7 @@ impl Reactor {
             source: Source::Listener(Listener {
                 socket: None,
                 factory,
-                addr,
+                addr: Box::new(Address::Ip(addr)),
                 backing_off: false,
                 retry_scheduled: false,
                 options: Box::new(options),
@@ -542,7 +516,10 @@ impl Reactor {
                 tls: None,
             }),
         });
-        let handle = ListenerHandle { id, addr };
+        let handle = ListenerHandle {
+            id,
+            addr: Some(addr),
+        };
         self.record_listen(handle, options, tls);
         Ok(handle)
     }
@@ -559,17 +536,18 @@ impl Reactor {
         let Some(Source::Listener(listener)) = self.slot_mut(id) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "not listening"));
         };
-        if let Err(why) = listener.admit(peer, true) {
+        let peer = Peer::Ip(peer);
+        if let Err(why) = listener.admit(&peer, true) {
             listener.stats.refused += 1;
-            log_refusal(&mut listener.warned_full, peer, why, listener.addr);
+            log_refusal(&mut listener.warned_full, &peer, why, &listener.addr);
             return Err(io::Error::new(io::ErrorKind::ConnectionRefused, why));
         }
         let factory = &mut listener.factory;
-        match crate::panic::catch(|| factory.build_protocol(peer)) {
+        match crate::panic::catch(|| factory.build_protocol_for(&peer.address())) {
             Ok(protocol) => Ok((protocol, *listener.options)),
             Err(why) => {
                 error!("{peer}: build_protocol panicked: {why}; connection dropped");
-                listener.release(peer, true);
+                listener.release(&peer, true);
                 Err(io::Error::other(why))
             }
         }

@@ -1,4 +1,5 @@
-//! TCP: listening, connecting, and each connection's life.
+//! Stream connections, TCP and UNIX: listening, connecting, and each
+//! connection's life.
 //!
 //! | module | job |
 //! |---|---|
@@ -10,16 +11,20 @@
 //! | `transport` | `ConnTransport`, the reactor's `Transport` |
 //! | `lent` | a connection's protocol lent to a callback, alone or inside its TLS layer |
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
-//! | `listener` | listening sockets, accepting, per-listener limits |
+//! | `listener` | listening sockets, accepting |
+//! | `admission` | a listener's counts: admitting a connection against its limits, releasing it |
 //! | `accepted` | making an accepted connection: its slot, protocol and TLS layer |
 //! | `proxy` | accepted connections waiting for their PROXY protocol header |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
+//! | `unix` | `listen_unix`, `connect_unix` (and their TLS forms): UNIX sockets on the same machinery |
+//! | `stream` | what a connection reads and writes (a TCP or UNIX socket, or stdin and stdout) and what a listener accepts on (`Stream`, `ListeningSocket`) |
+//! | `peer` | `Peer`, a connection's other end as kept; `PeerKey`, whom per-peer limits count |
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
-//! | `stream` | what a connection reads and writes: a socket, or stdin and stdout |
 
 mod accepted;
+mod admission;
 mod close;
 mod connection;
 mod connector;
@@ -27,6 +32,7 @@ mod flow;
 mod lent;
 mod linger;
 mod listener;
+mod peer;
 mod proxy;
 mod state;
 mod stop;
@@ -35,18 +41,21 @@ mod timeouts;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 mod transport;
+mod unix;
 mod write;
 
 pub(crate) use self::close::QueuedClose;
 pub(crate) use self::connection::Conn;
 // The in-memory connections of `testing::MemoryReactor` keep the same state
 // and are served through the same transport.
+pub(crate) use self::admission::Admission;
 pub(crate) use self::connection::{ClientOrigin, Origin};
 pub(crate) use self::connector::{FailedConnect, DEAD_ID};
 pub(crate) use self::flow::{Producers, WriteLimits};
 pub(crate) use self::linger::Lingering;
-pub(crate) use self::listener::{Admission, Listener};
+pub(crate) use self::listener::Listener;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
+pub(crate) use self::peer::Peer;
 pub(crate) use self::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 pub(crate) use self::stream::{Stream, WriteWatch};
 pub(crate) use self::transport::ConnTransport;

@@ -10,15 +10,14 @@
 //! deadline while it waits.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::{debug, warn};
-use mio::net::TcpStream;
-use socket2::SockRef;
 
+use super::admission::Admission;
 use super::connection::Origin;
-use super::listener::{Admission, ListenOptions};
+use super::listener::ListenOptions;
+use super::peer::Peer;
 use super::state::{ConnState, Deadline};
 use super::stream::Stream;
 use crate::proxy::{parse_header, ProxyHeader, ProxyHeaderError, ProxyProtocol, MAX_HEADER};
@@ -43,14 +42,15 @@ enum Seen {
 }
 
 impl Reactor {
-    /// A connection `admission.listener` accepted from `peer` (the proxy):
-    /// registered in [`ConnState::AwaitingProxyHeader`] under the header
-    /// timeout, and looked at at once, since a proxy sends the header with
-    /// its first segment and it is usually there already.
+    /// A connection `admission.listener` accepted from `peer` (the proxy,
+    /// over TCP or a UNIX socket): registered in
+    /// [`ConnState::AwaitingProxyHeader`] under the header timeout, and
+    /// looked at at once, since a proxy sends the header with its first
+    /// segment and it is usually there already.
     pub(super) fn await_proxy_header(
         &mut self,
-        stream: TcpStream,
-        peer: SocketAddr,
+        stream: Stream,
+        peer: Peer,
         admission: Admission,
         options: ListenOptions,
     ) {
@@ -58,7 +58,7 @@ impl Reactor {
         let Some(id) = self.insert_accepted(stream, peer, state, admission) else {
             return;
         };
-        debug!("accepted {id} from {peer}; waiting for its PROXY header");
+        debug!("connection {id} waits for its PROXY header");
         let timer = self.schedule(options.proxy_header_timeout, TimerAction::Deadline(id));
         if let Some(conn) = self.conn_mut(id) {
             conn.deadline = Deadline::Pending(timer);
@@ -159,10 +159,7 @@ impl Reactor {
     fn peek_header(&mut self, id: ConnectionId) -> Seen {
         let mut buf = std::mem::take(&mut self.read_buf);
         let seen = match self.conn(id) {
-            Some(conn) => match socket(&conn.stream) {
-                Some(socket) => peek(socket, &mut buf),
-                None => Seen::Nothing,
-            },
+            Some(conn) => peek(&conn.stream, &mut buf),
             None => Seen::Nothing,
         };
         self.read_buf = buf;
@@ -187,8 +184,12 @@ impl Reactor {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        let proxy = conn.peer;
-        let client = header.addresses.map_or(proxy, |a| a.source);
+        let proxy = &conn.peer;
+        // A header without addresses (`LOCAL`, a proxy's own health check;
+        // or a family other than TCP) leaves the connection the proxy's.
+        let client = header
+            .addresses
+            .map_or_else(|| proxy.clone(), |a| Peer::Ip(a.source));
         debug!(
             "connection {id}: PROXY v{} header from {proxy} names {client}",
             header.version
@@ -202,7 +203,7 @@ impl Reactor {
         let Some(conn) = self.conn(id) else {
             return;
         };
-        let peer = conn.peer;
+        let peer = conn.peer.clone();
         debug!("connection {id} from {peer} sent no PROXY header: a direct client");
         self.make_proxied(id, peer, readiness);
     }
@@ -211,7 +212,7 @@ impl Reactor {
     /// per-peer limit under that address, its protocol built for it, then
     /// what came after the header read, and, if the reactor is stopping,
     /// its protocol asked what to do, as those made before the stop were.
-    fn make_proxied(&mut self, id: ConnectionId, client: SocketAddr, readiness: Readiness) {
+    fn make_proxied(&mut self, id: ConnectionId, client: Peer, readiness: Readiness) {
         let now = self.turn_now;
         let Some(conn) = self.conn_mut(id) else {
             return;
@@ -220,7 +221,7 @@ impl Reactor {
             return;
         };
         let timer = std::mem::take(&mut conn.deadline).timer();
-        conn.peer = client;
+        conn.peer = client.clone();
         conn.last_activity = now;
         if let Some(timer) = timer {
             self.cancel(timer);
@@ -229,7 +230,7 @@ impl Reactor {
             self.queue_close(id, Reason::Aborted);
             return;
         };
-        if !self.admit_proxied(admission.listener, client) {
+        if !self.admit_proxied(admission.listener, &client) {
             // Accepted and closed at once, as over a limit at accept.
             self.queue_close(id, Reason::Aborted);
             return;
@@ -240,7 +241,7 @@ impl Reactor {
                 ..admission
             });
         }
-        let Some((protocol, tls)) = self.build_accepted(admission.listener, client) else {
+        let Some((protocol, tls)) = self.build_accepted(admission.listener, &client) else {
             self.queue_close(id, Reason::Aborted);
             return;
         };
@@ -264,7 +265,7 @@ impl Reactor {
     /// Counts a connection whose PROXY header named its client `peer`
     /// against the per-peer limit; over it, the refusal is counted and
     /// logged as at accept, and false returned.
-    pub(super) fn admit_proxied(&mut self, listener: SlotId, peer: SocketAddr) -> bool {
+    pub(super) fn admit_proxied(&mut self, listener: SlotId, peer: &Peer) -> bool {
         let Some(Source::Listener(l)) = self.slot_mut(listener) else {
             return false;
         };
@@ -273,7 +274,7 @@ impl Reactor {
             Ok(()) => true,
             Err(why) => {
                 l.stats.refused += 1;
-                log_refusal(&mut l.warned_full, peer, why, l.addr);
+                log_refusal(&mut l.warned_full, peer, why, &l.addr);
                 false
             }
         }
@@ -287,7 +288,7 @@ impl Reactor {
     pub(super) fn count_header_failure(
         &mut self,
         listener: SlotId,
-        peer: SocketAddr,
+        peer: &Peer,
         why: &ProxyHeaderError,
     ) {
         let Some(Source::Listener(l)) = self.slot_mut(listener) else {
@@ -317,19 +318,19 @@ impl Reactor {
         let Some(conn) = self.conn(id) else {
             return;
         };
-        if let Some(socket) = socket(&conn.stream) {
-            let _ = SockRef::from(socket).set_linger(Some(Duration::ZERO));
-        }
-        let peer = conn.peer;
+        // A reset on TCP; on a UNIX socket the peeked, unread header
+        // makes the close one.
+        conn.stream.reset_on_close();
+        let peer = conn.peer.clone();
         if let Origin::Accepted(admission) = conn.origin {
-            self.count_header_failure(admission.listener, peer, &why);
+            self.count_header_failure(admission.listener, &peer, &why);
         }
         self.queue_close(id, Reason::ProxyHeader(why));
     }
 }
 
 /// Peeks at what `stream` has received (at most [`MAX_HEADER`] bytes).
-fn peek(stream: &TcpStream, buf: &mut [u8]) -> Seen {
+fn peek(stream: &Stream, buf: &mut [u8]) -> Seen {
     let window = buf.len().min(MAX_HEADER);
     loop {
         return match stream.peek(&mut buf[..window]) {
@@ -342,15 +343,6 @@ fn peek(stream: &TcpStream, buf: &mut [u8]) -> Seen {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => Seen::Failed(e),
         };
-    }
-}
-
-/// The socket of a connection waiting for its header: always TCP (only
-/// listeners wait for headers).
-fn socket(stream: &Stream) -> Option<&TcpStream> {
-    match stream {
-        Stream::Tcp(socket) => Some(socket),
-        _ => None,
     }
 }
 
