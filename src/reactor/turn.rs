@@ -80,7 +80,8 @@ impl Reactor {
         // Closes asked for outside any callback (before `run`, say).
         self.apply_closes();
         let now = self.now();
-        let timeout = if !self.again.is_empty() {
+        // Leftovers, and failed connects to report, do not wait for an event.
+        let timeout = if !self.again.is_empty() || !self.failed_connects.is_empty() {
             Some(Duration::ZERO)
         } else {
             let wake = match (self.timers.next_deadline(), until) {

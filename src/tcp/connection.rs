@@ -8,6 +8,7 @@ use log::{debug, error};
 use mio::net::TcpStream;
 
 use super::flow::{Producers, WriteLimits};
+use super::happy::Dial;
 use super::lent::TlsHost;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 use super::transport::ConnTransport;
@@ -57,6 +58,11 @@ pub(crate) enum Origin {
     /// Made by `connect_tcp` (boxed: accepted connections, the many, stay
     /// small).
     Client(Box<ClientOrigin>),
+    /// One of a dial's connection attempts (Happy Eyeballs, `happy.rs`),
+    /// for the dial with this id: it reports to the dial, never to a
+    /// factory, and is never made itself (the winner's socket moves into
+    /// the dial's slot).
+    Attempt(ConnectionId),
 }
 
 /// What a client connection owes its factory.
@@ -65,6 +71,9 @@ pub(crate) struct ClientOrigin {
     pub(crate) factory: Box<dyn ClientFactory>,
     /// Bounds the connect while it is under way.
     pub(crate) connect_timer: Option<TimerId>,
+    /// While a connect by name or to several addresses looks for its
+    /// socket: where it stands (`happy.rs`).
+    pub(crate) dial: Option<Dial>,
 }
 
 impl Conn {

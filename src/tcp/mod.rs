@@ -12,6 +12,7 @@
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
 //! | `listener` | listening sockets, accepting, per-listener limits |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
+//! | `happy` | dials by name or to several addresses: Happy Eyeballs (RFC 8305) |
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
@@ -20,6 +21,7 @@ mod close;
 mod connection;
 mod connector;
 mod flow;
+mod happy;
 mod lent;
 mod linger;
 mod listener;
@@ -34,6 +36,7 @@ mod write;
 pub(crate) use self::close::QueuedClose;
 pub(crate) use self::connection::Conn;
 pub(crate) use self::connector::FailedConnect;
+pub use self::happy::CONNECTION_ATTEMPT_DELAY;
 pub(crate) use self::linger::Lingering;
 pub(crate) use self::listener::Listener;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
