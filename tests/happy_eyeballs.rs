@@ -200,7 +200,8 @@ fn a_name_that_does_not_resolve_fails_saying_so_and_the_loop_runs_meanwhile() {
     let (reactor, rx) = dialing(("no-such-host.invalid", 80), WAIT, move |r| {
         r.set_resolver(move |host, port| {
             let _ = entered_tx.send(std::thread::current().name().map(str::to_owned));
-            let _ = gate.lock().unwrap().recv();
+            // Bounded: a loop blocked by the lookup gets going again.
+            let _ = gate.lock().unwrap().recv_timeout(2 * WAIT);
             reactor::resolve_blocking(host, port)
         });
         r.call_every(Duration::from_millis(20), move |_, _| {
@@ -372,7 +373,8 @@ fn a_stop_during_a_lookup_fails_the_connect_once_and_does_not_wait_for_it() {
         r.set_shutdown_grace(Duration::from_secs(60));
         r.set_resolver(move |_, _| {
             let _ = entered_tx.send(());
-            let _ = held.lock().unwrap().recv();
+            // Bounded: a loop blocked by the lookup gets going again.
+            let _ = held.lock().unwrap().recv_timeout(WAIT);
             Ok(Vec::new())
         });
     });
