@@ -649,6 +649,7 @@
 //! [`Transport`] for a connection's two sides, [`framing`], [`producer`],
 //! [`threaded`], [`tls`] and [`testing`].
 
+mod address;
 mod buffer;
 pub mod framing;
 mod panic;
@@ -668,6 +669,7 @@ pub mod tls;
 mod transport;
 mod udp;
 
+pub use crate::address::{Address, UnixAddress};
 pub use crate::protocol::{
     client_factory, ClientFactory, ClientFn, Factory, OnStop, Protocol, SharedFactory, Timeout,
 };

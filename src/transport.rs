@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::address::Address;
 use crate::reactor::Reactor;
 use crate::timer::TimerId;
 
@@ -62,7 +62,7 @@ impl fmt::Display for ConnectionId {
 /// impl Protocol for Session {
 ///     fn connection_made(&mut self, transport: &mut dyn Transport) {
 ///         transport.set_idle_timeout(Some(Duration::from_secs(60)));
-///         let greeting = format!("hello {}\n", transport.peer_addr().ip());
+///         let greeting = format!("hello {}\n", transport.peer_addr());
 ///         transport.write(greeting.as_bytes());
 ///     }
 ///     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
@@ -81,7 +81,7 @@ impl fmt::Display for ConnectionId {
 /// session.connection_made(&mut transport);
 /// session.data_received(&mut transport, b"hi\n");
 /// session.data_received(&mut transport, b"quit\n");
-/// assert_eq!(transport.value(), b"hello 127.0.0.1\nhi\nbye\n");
+/// assert_eq!(transport.value(), b"hello 127.0.0.1:40000\nhi\nbye\n");
 /// assert!(transport.is_disconnecting());
 /// ```
 pub trait Transport {
@@ -114,11 +114,12 @@ pub trait Transport {
     /// `lose_connection`. Twisted's `loseWriteConnection`.
     fn lose_write_connection(&mut self);
 
-    /// The remote address.
-    fn peer_addr(&self) -> SocketAddr;
+    /// The remote address: an IP address and port, a UNIX socket's name,
+    /// or [`Address::Pipe`] for standard I/O.
+    fn peer_addr(&self) -> Address;
 
     /// The local address.
-    fn local_addr(&self) -> io::Result<SocketAddr>;
+    fn local_addr(&self) -> io::Result<Address>;
 
     /// This connection's id, to be written to from other callbacks.
     fn id(&self) -> ConnectionId;

@@ -17,12 +17,12 @@ reactor's table, then a generation the reactor never hands out twice, so a \
 closed connection's id never names a new one.";
 
 /// A TCP connection from `peer` began: the seeds' `...connected from:` line.
-pub fn connected(peer: SocketAddr) {
+pub fn connected(peer: impl Display) {
     info!("...connected from: {peer}");
 }
 
 /// The connection from `peer` ended, and why.
-pub fn closed(peer: SocketAddr, why: impl Display) {
+pub fn closed(peer: impl Display, why: impl Display) {
     info!("{peer}: closed ({why})");
 }
 
@@ -33,7 +33,7 @@ pub fn datagram(from: SocketAddr, len: usize) {
 
 /// One HTTP request's access line, as in the common log format: who, the
 /// method and path (`request`), the status and the body's bytes.
-pub fn access(peer: SocketAddr, request: &str, status: u16, bytes: usize) {
+pub fn access(peer: impl Display, request: &str, status: u16, bytes: usize) {
     info!("{peer} \"{request}\" {status} {bytes}");
 }
 

@@ -81,7 +81,6 @@ mod seed003;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -250,7 +249,7 @@ impl Upload {
     }
 
     /// All of the body is in: renames it into place; returns its size.
-    fn finish(mut self, peer: SocketAddr) -> Result<u64, String> {
+    fn finish(mut self, peer: reactor::Address) -> Result<u64, String> {
         match fs::rename(&self.temp, &self.dest) {
             Ok(()) => {
                 self.done = true;

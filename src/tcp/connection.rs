@@ -12,6 +12,7 @@ use super::happy::Dial;
 use super::lent::TlsHost;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 use super::transport::ConnTransport;
+use crate::address::Address;
 use crate::buffer::WriteBuffer;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::reactor::{
@@ -330,8 +331,8 @@ impl Reactor {
     }
 
     /// The peer address of connection `id`, while it exists.
-    pub fn peer_addr(&self, id: ConnectionId) -> Option<SocketAddr> {
-        self.conn(id).map(|c| c.peer)
+    pub fn peer_addr(&self, id: ConnectionId) -> Option<Address> {
+        self.conn(id).map(|c| Address::Ip(c.peer))
     }
 
     /// Number of connections, including attempts under way.

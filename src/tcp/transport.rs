@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::address::Address;
 use crate::reactor::{Reactor, TimerAction};
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
@@ -84,13 +85,13 @@ impl Transport for ConnTransport<'_> {
         self.reactor.set_deadline(self.id, after);
     }
 
-    fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    fn peer_addr(&self) -> Address {
+        Address::Ip(self.peer)
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
+    fn local_addr(&self) -> io::Result<Address> {
         match self.reactor.conn(self.id) {
-            Some(conn) => conn.stream.local_addr(),
+            Some(conn) => conn.stream.local_addr().map(Address::Ip),
             None => Err(io::ErrorKind::NotConnected.into()),
         }
     }

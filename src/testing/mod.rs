@@ -37,6 +37,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::address::Address;
 use crate::protocol::Protocol;
 use crate::reactor::Reactor;
 use crate::timer::{TimerHeap, TimerId};
@@ -348,12 +349,12 @@ impl Transport for StringTransport {
         self.deadline = after;
     }
 
-    fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    fn peer_addr(&self) -> Address {
+        Address::Ip(self.peer)
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
+    fn local_addr(&self) -> io::Result<Address> {
+        Ok(Address::Ip(self.local))
     }
 
     fn id(&self) -> ConnectionId {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
+use crate::address::Address;
 use crate::reactor::Reactor;
 use crate::reason::Reason;
 use crate::rules::{deadline_after, idle_check, timer_deadline, DEADLINE_GRACE, MAX_IOVECS};
@@ -305,13 +306,15 @@ impl Transport for BlockingTransport {
         }
     }
 
-    fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    fn peer_addr(&self) -> Address {
+        Address::Ip(self.peer)
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
+    fn local_addr(&self) -> io::Result<Address> {
         match &self.stream {
-            Some(stream) if !matches!(self.state, State::Closed(_)) => stream.local_addr(),
+            Some(stream) if !matches!(self.state, State::Closed(_)) => {
+                stream.local_addr().map(Address::Ip)
+            }
             _ => Err(io::ErrorKind::NotConnected.into()),
         }
     }

@@ -2,13 +2,13 @@
 //! in, encrypted by the layer once the callback returns.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::debug;
 
 use super::layer::{Closing, Phase};
 use super::{TlsInfo, TlsRole, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::address::Address;
 use crate::reactor::Reactor;
 use crate::reason::Reason;
 use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
@@ -137,11 +137,11 @@ impl Transport for TlsTransport<'_> {
         }
     }
 
-    fn peer_addr(&self) -> SocketAddr {
+    fn peer_addr(&self) -> Address {
         self.outer.peer_addr()
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
+    fn local_addr(&self) -> io::Result<Address> {
         self.outer.local_addr()
     }
 

@@ -222,7 +222,7 @@ pub fn abort_connection_resets_the_peer(model: Model) {
 }
 
 /// Reports both addresses of its connection.
-struct Addresses(Sender<(SocketAddr, SocketAddr)>);
+struct Addresses(Sender<(reactor::Address, reactor::Address)>);
 
 impl Protocol for Addresses {
     fn connection_made(&mut self, t: &mut dyn Transport) {

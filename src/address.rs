@@ -1,0 +1,153 @@
+//! Where a connection's ends are: an IP socket address, a UNIX socket's
+//! name, or a pipe (standard I/O). Twisted's `IPv4Address`, `IPv6Address`,
+//! `UNIXAddress` and `PipeAddress` in one type.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// One end of a connection, as [`Transport::peer_addr`](crate::Transport::peer_addr)
+/// and [`Transport::local_addr`](crate::Transport::local_addr) report it.
+///
+/// It prints as a user would write it: `127.0.0.1:8000`, `[::1]:8000`,
+/// `unix:/run/app.sock`, `unix:@abstract-name`, `unix:(unnamed)`, `stdio`.
+/// Code that only cares about IP peers asks [`ip`](Address::ip) or
+/// [`socket_addr`](Address::socket_addr), which are `None` for the others.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use std::path::PathBuf;
+/// use reactor::{Address, UnixAddress};
+///
+/// let tcp: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+/// let peer = Address::from(tcp);
+/// assert_eq!(peer, tcp); // compares with a SocketAddr directly
+/// assert_eq!(peer.ip(), Some(tcp.ip()));
+/// assert_eq!(peer.to_string(), "127.0.0.1:8000");
+///
+/// let unix = Address::Unix(UnixAddress::Path(PathBuf::from("/run/app.sock")));
+/// assert_eq!(unix.ip(), None);
+/// assert_eq!(unix.to_string(), "unix:/run/app.sock");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Address {
+    /// An IPv4 or IPv6 address and port.
+    Ip(SocketAddr),
+    /// A UNIX socket's name.
+    Unix(UnixAddress),
+    /// A pipe: the process's standard input and output.
+    Pipe,
+}
+
+/// The name of one end of a UNIX socket.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum UnixAddress {
+    /// A socket file in the file system.
+    Path(PathBuf),
+    /// A Linux abstract name (no file; gone with the last socket using it),
+    /// without its leading NUL byte.
+    Abstract(Vec<u8>),
+    /// No name: the client end of most connections, or a socket pair.
+    Unnamed,
+}
+
+impl Address {
+    /// The IP address, for an IP peer.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.socket_addr().map(|addr| addr.ip())
+    }
+
+    /// The IP address and port, for an IP peer.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Address::Ip(addr) => Some(*addr),
+            Address::Unix(_) | Address::Pipe => None,
+        }
+    }
+
+    /// The port, for an IP peer.
+    pub fn port(&self) -> Option<u16> {
+        self.socket_addr().map(|addr| addr.port())
+    }
+
+    /// The UNIX socket's name, for a UNIX peer.
+    pub fn unix(&self) -> Option<&UnixAddress> {
+        match self {
+            Address::Unix(unix) => Some(unix),
+            Address::Ip(_) | Address::Pipe => None,
+        }
+    }
+}
+
+impl From<SocketAddr> for Address {
+    fn from(addr: SocketAddr) -> Self {
+        Address::Ip(addr)
+    }
+}
+
+impl From<UnixAddress> for Address {
+    fn from(addr: UnixAddress) -> Self {
+        Address::Unix(addr)
+    }
+}
+
+impl PartialEq<SocketAddr> for Address {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        self.socket_addr() == Some(*other)
+    }
+}
+
+impl PartialEq<Address> for SocketAddr {
+    fn eq(&self, other: &Address) -> bool {
+        other == self
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Ip(addr) => fmt::Display::fmt(addr, f),
+            Address::Unix(unix) => fmt::Display::fmt(unix, f),
+            Address::Pipe => f.write_str("stdio"),
+        }
+    }
+}
+
+impl fmt::Display for UnixAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnixAddress::Path(path) => write!(f, "unix:{}", path.display()),
+            UnixAddress::Abstract(name) => {
+                write!(f, "unix:@{}", String::from_utf8_lossy(name))
+            }
+            UnixAddress::Unnamed => f.write_str("unix:(unnamed)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_as_a_user_writes_it() {
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(Address::from(v6).to_string(), "[::1]:80");
+        let abstract_name = Address::Unix(UnixAddress::Abstract(b"app".to_vec()));
+        assert_eq!(abstract_name.to_string(), "unix:@app");
+        assert_eq!(
+            Address::Unix(UnixAddress::Unnamed).to_string(),
+            "unix:(unnamed)"
+        );
+        assert_eq!(Address::Pipe.to_string(), "stdio");
+    }
+
+    #[test]
+    fn only_ip_peers_have_an_ip() {
+        assert_eq!(Address::Pipe.ip(), None);
+        assert_eq!(Address::Unix(UnixAddress::Unnamed).port(), None);
+        let v4: SocketAddr = "127.0.0.2:5".parse().unwrap();
+        assert_eq!(Address::from(v4).port(), Some(5));
+    }
+}
