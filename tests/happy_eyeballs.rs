@@ -39,9 +39,7 @@ struct Client {
 
 impl Protocol for Client {
     fn connection_made(&mut self, t: &mut dyn Transport) {
-        let _ = self
-            .tx
-            .send((Seen::Made(t.peer_addr()), self.start.elapsed()));
+        let _ = self.tx.send((Seen::Made(peer_ip(t)), self.start.elapsed()));
         if !self.greeting.is_empty() {
             t.write(self.greeting);
         }
@@ -56,6 +54,11 @@ impl Protocol for Client {
             .tx
             .send((Seen::Lost(reason.clone()), self.start.elapsed()));
     }
+}
+
+/// The peer's IP address and port (every peer here is one).
+fn peer_ip(t: &dyn Transport) -> SocketAddr {
+    t.peer_addr().socket_addr().expect("an IP peer")
 }
 
 struct Dialer {
