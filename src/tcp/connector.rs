@@ -2,7 +2,7 @@
 //! name or to several addresses: `happy.rs`), and finishing or failing it.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use log::{debug, error};
@@ -21,7 +21,7 @@ use crate::transport::ConnectionId;
 
 /// The id [`Reactor::connect_tcp`] returns when the attempt failed before a
 /// socket existed; it never names a live connection.
-const DEAD_ID: ConnectionId = ConnectionId {
+pub(crate) const DEAD_ID: ConnectionId = ConnectionId {
     key: u32::MAX,
     generation: 0,
 };
@@ -139,23 +139,37 @@ impl Reactor {
         }
         let port = to.port();
         let dial = match to.0 {
-            Target::Addrs(addrs) if addrs.len() == 1 => {
-                return self.connect_addr(addrs[0], factory, timeout, tls);
-            }
             Target::Addrs(addrs) if addrs.is_empty() => {
                 debug!("connect refused: no address to connect to");
                 let why = io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
                 self.fail_connect(factory, Reason::from(why));
                 return DEAD_ID;
             }
-            Target::Addrs(addrs) => Dial::Attempting(Attempts::new(addrs)),
-            Target::Host { host, port } => Dial::Resolving { host, port },
             Target::Malformed { text, why } => {
                 debug!("connect to {text:?} refused: {why}");
                 let why = format!("not HOST:PORT ({why})");
                 self.fail_connect(factory, Reason::Unresolved { host: text, why });
                 return DEAD_ID;
             }
+            _ if self.memory.is_some() => {
+                // A reactor in memory records the connect; its test
+                // completes it. Nothing is looked up: a list is recorded as
+                // its first address, a name as the unspecified address.
+                let addr = match &to.0 {
+                    Target::Addrs(addrs) => addrs[0],
+                    _ => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+                };
+                #[cfg(feature = "tls")]
+                let tls = tls.is_tls();
+                #[cfg(not(feature = "tls"))]
+                let tls = false;
+                return self.memory_connect(addr, factory, timeout, tls);
+            }
+            Target::Addrs(addrs) if addrs.len() == 1 => {
+                return self.connect_addr(addrs[0], factory, timeout, tls);
+            }
+            Target::Addrs(addrs) => Dial::Attempting(Attempts::new(addrs)),
+            Target::Host { host, port } => Dial::Resolving { host, port },
         };
         match self.dial(dial, port, factory, timeout, tls) {
             Ok(id) => id,
@@ -313,7 +327,7 @@ impl Reactor {
 
     pub(crate) fn connect_timed_out(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_connect_timed_out(id);
         };
         if conn.state != ConnState::Connecting {
             return;
