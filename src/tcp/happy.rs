@@ -92,14 +92,6 @@ pub(crate) struct Attempts {
     last_error: Option<Reason>,
 }
 
-/// What starting the next attempt came to.
-enum Step {
-    /// An attempt started, or attempts are still running.
-    Going,
-    /// Nothing is left to try and nothing runs: the dial failed.
-    Failed(Reason),
-}
-
 /// `addrs` in the order Happy Eyeballs tries them (RFC 8305 section 4):
 /// the first address's family first, then one of the other family, and so
 /// on alternating; each family in the order given; duplicates dropped.
@@ -261,70 +253,66 @@ impl Reactor {
         self.next_attempt(id);
     }
 
+    /// The attempts of dial `id`, if it is still dialing and past its lookup.
+    fn attempts(&mut self, id: ConnectionId) -> Option<&mut Attempts> {
+        match self.dialing(id)? {
+            Dial::Attempting(attempts) => Some(attempts),
+            Dial::Resolving { .. } => None,
+        }
+    }
+
     /// Starts the next address's attempt now (the stagger passed, or an
     /// attempt failed), and schedules the one after; fails the dial if
     /// nothing is left to try and nothing runs.
     fn next_attempt(&mut self, id: ConnectionId) {
-        let delay = self.attempt_delay;
+        // A stagger still pending is overtaken: the next attempt starts now.
+        if let Some(timer) = self.attempts(id).and_then(|a| a.next.take()) {
+            self.cancel(timer);
+        }
         loop {
-            let Some(Dial::Attempting(attempts)) = self.dialing(id) else {
+            let Some(attempts) = self.attempts(id) else {
                 return;
             };
-            let next = attempts.next.take();
-            let step = match attempts.pending.pop_front() {
-                None if attempts.running.is_empty() => {
-                    Step::Failed(attempts.last_error.take().unwrap_or(Reason::Error {
+            let Some(addr) = attempts.pending.pop_front() else {
+                if attempts.running.is_empty() {
+                    let reason = attempts.last_error.take().unwrap_or(Reason::Error {
                         kind: io::ErrorKind::InvalidInput,
                         os_code: None,
-                    }))
+                    });
+                    debug!("{id}: every address failed; the last: {reason}");
+                    self.queue_close(id, reason);
                 }
-                None => Step::Going,
-                Some(addr) => match self.start_attempt(id, addr) {
-                    Ok(attempt) => {
-                        let more = self.dialing(id).and_then(|d| match d {
-                            Dial::Attempting(a) => {
-                                a.running.push(attempt);
-                                Some(!a.pending.is_empty())
-                            }
-                            Dial::Resolving { .. } => None,
-                        });
-                        if more == Some(true) {
-                            let timer = self.schedule(
-                                delay,
-                                TimerAction::Call(Box::new(move |r| r.stagger_passed(id))),
-                            );
-                            if let Some(Dial::Attempting(a)) = self.dialing(id) {
-                                a.next = Some(timer);
-                            }
-                        }
-                        Step::Going
-                    }
-                    Err(reason) => {
-                        if let Some(Dial::Attempting(a)) = self.dialing(id) {
-                            a.last_error = Some(reason);
-                        }
-                        // An attempt that fails at once: the next starts now.
-                        if let Some(timer) = next {
-                            self.cancel(timer);
-                        }
-                        continue;
-                    }
-                },
+                return;
             };
-            if let Some(timer) = next {
-                self.cancel(timer);
+            match self.start_attempt(id, addr) {
+                Ok(attempt) => {
+                    let delay = self.attempt_delay;
+                    let Some(attempts) = self.attempts(id) else {
+                        return;
+                    };
+                    attempts.running.push(attempt);
+                    if !attempts.pending.is_empty() {
+                        let stagger = TimerAction::Call(Box::new(move |r| r.stagger_passed(id)));
+                        let timer = self.schedule(delay, stagger);
+                        if let Some(attempts) = self.attempts(id) {
+                            attempts.next = Some(timer);
+                        }
+                    }
+                    return;
+                }
+                // An attempt that fails at once: the next starts now.
+                Err(reason) => {
+                    if let Some(attempts) = self.attempts(id) {
+                        attempts.last_error = Some(reason);
+                    }
+                }
             }
-            if let Step::Failed(reason) = step {
-                debug!("{id}: every address failed; the last: {reason}");
-                self.queue_close(id, reason);
-            }
-            return;
         }
     }
 
     /// The stagger timer of dial `id` fired: the next attempt starts.
     fn stagger_passed(&mut self, id: ConnectionId) {
-        if let Some(Dial::Attempting(attempts)) = self.dialing(id) {
+        if let Some(attempts) = self.attempts(id) {
             // It fired: nothing to cancel.
             attempts.next = None;
             self.next_attempt(id);
@@ -438,7 +426,7 @@ impl Reactor {
         attempt: ConnectionId,
         reason: Reason,
     ) {
-        let Some(Dial::Attempting(attempts)) = self.dialing(dial) else {
+        let Some(attempts) = self.attempts(dial) else {
             return;
         };
         attempts.running.retain(|&a| a != attempt);
