@@ -306,7 +306,7 @@ fn the_timeout_covers_every_attempt_and_fails_once() {
     let (hole_a, _filler_a) = blackhole();
     let (hole_b, _filler_b) = blackhole();
     let holes = [hole_a.local_addr().unwrap(), hole_b.local_addr().unwrap()];
-    let timeout = Duration::from_secs(2);
+    let timeout = Duration::from_secs(3);
     let (reactor, rx) = dialing(holes.to_vec(), timeout, |_| {});
     // The second attempt starts while the first still hangs.
     common::wait_until("both attempts run", || {
