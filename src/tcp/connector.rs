@@ -13,6 +13,7 @@ use super::connection::{ClientOrigin, Conn, Origin};
 use super::happy::{Attempts, Dial};
 use super::lent::TlsHost;
 use super::state::ConnState;
+use super::stream::Stream;
 use crate::protocol::ClientFactory;
 use crate::reactor::{key_u32, Reactor, Readiness, Slot, SlotId, Source, TimerAction};
 use crate::reason::Reason;
@@ -341,7 +342,7 @@ impl Reactor {
 
 /// What a connect under way came to, from an event on its socket: `None`
 /// while it is still under way.
-fn connect_outcome(stream: &TcpStream, readiness: Readiness) -> Option<io::Result<()>> {
+fn connect_outcome(stream: &Stream, readiness: Readiness) -> Option<io::Result<()>> {
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => Some(Err(e)),
         Ok(None) => match stream.peer_addr() {

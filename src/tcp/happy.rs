@@ -54,6 +54,7 @@ use mio::Interest;
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::TlsHost;
 use super::state::ConnState;
+use super::stream::Stream;
 use crate::protocol::ClientFactory;
 use crate::reactor::{key_u32, Reactor, Readiness, Slot, SlotId, Source, TimerAction};
 use crate::reason::Reason;
@@ -378,9 +379,11 @@ impl Reactor {
         let Source::Conn(won) = self.slots.remove(attempt.key as usize).source else {
             return;
         };
-        let Conn {
-            mut stream, peer, ..
-        } = won;
+        let Conn { stream, peer, .. } = won;
+        let Stream::Tcp(mut stream) = stream else {
+            // Attempts are sockets; nothing else is ever one.
+            return;
+        };
         let token = SlotId::from(dial).token();
         let moved = self.poll.registry().reregister(
             &mut stream,
@@ -396,8 +399,11 @@ impl Reactor {
             return;
         };
         // TCP_NODELAY set on the dial (or wanted by TLS) carries over.
-        let nodelay = conn.stream.nodelay().unwrap_or(false) || tls_wants_nodelay(&conn.tls);
-        let placeholder = mem::replace(&mut conn.stream, stream);
+        let nodelay = match &conn.stream {
+            Stream::Tcp(placeholder) => placeholder.nodelay().unwrap_or(false),
+            Stream::Stdio(_) => false,
+        } || tls_wants_nodelay(&conn.tls);
+        let placeholder = mem::replace(&mut conn.stream, Stream::Tcp(stream));
         drop(placeholder);
         conn.peer = peer;
         if nodelay {

@@ -338,8 +338,8 @@ impl Reactor {
                 }
                 client = Some(factory);
             }
-            // Nor makes connection attempts of its own.
-            Some(Origin::Attempt(_)) | None => {}
+            // Nor makes connection attempts, nor is stdio.
+            Some(Origin::Attempt(_) | Origin::Stdio) | None => {}
         }
         let resets = matches!(
             reason,
