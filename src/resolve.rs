@@ -314,7 +314,7 @@ impl fmt::Display for Destination {
 ///
 /// ```
 /// let addrs = reactor::resolve_blocking("127.0.0.1", 80)?;
-/// assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
+/// assert_eq!(addrs, [std::net::SocketAddr::from(([127, 0, 0, 1], 80))]);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn resolve_blocking(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
