@@ -1,6 +1,7 @@
 //! Outgoing connections: starting a connect (to an address, or a dial by
 //! name or to several addresses: `happy.rs`), and finishing or failing it.
 
+use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use mio::Interest;
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::happy::{Attempts, Dial};
 use super::lent::TlsHost;
+use super::peer::Peer;
 use super::state::ConnState;
 use super::stream::Stream;
 use crate::protocol::ClientFactory;
@@ -120,24 +122,13 @@ impl Reactor {
     pub(crate) fn connect(
         &mut self,
         to: Destination,
-        mut factory: Box<dyn ClientFactory>,
+        factory: Box<dyn ClientFactory>,
         timeout: Duration,
         tls: TlsHost,
     ) -> ConnectionId {
-        let started = crate::panic::catch(|| {
-            factory.start_factory();
-            factory.started_connecting(self);
-        });
-        if let Err(why) = started {
-            error!("connecting to {to}: a client factory hook panicked: {why}");
-            self.fail_connect(factory, Reason::Panicked(why));
+        let Some(factory) = self.start_connecting(factory, &to) else {
             return DEAD_ID;
-        }
-        if self.is_stopping() {
-            debug!("connect to {to} refused: the reactor is stopping");
-            self.fail_connect(factory, Reason::ReactorStopped);
-            return DEAD_ID;
-        }
+        };
         let port = to.port();
         let dial = match to.0 {
             Target::Addrs(addrs) if addrs.is_empty() => {
@@ -167,7 +158,8 @@ impl Reactor {
                 return self.memory_connect(addr, factory, timeout, tls);
             }
             Target::Addrs(addrs) if addrs.len() == 1 => {
-                return self.connect_addr(addrs[0], factory, timeout, tls);
+                let stream = TcpStream::connect(addrs[0]).map(Stream::Tcp);
+                return self.add_connecting(stream, Peer::Ip(addrs[0]), factory, timeout, tls);
             }
             Target::Addrs(addrs) => Dial::Attempting(Attempts::new(addrs)),
             Target::Host { host, port } => Dial::Resolving { host, port },
@@ -182,15 +174,42 @@ impl Reactor {
         }
     }
 
-    /// Connects to one address.
-    fn connect_addr(
+    /// Runs a client factory's hooks for a connect to `target` about to
+    /// start. `None` if the connect must not start (a hook panicked, or the
+    /// reactor is stopping): the factory hears why at the next turn.
+    pub(crate) fn start_connecting(
         &mut self,
-        addr: SocketAddr,
+        mut factory: Box<dyn ClientFactory>,
+        target: &dyn fmt::Display,
+    ) -> Option<Box<dyn ClientFactory>> {
+        let started = crate::panic::catch(|| {
+            factory.start_factory();
+            factory.started_connecting(self);
+        });
+        if let Err(why) = started {
+            error!("connecting to {target}: a client factory hook panicked: {why}");
+            self.fail_connect(factory, Reason::Panicked(why));
+            return None;
+        }
+        if self.is_stopping() {
+            debug!("connect to {target} refused: the reactor is stopping");
+            self.fail_connect(factory, Reason::ReactorStopped);
+            return None;
+        }
+        Some(factory)
+    }
+
+    /// Registers `stream`, whose connect to `peer` is under way (or failed
+    /// at once), as a connection of `factory`'s, bounded by `timeout`.
+    pub(crate) fn add_connecting(
+        &mut self,
+        stream: io::Result<Stream>,
+        peer: Peer,
         factory: Box<dyn ClientFactory>,
         timeout: Duration,
         tls: TlsHost,
     ) -> ConnectionId {
-        let stream = TcpStream::connect(addr).and_then(|mut stream| {
+        let stream = stream.and_then(|mut stream| {
             let generation = self.next_generation();
             let id = SlotId {
                 key: key_u32(self.slots.vacant_key())?,
@@ -212,11 +231,11 @@ impl Reactor {
                     connect_timer: Some(timer),
                     dial: None,
                 }));
-                let mut conn = Conn::new(stream, addr, None, ConnState::Connecting, origin);
+                let mut conn = Conn::new(stream, peer, None, ConnState::Connecting, origin);
                 conn.tls = tls;
                 #[cfg(feature = "tls")]
                 if conn.tls.is_tls() {
-                    super::tls::no_delay(&conn.stream, addr);
+                    super::tls::no_delay(&conn.stream, &conn.peer);
                 }
                 let key = self.slots.insert(Slot {
                     generation: id.generation,
@@ -227,7 +246,7 @@ impl Reactor {
                 conn_id
             }
             Err(e) => {
-                debug!("connect to {addr} failed at once: {e}");
+                debug!("connect to {peer} failed at once: {e}");
                 self.fail_connect(factory, Reason::from(e));
                 DEAD_ID
             }
@@ -292,13 +311,13 @@ impl Reactor {
             self.attempt_won(id, dial, readiness);
             return;
         }
-        let peer = conn.peer;
+        let peer = conn.peer.address();
         let Origin::Client(client) = &mut conn.origin else {
             return;
         };
         let timer = client.connect_timer.take();
         let factory = &mut client.factory;
-        let protocol = match crate::panic::catch(|| factory.build_protocol(peer)) {
+        let protocol = match crate::panic::catch(|| factory.build_protocol_for(&peer)) {
             Ok(protocol) => protocol,
             Err(why) => {
                 // Not made after all: the factory hears of a failed attempt.
@@ -345,8 +364,8 @@ impl Reactor {
 fn connect_outcome(stream: &Stream, readiness: Readiness) -> Option<io::Result<()>> {
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => Some(Err(e)),
-        Ok(None) => match stream.peer_addr() {
-            Ok(_) => Some(Ok(())),
+        Ok(None) => match stream.check_connected() {
+            Ok(()) => Some(Ok(())),
             // Only an event that said error or hang-up turns "not
             // connected yet" into a refusal; anything else (a spurious
             // wake-up, a leftover pass) means still connecting.

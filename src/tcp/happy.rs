@@ -53,6 +53,7 @@ use mio::Interest;
 
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::TlsHost;
+use super::peer::Peer;
 use super::state::ConnState;
 use super::stream::Stream;
 use crate::protocol::ClientFactory;
@@ -178,7 +179,7 @@ impl Reactor {
             connect_timer,
             dial: Some(dial),
         }));
-        let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+        let peer = Peer::Ip(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
         let mut conn = Conn::new(placeholder, peer, None, ConnState::Connecting, origin);
         conn.tls = tls;
         let key = self.slots.insert(Slot {
@@ -347,7 +348,7 @@ impl Reactor {
         };
         let conn = Conn::new(
             stream,
-            addr,
+            Peer::Ip(addr),
             None,
             ConnState::Connecting,
             Origin::Attempt(dial),
@@ -379,11 +380,9 @@ impl Reactor {
         let Source::Conn(won) = self.slots.remove(attempt.key as usize).source else {
             return;
         };
-        let Conn { stream, peer, .. } = won;
-        let Stream::Tcp(mut stream) = stream else {
-            // Attempts are sockets; nothing else is ever one.
-            return;
-        };
+        let Conn {
+            mut stream, peer, ..
+        } = won;
         let token = SlotId::from(dial).token();
         let moved = self.poll.registry().reregister(
             &mut stream,
@@ -401,21 +400,21 @@ impl Reactor {
         // TCP_NODELAY set on the dial (or wanted by TLS) carries over.
         let nodelay = match &conn.stream {
             Stream::Tcp(placeholder) => placeholder.nodelay().unwrap_or(false),
-            Stream::Stdio(_) => false,
+            _ => false,
         } || tls_wants_nodelay(&conn.tls);
-        let placeholder = mem::replace(&mut conn.stream, Stream::Tcp(stream));
+        let placeholder = mem::replace(&mut conn.stream, stream);
         drop(placeholder);
-        conn.peer = peer;
+        debug!("{dial}: attempt {attempt} to {peer} won");
         if nodelay {
             if let Err(e) = conn.stream.set_nodelay(true) {
                 warn!("{peer}: cannot set TCP_NODELAY: {e}");
             }
         }
+        conn.peer = peer;
         let state = match &mut conn.origin {
             Origin::Client(client) => client.dial.take(),
             _ => None,
         };
-        debug!("{dial}: attempt {attempt} to {peer} won");
         if let Some(Dial::Attempting(mut attempts)) = state {
             attempts.running.retain(|&a| a != attempt);
             self.end_dial(Dial::Attempting(attempts));
