@@ -70,6 +70,16 @@ pub enum Reason {
     /// closed the connection, before it was made, for its header: malformed,
     /// missing, cut short or late, as the error says. The peer got a reset.
     ProxyHeader(crate::proxy::ProxyHeaderError),
+    /// A connect by host name found no address to try: the name does not
+    /// resolve (the text is the resolver's error), it resolved to no
+    /// address, the resolver was busy, or the destination was not
+    /// `HOST:PORT`. See [`Destination`](crate::Destination).
+    Unresolved {
+        /// The name (or the text) that was to be resolved.
+        host: String,
+        /// Why it gave no address.
+        why: String,
+    },
     /// An I/O error: a reset, a broken pipe, a refused or unreachable connect.
     Error {
         /// The error's kind, e.g. `ConnectionReset` or `ConnectionRefused`.
@@ -136,6 +146,7 @@ impl fmt::Display for Reason {
                 f.write_str("the peer closed without TLS close_notify: the stream may be truncated")
             }
             Reason::ProxyHeader(why) => write!(f, "closed by us before it was made: {why}"),
+            Reason::Unresolved { host, why } => write!(f, "could not resolve {host:?}: {why}"),
             Reason::Error {
                 kind,
                 os_code: Some(code),

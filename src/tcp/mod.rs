@@ -16,6 +16,7 @@
 //! | `accepted` | making an accepted connection: its slot, protocol and TLS layer |
 //! | `proxy` | accepted connections waiting for their PROXY protocol header |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
+//! | `happy` | dials by name or to several addresses: Happy Eyeballs (RFC 8305) |
 //! | `unix` | `listen_unix`, `connect_unix` (and their TLS forms): UNIX sockets on the same machinery |
 //! | `stream` | what a connection reads and writes (a TCP or UNIX socket, or stdin and stdout) and what a listener accepts on (`Stream`, `ListeningSocket`) |
 //! | `peer` | `Peer`, a connection's other end as kept; `PeerKey`, whom per-peer limits count |
@@ -29,6 +30,7 @@ mod close;
 mod connection;
 mod connector;
 mod flow;
+mod happy;
 mod lent;
 mod linger;
 mod listener;
@@ -52,6 +54,7 @@ pub(crate) use self::admission::Admission;
 pub(crate) use self::connection::{ClientOrigin, Origin};
 pub(crate) use self::connector::{FailedConnect, DEAD_ID};
 pub(crate) use self::flow::{Producers, WriteLimits};
+pub use self::happy::CONNECTION_ATTEMPT_DELAY;
 pub(crate) use self::linger::Lingering;
 pub(crate) use self::listener::Listener;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
