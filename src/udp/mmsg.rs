@@ -64,13 +64,15 @@ pub(super) fn may_be_unsupported(e: &io::Error) -> bool {
 
 /// Whether `e`, from a send whose first message is a GSO run, is the
 /// kernel or the device refusing segmentation: EIO (no checksum offload on
-/// the route's device, or an IPsec route), EINVAL (a segment longer than
-/// the route's MTU, or too many segments), ENOPROTOOPT or EOPNOTSUPP (a
-/// kernel that does not know `UDP_SEGMENT` as a control message).
+/// the route's device, or an IPsec route), EMSGSIZE or EINVAL (a segment
+/// longer than the route's MTU, which kernels have answered either way;
+/// too many segments), ENOPROTOOPT or EOPNOTSUPP (a kernel that does not
+/// take `UDP_SEGMENT` as a control message). (A run is never longer than
+/// one datagram may be, so EMSGSIZE is not about its size.)
 pub(super) fn is_gso_refusal(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+        Some(libc::EIO | libc::EMSGSIZE | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
     )
 }
 

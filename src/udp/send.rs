@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 #[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 
-use log::{debug, info};
+use log::{debug, warn};
 use mio::net::UdpSocket;
 
 use super::batch::{Message, SendBatch, BATCH};
@@ -126,12 +126,15 @@ pub(super) fn send_pending(
     // The datagram whose send already met an ICMP refusal: a second one on
     // the same datagram is its own error.
     let mut refused_at = None;
+    // A GSO run that failed for a reason of its own datagrams is sent
+    // again one datagram per message up to here, so each gets its verdict.
+    let mut split_until = 0;
     let mut messages = [Message::NONE; BATCH];
     let mut counts = [0usize; BATCH];
     while next < pending.len() {
         let batched = mode == Mode::Batched && SendBatch::batched();
         let (per_call, gso) = if batched {
-            (BATCH, state.gso != Gso::Off)
+            (BATCH, state.gso != Gso::Off && next >= split_until)
         } else {
             (1, false)
         };
@@ -162,13 +165,15 @@ pub(super) fn send_pending(
                 state.refused = true;
             }
             _ if first.segment.is_some() && gso_refused(&e) => {
-                info!(
+                warn!(
                     "UDP {local}: the kernel refused a GSO send to {:?} ({e}); \
                      this endpoint sends one datagram per message from now on",
                     first.to
                 );
                 state.gso = Gso::Off;
             }
+            // Any other error of a run: its datagrams go again one by one.
+            _ if first.segment.is_some() => split_until = next + counts[0],
             _ if call_refused(&e) => {}
             _ if first.segment.is_none() && call_maybe_refused(&e) => {
                 match send_one(socket, &first) {
@@ -191,10 +196,10 @@ pub(super) fn send_pending(
             }
             _ => {
                 // Unreachable network, too large, broadcast not allowed: that
-                // datagram only (or that run of them) is lost.
+                // datagram only is lost.
                 debug!("UDP {local}: send to {:?} failed: {e}", first.to);
-                state.dropped += counts[0] as u64;
-                next += counts[0];
+                state.dropped += 1;
+                next += 1;
             }
         }
     }
