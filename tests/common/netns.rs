@@ -9,6 +9,9 @@
 
 use std::process::Command;
 
+/// Seconds the run inside the namespace may take before it is killed.
+const INSIDE_LIMIT_SECS: u32 = 120;
+
 /// Set in the environment of the run inside the namespace.
 const NETNS_ENV: &str = "REACTOR_TEST_IN_NETNS";
 
@@ -39,7 +42,11 @@ pub fn run_in_private_network(name: &str, setup: &str) -> bool {
         }
     }
     let exe = std::env::current_exe().unwrap();
-    let script = format!("set -e; ip link set lo up; {setup}; exec \"$0\" --exact {name} --include-ignored --nocapture");
+    // Bounded in time: a test that hangs inside fails here instead.
+    let script = format!(
+        "set -e; ip link set lo up; {setup}; \
+         exec timeout -k 5 {INSIDE_LIMIT_SECS} \"$0\" --exact {name} --include-ignored --nocapture"
+    );
     let out = Command::new("unshare")
         .args(["-n", "sh", "-c", &script])
         .arg(&exe)
