@@ -120,10 +120,20 @@ impl RecvBatch {
         }
     }
 
-    /// Receives up to `max` datagrams (at most [`BATCH`]) in one call;
-    /// returns how many arrived. A batched call that returns fewer than it
-    /// could found the socket's queue empty, or met an error it keeps for
-    /// the next call (see `read`). One at a time, it returns 1.
+    /// Datagrams one receive call takes at most: [`BATCH`], or 1 where
+    /// the batched call does not exist or was refused.
+    pub(super) fn per_call(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        if mmsg::available() {
+            return BATCH;
+        }
+        1
+    }
+
+    /// Receives up to `max` datagrams (at most [`per_call`](Self::per_call))
+    /// in one call; returns how many arrived. A batched call that returns
+    /// fewer than it could found the socket's queue empty, or met an error
+    /// it keeps for the next call (see `read`). One at a time, it returns 1.
     pub(super) fn recv(&mut self, socket: &UdpSocket, max: usize) -> io::Result<usize> {
         #[cfg(target_os = "linux")]
         if mmsg::available() {
@@ -139,6 +149,7 @@ impl RecvBatch {
                 other => return other,
             }
         }
+        let _ = max; // one at a time, there is room for one
         let (len, from) = socket.recv_from(&mut self.buffers[..self.slot])?;
         self.got[0] = Received {
             len,

@@ -57,7 +57,7 @@ impl Reactor {
                 return false;
             };
             let connected = e.connected;
-            let want = budget.min(BATCH);
+            let want = budget.min(batch.per_call());
             let received = batch.recv(&e.socket, want);
             budget -= match received {
                 Ok(n) => n.clamp(1, budget),
@@ -66,7 +66,9 @@ impl Reactor {
             match received {
                 Ok(n) => {
                     self.deliver(id, batch, n, connected);
-                    if n < want && connected.is_none() {
+                    // Short for a batched call (the call may have fallen back
+                    // to one datagram for good meanwhile: then it is not).
+                    if n < want.min(batch.per_call()) && connected.is_none() {
                         return false;
                     }
                 }
