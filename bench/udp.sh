@@ -36,7 +36,11 @@
 # a server sees at most 10 per wake-up, mostly fewer: the wake-up cost
 # dominates and batching has little to batch. 10:64:8 keeps 8 requests in
 # flight per client (udp_load --window 8), the load of 80 lock-step clients
-# from 10 sockets: what a server with many busy clients sees.
+# from 10 sockets: what a server with many busy clients sees. A windowed
+# load's clients are unconnected (udp_load --unconnected), so each sends the
+# refills for a batch of answers in one call: the load then costs less per
+# datagram than either server, and a server's own cost shows in the rate.
+# Both servers get the same load.
 #
 # Ping-pong with one client measures wake-up latency more than the server:
 # on some machines it flips between two modes (client and server sharing a
@@ -82,6 +86,9 @@ for load in $LOADS; do
     load=$base:${window:-1}
     MEASURED+=("$load")
     LOAD_ARGS=(--window "${window:-1}")
+    if [[ -n $window ]]; then
+        LOAD_ARGS+=(--unconnected)
+    fi
     measure_throughput "$base"
     moved=()
     for key in "${!RUNS[@]}"; do

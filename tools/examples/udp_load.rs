@@ -16,7 +16,8 @@
 //!
 //! `msgs` counts correct answers. `errors` counts answers that matched no
 //! request (wrong length or contents; the oldest request in flight is then
-//! given up on) and ICMP refusals; `late` counts answers to requests already
+//! given up on), ICMP refusals, and (`--unconnected`) datagrams from
+//! anywhere but the server; `late` counts answers to requests already
 //! answered or given up on (a timeout that was too short, or a duplicated
 //! datagram), which are otherwise ignored. If no request was answered at all
 //! it says so on stderr and exits 1.
@@ -25,7 +26,11 @@
 //! time, so ten of them give a server at most ten datagrams per wake-up,
 //! and mostly fewer; a server (DNS, QUIC, games, metrics) with many busy
 //! clients sees more. A window of W per client is the load of W times as
-//! many lock-step clients, from as many sockets as `--clients` says.
+//! many lock-step clients, from as many sockets as `--clients` says. With
+//! `--unconnected`, a client's refills (one per answer of a batch the
+//! reactor read together) reach the kernel in one call, so the load costs
+//! less per datagram than the server it measures, which it must: on a small
+//! machine the two share the CPU.
 //!
 //! Single-threaded (one reactor), so it takes one core at most. Run a server
 //! and then, for example:
@@ -65,6 +70,13 @@ struct Args {
     /// Requests each client keeps in flight (1: lock-step request/answer).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     window: u32,
+    /// Leave the client sockets unconnected and address every request: the
+    /// reactor then hands a client's refills to the kernel in one call (a
+    /// GSO run), so the load costs less CPU per datagram than the server it
+    /// measures. ICMP refusals are not seen (a dead server shows as lost
+    /// requests); answers from elsewhere count as errors.
+    #[arg(long)]
+    unconnected: bool,
     /// Bytes per datagram (65507 at most, the IPv4 limit).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_507))]
     size: u32,
@@ -119,6 +131,8 @@ struct Flight {
 struct Client {
     idx: u32,
     server: SocketAddr,
+    /// Connected to `server` (hears ICMP refusals), or addressing each request.
+    connected: bool,
     timeout: Duration,
     totals: Shared,
     flights: Vec<Flight>,
@@ -147,7 +161,11 @@ impl Client {
         flight.sent_at = now;
         flight.resolved = false;
         self.next += 1;
-        t.write(&flight.data);
+        if self.connected {
+            t.write(&flight.data);
+        } else {
+            t.write_to(&flight.data, self.server);
+        }
     }
 
     /// Moves past the resolved requests at the front of the window, sending
@@ -185,6 +203,10 @@ impl Client {
 
 impl DatagramProtocol for Client {
     fn start_protocol(&mut self, t: &mut dyn DatagramTransport) {
+        if !self.connected {
+            t.call_later(self.start.saturating_duration_since(Instant::now()), START);
+            return;
+        }
         if let Err(e) = t.connect(self.server) {
             self.totals.borrow_mut().fatal =
                 Some(format!("cannot connect to {}: {e}", self.server));
@@ -196,11 +218,16 @@ impl DatagramProtocol for Client {
         t.call_later(self.start.saturating_duration_since(Instant::now()), START);
     }
 
-    fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], _: SocketAddr) {
+    fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], from: SocketAddr) {
         let now = Instant::now();
         let totals = Rc::clone(&self.totals);
         let mut totals = totals.borrow_mut();
         if totals.done {
+            return;
+        }
+        if from != self.server {
+            // An unconnected client hears anyone: this is no answer.
+            totals.errors += 1;
             return;
         }
         if !self.running {
@@ -318,6 +345,7 @@ fn run(args: &Args) -> Result<(), String> {
         let client = Client {
             idx,
             server,
+            connected: !args.unconnected,
             timeout,
             totals: Rc::clone(&totals),
             flights,

@@ -1,4 +1,5 @@
-//! `udp_load`, lock-step and with a window of requests in flight, against
+//! `udp_load`, lock-step and with a window of requests in flight, its
+//! sockets connected or not, against
 //! UDP servers in this process that echo faithfully, answer a window in
 //! reverse order, or garble every other answer: the load's verdict must be
 //! exact, or its figures mean nothing.
@@ -30,23 +31,17 @@ struct Report {
     late: u64,
 }
 
-/// Runs udp_load with two clients of `window` requests for 0.3 s.
-fn load(addr: SocketAddr, window: usize) -> Report {
+/// Runs udp_load with two clients of `window` requests for 0.3 s, their
+/// sockets connected or not.
+fn load(addr: SocketAddr, window: usize, connected: bool) -> Report {
     let port = addr.port().to_string();
     let window = window.to_string();
-    let args = [
-        "--port",
-        &port,
-        "--clients",
-        "2",
-        "--size",
-        "64",
-        "--window",
-        &window,
-        "--secs",
-        "0.3",
-    ];
-    let out = run_to_end(Command::new(example("udp_load")).args(args), b"");
+    let mut args = vec!["--port", &port, "--clients", "2", "--size", "64"];
+    args.extend(["--window", &window, "--secs", "0.3"]);
+    if !connected {
+        args.push("--unconnected");
+    }
+    let out = run_to_end(Command::new(example("udp_load")).args(&args), b"");
     assert!(
         out.status.success(),
         "udp_load {args:?}: {}\n{}",
@@ -116,29 +111,29 @@ impl DatagramProtocol for GarbleEveryOther {
 #[test]
 fn a_faithful_echo_answers_every_request_lock_step_or_windowed() {
     let server = serve(Echo);
-    for window in [1, WINDOW] {
-        let r = load(server.addr, window);
-        assert!(r.msgs > 10, "window {window}: {r:?}");
-        assert_eq!(
-            (r.errors, r.lost, r.late),
-            (0, 0, 0),
-            "window {window}: {r:?}"
-        );
+    for (window, connected) in [(1, true), (WINDOW, true), (WINDOW, false)] {
+        let r = load(server.addr, window, connected);
+        let run = format!("window {window}, connected {connected}");
+        assert!(r.msgs > 10, "{run}: {r:?}");
+        assert_eq!((r.errors, r.lost, r.late), (0, 0, 0), "{run}: {r:?}");
     }
 }
 
 #[test]
 fn answers_out_of_order_within_the_window_all_count() {
     let server = serve(Reversed::default());
-    let r = load(server.addr, WINDOW);
-    assert!(r.msgs >= 2 * WINDOW as u64, "{r:?}");
-    assert_eq!((r.errors, r.lost, r.late), (0, 0, 0), "{r:?}");
+    for connected in [true, false] {
+        let r = load(server.addr, WINDOW, connected);
+        let run = format!("connected {connected}");
+        assert!(r.msgs >= 2 * WINDOW as u64, "{run}: {r:?}");
+        assert_eq!((r.errors, r.lost, r.late), (0, 0, 0), "{run}: {r:?}");
+    }
 }
 
 #[test]
 fn every_garbled_answer_is_one_error() {
     let server = serve(GarbleEveryOther::default());
-    let r = load(server.addr, WINDOW);
+    let r = load(server.addr, WINDOW, true);
     // Each garbled answer gives up the oldest request in flight, whose
     // faithful answer (if it comes later) is late, not a second error.
     assert!(r.msgs > 10, "{r:?}");
