@@ -12,6 +12,7 @@
 //!
 //! The same protocols run over TLS ([`Reactor::listen_tls`],
 //! [`Reactor::connect_tls`], [`Transport::start_tls`]; the [`tls`] module),
+//! over UNIX sockets ([`Reactor::listen_unix`], [`Reactor::connect_unix`]),
 //! on a thread per connection ([`threaded`]), and in memory for tests
 //! ([`testing`]).
 //!
@@ -649,11 +650,13 @@
 //! as a connection: [`Reactor::open_stdio`]), [`Protocol`] and
 //! [`Transport`] for a connection's two sides, [`framing`], [`producer`],
 //! [`reconnect`] for clients that connect again, [`threaded`], [`tls`] and
-//! [`testing`].
+//! [`testing`]. Past one core, [`ReactorPool`] runs a reactor per core on
+//! one port ([`multicore`]).
 
 mod address;
 mod buffer;
 pub mod framing;
+pub mod multicore;
 mod panic;
 pub mod producer;
 mod protocol;
@@ -661,6 +664,7 @@ pub mod protocols;
 mod reactor;
 mod reason;
 pub mod reconnect;
+mod resolve;
 mod rules;
 mod stdio;
 mod tcp;
@@ -671,8 +675,10 @@ mod timer;
 pub mod tls;
 mod transport;
 mod udp;
+mod unix;
 
 pub use crate::address::{Address, UnixAddress};
+pub use crate::multicore::{ReactorPool, Siblings};
 pub use crate::protocol::{
     client_factory, ClientFactory, ClientFn, Factory, OnStop, Protocol, SharedFactory, Timeout,
 };
@@ -681,13 +687,17 @@ pub use crate::reactor::{
 };
 pub use crate::reactor::{LoopingCall, Reactor, ReactorHandle, Tick, DEFAULT_SHUTDOWN_GRACE};
 pub use crate::reason::Reason;
+pub use crate::resolve::{
+    resolve_blocking, BadDestination, Destination, RESOLVER_QUEUE, RESOLVER_THREADS,
+};
 pub use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
-pub use crate::tcp::{ListenOptions, ListenerHandle, ListenerStats};
+pub use crate::tcp::{ListenOptions, ListenerHandle, ListenerStats, CONNECTION_ATTEMPT_DELAY};
 pub use crate::timer::TimerId;
 pub use crate::transport::{ConnectionId, Transport};
 pub use crate::udp::{
     DatagramProtocol, DatagramTransport, MulticastInterface, UdpHandle, DEFAULT_SEND_QUEUE_LIMIT,
 };
+pub use crate::unix::PeerCredentials;
 
 /// The README's example compiles (it is not run: it serves forever).
 #[cfg(doctest)]

@@ -12,11 +12,14 @@ use log::debug;
 
 use super::lent::TlsHost;
 use super::listener::ListenOptions;
+use super::peer::Peer;
 use super::state::ConnState;
+use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::protocol::{ClientFactory, Factory};
 use crate::reactor::Reactor;
 use crate::reason::Reason;
+use crate::resolve::Destination;
 use crate::tcp::ListenerHandle;
 use crate::tls::{ClientConfig, ServerConfig, TlsProtocol, TlsRole};
 use crate::transport::ConnectionId;
@@ -52,10 +55,12 @@ impl Reactor {
         )
     }
 
-    /// Connects to `addr` over TLS, checking that the server's certificate
+    /// Connects to `to` over TLS, checking that the server's certificate
     /// is valid for `server_name` (a host name or an IP address, also sent
-    /// as SNI). `timeout` bounds the TCP connect and then, again, the
-    /// handshake. The factory's protocol is made once the handshake
+    /// as SNI). `to` is an address, a host name and port, or several
+    /// addresses, as for [`connect_tcp`](Reactor::connect_tcp) (a name is
+    /// looked up off the loop, then Happy Eyeballs). `timeout` bounds the
+    /// TCP connect (lookup included) and then, again, the handshake. The factory's protocol is made once the handshake
     /// completes; a handshake that fails reaches `client_connection_failed`
     /// with [`Reason::Tls`], as a refused connect does with its error.
     ///
@@ -69,7 +74,7 @@ impl Reactor {
     /// under TLS 1.2 the factory hears `client_connection_failed`.
     pub fn connect_tls(
         &mut self,
-        addr: SocketAddr,
+        to: impl Into<Destination>,
         server_name: &str,
         config: Arc<ClientConfig>,
         factory: impl ClientFactory,
@@ -80,7 +85,8 @@ impl Reactor {
         match layer {
             Ok(mut layer) => {
                 layer.set_handshake_timeout(timeout);
-                self.connect(addr, Box::new(factory), timeout, TlsHost::with_layer(layer))
+                let tls = TlsHost::with_layer(layer);
+                self.connect(to.into(), Box::new(factory), timeout, tls)
             }
             Err(e) => self.connect_failing(Box::new(factory), Reason::Tls(e.to_string())),
         }
@@ -103,7 +109,7 @@ impl Reactor {
         }
         let layer = TlsProtocol::unattached(role, true)?;
         conn.tls = TlsHost::with_layer(layer);
-        no_delay(&conn.stream, conn.peer);
+        no_delay(&conn.stream, &conn.peer);
         debug!("{}: starting TLS on {id}", conn.peer);
         // The handshake starts once the callback returns, after what it
         // wrote in plaintext before this call.
@@ -148,11 +154,11 @@ impl Reactor {
             if conn.state == ConnState::Closed {
                 continue;
             }
-            let peer = conn.peer_address();
+            let peer = conn.peer.clone();
             let Some(mut layer) = conn.tls.take_layer() else {
                 continue;
             };
-            layer.start(&mut ConnTransport::raw(self, id, peer));
+            layer.start(&mut ConnTransport::raw(self, id, &peer));
             if let Some(conn) = self.conn_mut(id) {
                 conn.tls.put_layer(layer);
             }
@@ -188,7 +194,7 @@ impl Reactor {
 /// handshake are still unacknowledged waits for the client's delayed ACK
 /// (the tokio-rustls baseline without it took 48 ms per first exchange
 /// where the client's request left before the tickets arrived).
-pub(crate) fn no_delay(stream: &super::Stream, peer: SocketAddr) {
+pub(crate) fn no_delay(stream: &Stream, peer: &Peer) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!("{peer}: cannot set TCP_NODELAY: {e}");
     }
