@@ -133,6 +133,8 @@ struct Args {
     reactors: u16,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    proxy: common::proxy::ProxyArgs,
 }
 
 /// `--reactors N` for N > 1: a [`ReactorPool`] serves the port; with
@@ -150,7 +152,7 @@ fn serve_pool(args: &Args, tls: Option<Arc<ServerConfig>>) -> Result<(), String>
     let bound = pool
         .listen_with(
             addr,
-            ListenOptions::default(),
+            args.proxy.apply(ListenOptions::default()),
             move |reactor, addr, options, _| {
                 let tls = tls.clone();
                 if graceful {
@@ -170,7 +172,7 @@ fn serve(args: &Args) -> Result<(), String> {
     match args.model {
         Model::Reactor if args.reactors > 1 => serve_pool(args, tls),
         Model::Reactor => common::serve(&args.host, args.port, |reactor, addr| {
-            let options = ListenOptions::default();
+            let options = args.proxy.apply(ListenOptions::default());
             if args.graceful {
                 reactor.stop_on_signals()?;
                 reactor.set_shutdown_grace(args.grace);
@@ -182,6 +184,9 @@ fn serve(args: &Args) -> Result<(), String> {
         }),
         Model::Threads if args.graceful => {
             Err("--graceful is the reactor's: it cannot be used with --model threads".into())
+        }
+        Model::Threads if args.proxy.mode().is_some() => {
+            Err("--proxy-protocol is the reactor's: it cannot be used with --model threads".into())
         }
         Model::Threads if args.reactors > 1 => {
             Err("--reactors is the reactor's: it cannot be used with --model threads".into())

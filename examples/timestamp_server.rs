@@ -37,6 +37,8 @@ struct Args {
     port: u16,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    proxy: common::proxy::ProxyArgs,
 }
 
 struct TsServ;
@@ -62,7 +64,7 @@ impl Protocol for TsServ {
 fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[])?;
     common::serve(&args.host, args.port, |reactor, addr| {
-        let options = ListenOptions::default();
+        let options = args.proxy.apply(ListenOptions::default());
         Ok(common::tls::listen(reactor, addr, tls, || TsServ, options)?.local_addr())
     })
 }

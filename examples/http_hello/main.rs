@@ -100,6 +100,8 @@ struct Args {
     reactors: u16,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    proxy: common::proxy::ProxyArgs,
 }
 
 /// A timeout flag: seconds, fractions allowed, more than zero.
@@ -127,7 +129,7 @@ fn serve(args: &Args) -> Result<(), String> {
         let bound = pool
             .listen_with(
                 addr,
-                ListenOptions::default(),
+                args.proxy.apply(ListenOptions::default()),
                 move |reactor, addr, options, _| {
                     let factory = move || HttpConnection::new(timeouts);
                     common::tls::listen(reactor, addr, tls.clone(), factory, options)
@@ -139,7 +141,7 @@ fn serve(args: &Args) -> Result<(), String> {
     }
     common::serve(&args.host, args.port, |reactor, addr| {
         let factory = move || HttpConnection::new(timeouts);
-        let options = ListenOptions::default();
+        let options = args.proxy.apply(ListenOptions::default());
         Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr())
     })
 }
