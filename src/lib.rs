@@ -540,7 +540,10 @@
 //! ([`StringTransport::advance`](testing::StringTransport::advance)). Feed
 //! the bytes split every way you like: the protocol must not care.
 //! [`testing::Pipe`] connects two protocols (a client and a server, TLS
-//! layers included) in memory.
+//! layers included) in memory. A protocol that uses the reactor itself
+//! (`write_to` another connection, `call_later`, `listen`, `connect`,
+//! `stop`) runs on a [`testing::MemoryReactor`]: connections made in
+//! memory, a clock the test advances, and what was asked for recorded.
 //!
 //! ```
 //! use std::time::Duration;
@@ -650,8 +653,11 @@
 //! as a connection: [`Reactor::open_stdio`]), [`Protocol`] and
 //! [`Transport`] for a connection's two sides, [`framing`], [`producer`],
 //! [`reconnect`] for clients that connect again, [`threaded`], [`tls`] and
-//! [`testing`]. Past one core, [`ReactorPool`] runs a reactor per core on
-//! one port ([`multicore`]).
+//! [`testing`]. UNIX sockets: [`Reactor::listen_unix`] and
+//! [`Reactor::connect_unix`]; host names: [`Reactor::connect_tcp`] takes
+//! `"host:port"`. Past one core, [`ReactorPool`] runs a reactor per core on
+//! one port ([`multicore`]); past one machine, [`proxy`] reads the PROXY
+//! header a load balancer sends.
 
 mod address;
 mod buffer;
