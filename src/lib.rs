@@ -651,6 +651,7 @@
 
 mod address;
 mod buffer;
+pub mod endpoint;
 pub mod framing;
 mod panic;
 pub mod producer;
@@ -658,6 +659,7 @@ mod protocol;
 pub mod protocols;
 mod reactor;
 mod reason;
+pub mod restart;
 mod rules;
 mod tcp;
 pub mod testing;

@@ -180,7 +180,7 @@ impl Reactor {
     pub(crate) fn listen(
         &mut self,
         addr: SocketAddr,
-        mut factory: Box<dyn Factory>,
+        factory: Box<dyn Factory>,
         options: ListenOptions,
         #[cfg(feature = "tls")] tls: Option<crate::tls::TlsRole>,
         #[cfg(not(feature = "tls"))] _tls: Option<std::convert::Infallible>,
@@ -197,10 +197,24 @@ impl Reactor {
         if let (SocketAddr::V6(_), Some(only)) = (addr, options.only_v6) {
             socket.set_only_v6(only)?;
         }
-        socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(options.backlog)?;
-        let mut socket = TcpListener::from_std(socket.into());
+        self.listen_socket(socket.into(), factory, options, tls)
+    }
+
+    /// Registers `socket`, bound and listening already (by [`listen`](Self::listen),
+    /// or inherited from the process that started this one), as a listener.
+    pub(crate) fn listen_socket(
+        &mut self,
+        socket: std::net::TcpListener,
+        mut factory: Box<dyn Factory>,
+        options: ListenOptions,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsRole>,
+        #[cfg(not(feature = "tls"))] _tls: Option<std::convert::Infallible>,
+    ) -> io::Result<ListenerHandle> {
+        self.refuse_while_stopping()?;
+        socket.set_nonblocking(true)?;
+        let mut socket = TcpListener::from_std(socket);
         let local = socket.local_addr()?;
 
         let generation = self.next_generation();
@@ -260,6 +274,13 @@ impl Reactor {
         }
         if let Source::Listener(mut listener) = self.slots.remove(id.key as usize).source {
             debug!("stopped listening on {}", listener.addr);
+            if let Some(socket) = &mut listener.socket {
+                // A socket handed to another process (crate::restart) stays
+                // open there, and epoll forgets a descriptor only once every
+                // copy is closed: without this, its events would go on
+                // waking this loop.
+                let _ = self.poll.registry().deregister(socket);
+            }
             if let Err(why) = crate::panic::catch(|| listener.factory.stop_factory()) {
                 error!("stop_factory panicked: {why}");
             }
@@ -441,8 +462,24 @@ impl Reactor {
     pub(crate) fn close_listening_sockets(&mut self) {
         for (_, slot) in self.slots.iter_mut() {
             if let Source::Listener(listener) = &mut slot.source {
-                listener.socket = None;
+                if let Some(mut socket) = listener.socket.take() {
+                    // As in `remove_listener`: a copy may live on elsewhere.
+                    let _ = self.poll.registry().deregister(&mut socket);
+                }
             }
+        }
+    }
+
+    /// The listening socket of `listener`, while it listens: what
+    /// [`crate::restart`] hands to a new process.
+    pub(crate) fn listening_socket(&self, listener: &ListenerHandle) -> Option<&TcpListener> {
+        match self.slots.get(listener.id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Listener(l),
+                ..
+            }) if *generation == listener.id.generation => l.socket.as_ref(),
+            _ => None,
         }
     }
 }
