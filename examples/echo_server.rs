@@ -28,6 +28,14 @@
 //! second signal exits at once. It is the reactor's feature: with
 //! `--model threads` it is refused.
 //!
+//! With `--graceful`, SIGHUP restarts the server without refusing or
+//! dropping a connection ([`reactor::restart`]): it starts a new copy of
+//! itself with the same flags, handing it the listening socket; once the
+//! copy prints its `listening on` line and says it is ready, this process
+//! stops accepting and finishes its connections as above, while the copy
+//! serves every new one. Restart again by signalling the new process (its
+//! pid is in the log line `pid N is ready`).
+//!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
 mod common;
@@ -108,11 +116,13 @@ struct Args {
     /// Port to listen on (0 picks a free one); 7000 is echo_load's default.
     #[arg(long, default_value_t = 7000)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// Serving model: `reactor` (one thread) or `threads` (one per connection).
     #[arg(long, value_enum, default_value_t = Model::Reactor)]
     model: Model,
-    /// Stop gracefully on SIGINT/SIGTERM: flush every connection, then exit 0
-    /// (reactor model only).
+    /// Stop gracefully on SIGINT/SIGTERM: flush every connection, then exit 0;
+    /// restart without dropping a connection on SIGHUP (reactor model only).
     #[arg(long)]
     graceful: bool,
     /// With --graceful: seconds to wait for connections to finish.
@@ -129,22 +139,28 @@ struct Args {
 fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[])?;
     match args.model {
-        Model::Reactor => common::serve(&args.host, args.port, |reactor, addr| {
-            let options = ListenOptions::default();
-            if args.graceful {
-                reactor.stop_on_signals()?;
-                reactor.set_shutdown_grace(args.grace);
-                let quiet = args.quiet;
-                let factory = move || DrainingEcho { quiet };
-                return Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr());
-            }
-            Ok(common::tls::listen(reactor, addr, tls, || Echo, options)?.local_addr())
-        }),
+        Model::Reactor => {
+            common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
+                let options = ListenOptions::default();
+                if args.graceful {
+                    reactor.stop_on_signals()?;
+                    reactor.set_shutdown_grace(args.grace);
+                    let quiet = args.quiet;
+                    let factory = move || DrainingEcho { quiet };
+                    let listening = common::tls::listen(reactor, endpoint, tls, factory, options)?;
+                    reactor.restart_on_sighup(vec![listening.clone()])?;
+                    return Ok(listening);
+                }
+                common::tls::listen(reactor, endpoint, tls, || Echo, options)
+            })
+        }
         Model::Threads if args.graceful => {
             Err("--graceful is the reactor's: it cannot be used with --model threads".into())
         }
         Model::Threads => {
-            let addr = common::resolve(&args.host, args.port)?;
+            let addr = args
+                .listen
+                .tcp_addr(&args.host, args.port, "--model threads")?;
             // No connection limit, as the reactor model has none: `compare`
             // measures both models up to 5,000 connections.
             let options = threaded::ThreadedOptions {

@@ -15,6 +15,10 @@
 //! cargo run --release --example timestamp_client -- --tls --ca cert.pem --server-name localhost
 //! ```
 //!
+//! `--connect ENDPOINT` names the server as an endpoint instead of
+//! `--host`/`--port`: `tcp:host=HOST:port=PORT`, `unix:path=PATH`, or
+//! `tls:host=HOST:port=PORT:ca=PEM` (in place of `--tls`).
+//!
 //! With `--tls` it connects over TLS, trusting the authorities in `--ca` and
 //! checking the server's certificate against `--server-name` (by default
 //! the `--host` value); a failed handshake is reported as a failed connect.
@@ -54,6 +58,8 @@ struct Args {
     /// Port of the timestamp server.
     #[arg(long, default_value_t = 21567)]
     port: u16,
+    #[command(flatten)]
+    connect: common::endpoint::ConnectArgs,
     /// Seconds to wait for the connection to be made.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = common::parse_duration)]
     timeout: Duration,
@@ -108,7 +114,8 @@ impl Protocol for TsClnt {
 }
 
 struct TsClntFactory {
-    addr: SocketAddr,
+    /// Where it connects, for messages.
+    server: String,
     next_line: LineRequests,
     /// Why the program should exit with status 1, read once `run` returns.
     failure: Rc<RefCell<Option<String>>>,
@@ -124,14 +131,14 @@ impl Factory for TsClntFactory {
 
 impl ClientFactory for TsClntFactory {
     fn client_connection_failed(&mut self, reactor: &mut Reactor, reason: &Reason) {
-        *self.failure.borrow_mut() = Some(format!("cannot connect to {}: {reason}", self.addr));
+        *self.failure.borrow_mut() = Some(format!("cannot connect to {}: {reason}", self.server));
         reactor.stop();
     }
 
     fn client_connection_lost(&mut self, reactor: &mut Reactor, reason: &Reason) {
         if !reason.is_clean() {
             *self.failure.borrow_mut() =
-                Some(format!("connection to {} lost: {reason}", self.addr));
+                Some(format!("connection to {} lost: {reason}", self.server));
         }
         reactor.stop();
     }
@@ -161,7 +168,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    if args.connect.connect.is_some() && args.tls {
+        return Err(
+            "--connect replaces --tls and --ca: write tls:host=HOST:port=PORT:ca=PEM".into(),
+        );
+    }
+    let addr = match &args.connect.connect {
+        Some(_) => None,
+        None => Some(common::resolve(&args.host, args.port)?),
+    };
     // Read before connecting, so a bad file is its own error. (clap makes
     // --tls and --ca come together.)
     let tls = match &args.ca {
@@ -180,18 +195,25 @@ fn run(args: &Args) -> Result<(), String> {
     thread::spawn(move || read_lines(requests, handle));
     let failure = Rc::new(RefCell::new(None));
     let factory = TsClntFactory {
-        addr,
+        server: match (&args.connect.connect, addr) {
+            (Some(endpoint), _) => endpoint.to_string(),
+            (None, addr) => addr.map(|a| a.to_string()).unwrap_or_default(),
+        },
         next_line,
         failure: Rc::clone(&failure),
     };
-    match tls {
+    match (addr, tls) {
+        (None, _) => {
+            let endpoint = args.connect.endpoint(&args.host, args.port);
+            reactor.connect_to(&endpoint, factory, args.timeout);
+        }
         // A failed handshake reaches `client_connection_failed`, as a
         // refused connect does.
-        Some(config) => {
+        (Some(addr), Some(config)) => {
             let server_name = args.server_name.as_deref().unwrap_or(&args.host);
             reactor.connect_tls(addr, server_name, config, factory, args.timeout);
         }
-        None => {
+        (Some(addr), None) => {
             reactor.connect_tcp(addr, factory, args.timeout);
         }
     }

@@ -79,6 +79,8 @@ struct Args {
     /// Port to listen on (0 picks a free one); 8000 is the seed's.
     #[arg(long, default_value_t = 8000)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// Seconds a request head (request line, headers and the empty line) may
     /// take to arrive in full, counted from its first byte (from the
     /// connection's start, for the first request) however slowly the bytes
@@ -111,10 +113,10 @@ fn serve(args: &Args) -> Result<(), String> {
     // ALPN: a client that offers HTTP/2 too (browsers, curl) is told this
     // server speaks HTTP/1.1.
     let tls = args.tls.server_config(&[b"http/1.1"])?;
-    common::serve(&args.host, args.port, |reactor, addr| {
+    common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let factory = move || HttpConnection::new(timeouts);
         let options = ListenOptions::default();
-        Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr())
+        common::tls::listen(reactor, endpoint, tls, factory, options)
     })
 }
 

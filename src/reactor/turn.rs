@@ -80,7 +80,9 @@ impl Reactor {
         // Closes asked for outside any callback (before `run`, say).
         self.apply_closes();
         let now = self.now();
-        let timeout = if !self.again.is_empty() {
+        // Leftovers, and connects that failed before having a socket (no
+        // event will come for those), are served this turn: no waiting.
+        let timeout = if !self.again.is_empty() || !self.failed_connects.is_empty() {
             Some(Duration::ZERO)
         } else {
             let wake = match (self.timers.next_deadline(), until) {

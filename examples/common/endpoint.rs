@@ -1,0 +1,81 @@
+//! `--listen ENDPOINT` for the servers and `--connect ENDPOINT` for the
+//! clients ([`reactor::endpoint`]'s strings), beside their `--host` and
+//! `--port`: each example flattens one of these structs into its flags
+//! (`#[command(flatten)]`), and the functions here turn the lot into the one
+//! endpoint it uses.
+
+use std::net::SocketAddr;
+
+use reactor::endpoint::{ClientEndpoint, ServerEndpoint};
+
+/// `--listen`, flattened into a server's flags. It replaces `--host` and
+/// `--port`, which it conflicts with.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ListenArgs {
+    /// Where to listen instead of --host/--port, as an endpoint:
+    /// `tcp:PORT[:interface=ADDR][:backlog=N]`, `unix:PATH[:mode=0660]`,
+    /// `systemd:INDEX` (socket activation), or
+    /// `tls:PORT:cert=PEM:key=PEM[:interface=ADDR]`. A `\` escapes a colon
+    /// (`interface=\:\:1`).
+    #[arg(long, value_name = "ENDPOINT", conflicts_with_all = ["host", "port"])]
+    pub listen: Option<ServerEndpoint>,
+}
+
+impl ListenArgs {
+    /// The endpoint to listen on: `--listen`, or TCP on `host:port` (a host
+    /// name is resolved here, once, before the reactor runs).
+    pub fn endpoint(&self, host: &str, port: u16) -> Result<ServerEndpoint, String> {
+        if let Some(endpoint) = &self.listen {
+            return Ok(endpoint.clone());
+        }
+        let addr = super::resolve(host, port)?;
+        Ok(ServerEndpoint::Tcp {
+            port: addr.port(),
+            interface: Some(addr.ip()),
+            backlog: None,
+        })
+    }
+
+    /// For the servers that bind a TCP address themselves (the threaded
+    /// ones): `host:port`, or a `tcp:` `--listen`'s address; any other
+    /// endpoint is refused with a message naming `server`.
+    pub fn tcp_addr(&self, host: &str, port: u16, server: &str) -> Result<SocketAddr, String> {
+        match &self.listen {
+            None => super::resolve(host, port),
+            Some(ServerEndpoint::Tcp {
+                port, interface, ..
+            }) => Ok(SocketAddr::new(
+                interface.unwrap_or([0, 0, 0, 0].into()),
+                *port,
+            )),
+            Some(other) => Err(format!(
+                "{server} listens on tcp: endpoints only, not {other}"
+            )),
+        }
+    }
+}
+
+/// `--connect`, flattened into a client's flags. It replaces `--host` and
+/// `--port`, which it conflicts with.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConnectArgs {
+    /// Where to connect instead of --host/--port, as an endpoint:
+    /// `tcp:host=HOST:port=PORT`, `unix:path=PATH`, or
+    /// `tls:host=HOST:port=PORT[:ca=PEM]`. A `\` escapes a colon
+    /// (`host=\:\:1`).
+    #[arg(long, value_name = "ENDPOINT", conflicts_with_all = ["host", "port"])]
+    pub connect: Option<ClientEndpoint>,
+}
+
+impl ConnectArgs {
+    /// The endpoint to connect to: `--connect`, or TCP to `host:port`.
+    pub fn endpoint(&self, host: &str, port: u16) -> ClientEndpoint {
+        match &self.connect {
+            Some(endpoint) => endpoint.clone(),
+            None => ClientEndpoint::Tcp {
+                host: host.to_string(),
+                port,
+            },
+        }
+    }
+}
