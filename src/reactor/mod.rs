@@ -7,7 +7,7 @@
 //! | `stop` | `run`, `stop`, the graceful drain, shutdown hooks, signals |
 //! | `pool` | `run_in_thread`: blocking work on a bounded pool of threads |
 //! | `sources` | `add_source`: any mio source with a callback |
-//! | `timers` | the clock (`now`), one-shot timers: schedule, cancel, reset, delay |
+//! | `timers` | the clock (`now`, real or manual), one-shot timers: schedule, cancel, reset, delay |
 //! | `looping` | repeating calls (`call_every`) that skip, and count, missed ticks |
 
 mod looping;
@@ -35,6 +35,7 @@ pub use self::looping::{LoopingCall, Tick};
 pub use self::pool::{JobPanicked, PoolError, DEFAULT_POOL_QUEUE, DEFAULT_POOL_THREADS};
 pub use self::sources::{SourceEvent, SourceId};
 pub(crate) use self::stop::StopPhase;
+pub(crate) use self::timers::TimeSource;
 pub(crate) use self::turn::Budget;
 
 #[cfg(not(target_pointer_width = "64"))]
@@ -138,6 +139,11 @@ pub(crate) enum Source {
     Udp(UdpEndpoint),
     /// A user's source ([`Reactor::add_source`]).
     Custom(sources::Watched),
+    /// A connection made in memory by a
+    /// [`MemoryReactor`](crate::testing::MemoryReactor): no socket, never
+    /// polled; the reactor's methods reach it in the arms they take when an
+    /// id names no TCP connection.
+    Memory(Box<crate::testing::memory::MemoryConn>),
 }
 
 /// What one readiness event said, copied out of mio's event.
@@ -272,6 +278,12 @@ pub struct Reactor {
     remote: Option<Arc<Remote>>,
     /// The threads of `run_in_thread` and the jobs in flight.
     pool: pool::Pool,
+    /// What [`now`](Reactor::now) reads: the real clock, or a test's manual one.
+    pub(crate) time: TimeSource,
+    /// Set on a reactor in memory ([`testing::MemoryReactor`](crate::testing::MemoryReactor)):
+    /// its connections' records and what it was asked of the network, which
+    /// it records instead of doing.
+    pub(crate) memory: Option<Box<crate::testing::memory::Memory>>,
 }
 
 struct Remote {
@@ -340,6 +352,8 @@ impl Reactor {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             shutdown_hooks: Vec::new(),
             signals: None,
+            time: TimeSource::Real,
+            memory: None,
         })
     }
 

@@ -46,11 +46,18 @@ impl Reactor {
     /// `stop_factory`, every UDP endpoint `stop_protocol`; pending timers
     /// are dropped without running. The reactor can run again afterwards.
     ///
-    /// Errors only if the poll itself fails, or if called from inside a callback.
+    /// Errors only if the poll itself fails, or if called from inside a
+    /// callback (or on a [`MemoryReactor`](crate::testing::MemoryReactor),
+    /// which its test drives instead).
     pub fn run(&mut self) -> io::Result<()> {
         if self.running {
             error!("Reactor::run called from inside a callback; ignored");
             return Err(io::Error::other("the reactor is already running"));
+        }
+        if self.memory.is_some() {
+            return Err(io::Error::other(
+                "a reactor in memory is not run: its test advances it",
+            ));
         }
         self.running = true;
         self.wake_for_queued_calls();
@@ -78,7 +85,15 @@ impl Reactor {
     /// [`run`](Reactor::run)). Called before `run`, it makes `run` close up
     /// at once. Once the stop has begun, `connect_tcp` fails and `listen_*`
     /// return an error.
+    ///
+    /// On a [`MemoryReactor`](crate::testing::MemoryReactor) a stop is
+    /// recorded ([`stop_requested`](crate::testing::MemoryReactor::stop_requested)),
+    /// not begun: the test decides what follows.
     pub fn stop(&mut self) {
+        if let Some(memory) = &mut self.memory {
+            memory.stop_requested = true;
+            return;
+        }
         if self.stop == StopPhase::NotAsked {
             self.stop = StopPhase::Asked;
         }

@@ -1,12 +1,29 @@
 //! The reactor's clock and its one-shot timers: `now`, `call_later`, and
 //! what can be done with a pending timer (Twisted's `IDelayedCall`:
 //! `cancel`, `reset`, `delay`, `active`, `getTime`).
+//!
+//! One rule for time: every deadline the reactor keeps (timers, repeating
+//! calls, idle checks, deadlines, connect timeouts) is counted from
+//! [`Reactor::now`], and `now` reads the reactor's [`TimeSource`]. A
+//! reactor in memory ([`testing::MemoryReactor`](crate::testing::MemoryReactor))
+//! has a manual source that only its `advance` moves, so the same code runs
+//! on real and on fake time.
 
 use std::time::{Duration, Instant};
 
 use super::{Reactor, TimerAction};
 use crate::rules::timer_deadline;
 use crate::timer::TimerId;
+
+/// Where the reactor's clock reads the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeSource {
+    /// The monotonic clock, read at each call (`Instant::now()`).
+    Real,
+    /// A clock that stands still until a test moves it
+    /// ([`MemoryReactor::advance`](crate::testing::MemoryReactor::advance)).
+    Manual(Instant),
+}
 
 impl Reactor {
     /// The time on the reactor's clock (Twisted's `reactor.seconds()`): what
@@ -17,9 +34,12 @@ impl Reactor {
     ///
     /// On a running reactor it is the monotonic clock read at the call, not
     /// a value stamped once per turn: a callback that has run for a while
-    /// still schedules from the present. Code that asks the reactor for the
-    /// time, rather than `Instant::now()`, keeps working unchanged when a
-    /// reactor driven by a manual clock runs it in tests.
+    /// still schedules from the present. On a reactor in memory
+    /// ([`testing::MemoryReactor`](crate::testing::MemoryReactor)) it is a
+    /// manual clock that moves exactly as far as
+    /// [`advance`](crate::testing::MemoryReactor::advance) says, so code that
+    /// asks the reactor for the time, rather than `Instant::now()`, runs
+    /// unchanged on fake time in tests.
     ///
     /// ```
     /// use std::time::Duration;
@@ -34,7 +54,21 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn now(&self) -> Instant {
-        Instant::now()
+        match self.time {
+            TimeSource::Real => Instant::now(),
+            TimeSource::Manual(now) => now,
+        }
+    }
+
+    /// Moves a manual clock `by` forward (saturating where the clock ends);
+    /// a real one is left alone. The turn's stamp follows, so connections'
+    /// activity is stamped with the manual time too.
+    pub(crate) fn advance_clock(&mut self, by: Duration) {
+        if let TimeSource::Manual(now) = self.time {
+            let now = timer_deadline(now, by);
+            self.time = TimeSource::Manual(now);
+            self.turn_now = now;
+        }
     }
 
     /// Calls `f` with the reactor once `delay` has passed. Timers with equal

@@ -173,6 +173,8 @@ impl Reactor {
                 Source::Conn(_) => self.conn_ready(id.into(), readiness),
                 Source::Lingering(_) => self.linger_ready(id),
                 Source::Custom(_) => self.source_ready(id, readiness),
+                // Never registered: nothing to be ready.
+                Source::Memory(_) => {}
                 // Stopping: no new connections, no datagram callbacks.
                 Source::Listener(_) | Source::Udp(_) if stopping => {}
                 Source::Listener(_) => self.accept_ready(id),
@@ -222,7 +224,7 @@ impl Reactor {
         }
     }
 
-    fn fire_due_timers(&mut self) {
+    pub(crate) fn fire_due_timers(&mut self) {
         let now = self.now();
         let before = self.timers.next_seq();
         while self.stop != StopPhase::Asked {

@@ -57,7 +57,7 @@ impl Reactor {
         after_stop_flush: bool,
     ) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_queue_close(id, reason);
         };
         if conn.state == ConnState::Closed {
             return;
@@ -102,7 +102,7 @@ impl Reactor {
             after_stop_flush,
         } = close;
         if self.conn(id).is_none() {
-            return;
+            return self.memory_finish_close(id, reason);
         }
         let Source::Conn(conn) = self.slots.remove(id.key as usize).source else {
             return;

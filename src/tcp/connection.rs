@@ -245,7 +245,7 @@ impl Reactor {
         f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
     ) -> bool {
         let Some(peer) = self.conn(id).map(|c| c.peer) else {
-            return false;
+            return self.memory_with_protocol(id, f);
         };
         let Some(mut lent) = self.lend(id) else {
             return false;
@@ -312,25 +312,32 @@ impl Reactor {
     pub fn set_nodelay(&mut self, id: ConnectionId, nodelay: bool) -> io::Result<()> {
         match self.conn(id) {
             Some(conn) => conn.stream.set_nodelay(nodelay),
+            None if self.memory_conn(id).is_some() => Ok(()),
             None => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
     /// Whether `id` names a connection that is open (made, and not closed or closing).
     pub fn is_connected(&self, id: ConnectionId) -> bool {
-        self.conn(id).is_some_and(|c| c.state.is_open())
+        match self.conn(id) {
+            Some(conn) => conn.state.is_open(),
+            None => self.memory_conn(id).is_some_and(|m| m.state.is_open()),
+        }
     }
 
     /// The peer address of connection `id`, while it exists.
     pub fn peer_addr(&self, id: ConnectionId) -> Option<Address> {
-        self.conn(id).map(|c| Address::Ip(c.peer))
+        match self.conn(id) {
+            Some(conn) => Some(Address::Ip(conn.peer)),
+            None => self.memory_conn(id).map(|m| Address::Ip(m.peer)),
+        }
     }
 
     /// Number of connections, including attempts under way.
     pub fn connection_count(&self) -> usize {
         self.slots
             .iter()
-            .filter(|(_, s)| matches!(s.source, Source::Conn(_)))
+            .filter(|(_, s)| matches!(s.source, Source::Conn(_) | Source::Memory(_)))
             .count()
     }
 

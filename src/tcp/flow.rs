@@ -101,7 +101,7 @@ impl Reactor {
     /// watermarks, holding or releasing itself and its producers.
     pub(crate) fn set_full(&mut self, id: ConnectionId, full: bool) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_set_full(id, full);
         };
         if conn.flow.full == full {
             return;
@@ -121,7 +121,7 @@ impl Reactor {
     /// false if there is no such connection.
     pub(crate) fn hold(&mut self, producer: ConnectionId, on: bool) -> bool {
         let Some(conn) = self.conn_mut(producer) else {
-            return false;
+            return self.memory_hold(producer, on);
         };
         if on {
             conn.flow.holds += 1;
@@ -138,6 +138,7 @@ impl Reactor {
     pub(crate) fn apply_flow(&mut self) {
         while let Some(id) = self.flow_changed.pop() {
             let Some(conn) = self.conn_mut(id) else {
+                self.memory_apply_flow(id);
                 continue;
             };
             if !conn.state.is_open() {
@@ -199,6 +200,9 @@ impl Reactor {
     /// # }
     /// ```
     pub fn register_producer(&mut self, consumer: ConnectionId, producer: ConnectionId) {
+        if self.conn(consumer).is_none() {
+            return self.memory_register_producer(consumer, producer);
+        }
         if consumer == producer || self.conn(producer).is_none() {
             return;
         }
@@ -218,7 +222,7 @@ impl Reactor {
     /// `consumer` held on `producer` is released.
     pub fn unregister_producer(&mut self, consumer: ConnectionId, producer: ConnectionId) {
         let Some(conn) = self.conn_mut(consumer) else {
-            return;
+            return self.memory_unregister_producer(consumer, producer);
         };
         if !conn.producers.remove(producer) {
             return;
@@ -241,6 +245,8 @@ impl Reactor {
             } else {
                 conn.read_pause.by_user = true;
             }
+        } else {
+            self.memory_pause_reading(id, by_flow);
         }
     }
 
@@ -249,7 +255,7 @@ impl Reactor {
     /// still holds it paused.
     pub fn resume_reading(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_resume_reading(id);
         };
         if !conn.read_pause.by_user {
             return;

@@ -152,6 +152,11 @@ impl ListenerHandle {
     pub fn stop(&self, reactor: &mut Reactor) -> bool {
         reactor.stop_listening(self)
     }
+
+    /// The listener's slot.
+    pub(crate) fn slot(&self) -> SlotId {
+        self.id
+    }
 }
 
 impl Reactor {
@@ -186,6 +191,14 @@ impl Reactor {
         #[cfg(not(feature = "tls"))] _tls: Option<std::convert::Infallible>,
     ) -> io::Result<ListenerHandle> {
         self.refuse_while_stopping()?;
+        if self.memory.is_some() {
+            // A reactor in memory records the listen: no socket.
+            #[cfg(feature = "tls")]
+            let tls = tls.is_some();
+            #[cfg(not(feature = "tls"))]
+            let tls = false;
+            return self.listen_in_memory(addr, factory, options, tls);
+        }
         let socket = Socket::new(
             Domain::for_address(addr),
             Type::STREAM,
@@ -454,6 +467,78 @@ impl Reactor {
     pub(crate) fn release_admission(&mut self, listener: Option<SlotId>, peer: SocketAddr) {
         if let Some(Source::Listener(l)) = listener.and_then(|l| self.slot_mut(l)) {
             l.release(peer);
+        }
+    }
+
+    /// A listener without a socket, for a reactor in memory: it builds
+    /// protocols for the connections its test makes
+    /// ([`accept_in_memory`](Self::accept_in_memory)) under the same
+    /// limits, and stops as any other.
+    fn listen_in_memory(
+        &mut self,
+        addr: SocketAddr,
+        mut factory: Box<dyn Factory>,
+        options: ListenOptions,
+        tls: bool,
+    ) -> io::Result<ListenerHandle> {
+        let generation = self.next_generation();
+        let entry = self.slots.vacant_entry();
+        let id = SlotId {
+            key: key_u32(entry.key())?,
+            generation,
+        };
+        if let Err(why) = crate::panic::catch(|| factory.start_factory()) {
+            error!("start_factory of the listener on {addr} panicked: {why}");
+        }
+        entry.insert(Slot {
+            generation,
+            queued: false,
+            source: Source::Listener(Listener {
+                socket: None,
+                factory,
+                addr,
+                backing_off: false,
+                retry_scheduled: false,
+                options,
+                stats: ListenerStats::default(),
+                per_peer: HashMap::new(),
+                warned_full: false,
+                // A memory connection carries plaintext: the TLS role is
+                // only recorded.
+                #[cfg(feature = "tls")]
+                tls: None,
+            }),
+        });
+        let handle = ListenerHandle { id, addr };
+        self.record_listen(handle, options, tls);
+        Ok(handle)
+    }
+
+    /// The protocol for a connection from `peer` that a test makes on
+    /// listener `id` in memory, and the options it starts with; an error if
+    /// the listener is gone, a limit refuses the peer (counted, as an
+    /// accept would be), or `build_protocol` panicked.
+    pub(crate) fn accept_in_memory(
+        &mut self,
+        id: SlotId,
+        peer: SocketAddr,
+    ) -> io::Result<(Box<dyn Protocol>, ListenOptions)> {
+        let Some(Source::Listener(listener)) = self.slot_mut(id) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "not listening"));
+        };
+        if let Err(why) = listener.admit(peer) {
+            listener.stats.refused += 1;
+            log_refusal(&mut listener.warned_full, peer, why, listener.addr);
+            return Err(io::Error::new(io::ErrorKind::ConnectionRefused, why));
+        }
+        let factory = &mut listener.factory;
+        match crate::panic::catch(|| factory.build_protocol(peer)) {
+            Ok(protocol) => Ok((protocol, listener.options)),
+            Err(why) => {
+                error!("{peer}: build_protocol panicked: {why}; connection dropped");
+                listener.release(peer);
+                Err(io::Error::other(why))
+            }
         }
     }
 

@@ -33,8 +33,14 @@ mod write;
 
 pub(crate) use self::close::QueuedClose;
 pub(crate) use self::connection::Conn;
-pub(crate) use self::connector::FailedConnect;
+// The in-memory connections of `testing::MemoryReactor` keep the same state
+// and are served through the same transport.
+pub(crate) use self::connection::{ClientOrigin, Origin};
+pub(crate) use self::connector::{FailedConnect, DEAD_ID};
+pub(crate) use self::flow::{Producers, WriteLimits};
 pub(crate) use self::linger::Lingering;
 pub(crate) use self::listener::Listener;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
+pub(crate) use self::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
+pub(crate) use self::transport::ConnTransport;
 pub(crate) use self::write::Stage;

@@ -1,6 +1,6 @@
 //! Idle timeouts and deadlines (Twisted's `TimeoutMixin`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::debug;
 
@@ -17,7 +17,7 @@ impl Reactor {
     pub fn set_idle_timeout(&mut self, id: ConnectionId, timeout: Option<Duration>) {
         let now = self.turn_now;
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_set_idle_timeout(id, timeout);
         };
         let old = conn.idle.take();
         conn.last_activity = now;
@@ -36,7 +36,7 @@ impl Reactor {
     /// [`Transport::set_deadline`](crate::Transport::set_deadline)).
     pub fn set_deadline(&mut self, id: ConnectionId, after: Option<Duration>) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_set_deadline(id, after);
         };
         let old = std::mem::take(&mut conn.deadline);
         if let Some(timer) = old.timer() {
@@ -54,13 +54,14 @@ impl Reactor {
     /// protocol's `timeout_connection`, or an abort for a connection that
     /// has been flushing (to a peer that does not read) that long.
     pub(crate) fn idle_check(&mut self, id: ConnectionId) {
+        let now = self.now();
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_idle_check(id);
         };
         let Some((timeout, _)) = conn.idle else {
             return;
         };
-        let (due, next) = idle_check(conn.last_activity, timeout, Instant::now());
+        let (due, next) = idle_check(conn.last_activity, timeout, now);
         let state = conn.state;
         let timer = self.schedule(next, TimerAction::IdleCheck(id));
         if let Some(conn) = self.conn_mut(id) {
@@ -83,7 +84,7 @@ impl Reactor {
 
     pub(crate) fn deadline_passed(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_deadline_passed(id);
         };
         let fired = std::mem::take(&mut conn.deadline);
         match (conn.state, fired) {

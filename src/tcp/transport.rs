@@ -92,7 +92,7 @@ impl Transport for ConnTransport<'_> {
     fn local_addr(&self) -> io::Result<Address> {
         match self.reactor.conn(self.id) {
             Some(conn) => conn.stream.local_addr().map(Address::Ip),
-            None => Err(io::ErrorKind::NotConnected.into()),
+            None => self.reactor.memory_local_addr(self.id).map(Address::Ip),
         }
     }
 

@@ -69,10 +69,11 @@ impl Reactor {
     /// the connection with [`Reason::BufferOverflow`]; writes to a closed or
     /// closing-for-writing connection are logged no-ops.
     pub fn write_vectored_to(&mut self, id: ConnectionId, chunks: &[&[u8]]) {
-        #[cfg(feature = "tls")]
-        if self.conn(id).is_some_and(|c| c.tls.is_tls()) {
-            self.write_plain_to(id, chunks);
-            return;
+        match self.conn(id) {
+            #[cfg(feature = "tls")]
+            Some(conn) if conn.tls.is_tls() => return self.write_plain_to(id, chunks),
+            Some(_) => {}
+            None => return self.memory_write(id, chunks),
         }
         self.write_vectored_raw(id, chunks);
     }
@@ -213,7 +214,7 @@ impl Reactor {
     pub(crate) fn flush(&mut self, id: ConnectionId) {
         let now = self.turn_now;
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_flush(id);
         };
         if matches!(conn.state, ConnState::Closed | ConnState::Connecting) {
             return;
@@ -291,7 +292,7 @@ impl Reactor {
     /// TLS layer (the layer itself calls this, after its close_notify).
     pub(crate) fn lose_connection_raw(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_lose_connection(id);
         };
         match conn.state {
             ConnState::Open { .. } => {
@@ -318,7 +319,7 @@ impl Reactor {
     /// [`lose_write_connection`](Self::lose_write_connection) at the socket.
     pub(crate) fn lose_write_connection_raw(&mut self, id: ConnectionId) {
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return self.memory_lose_write_connection(id);
         };
         let ConnState::Open {
             read,
@@ -360,6 +361,8 @@ impl Reactor {
     pub fn set_write_watermarks(&mut self, id: ConnectionId, low: usize, high: usize) {
         if let Some(conn) = self.conn_mut(id) {
             conn.limits.set_watermarks(low, high);
+        } else if let Some(m) = self.memory_conn_mut(id) {
+            m.limits.set_watermarks(low, high);
         }
     }
 
@@ -368,6 +371,8 @@ impl Reactor {
     pub fn set_write_buffer_limit(&mut self, id: ConnectionId, bytes: usize) {
         if let Some(conn) = self.conn_mut(id) {
             conn.limits.cap = bytes;
+        } else if let Some(m) = self.memory_conn_mut(id) {
+            m.limits.cap = bytes;
         }
     }
 
@@ -375,15 +380,19 @@ impl Reactor {
     /// and has not drained below the low one since: a writer about to write
     /// to another connection asks this first, as a producer does.
     pub fn is_write_buffer_full(&self, id: ConnectionId) -> bool {
-        self.conn(id).is_some_and(|c| c.flow.full)
+        match self.conn(id) {
+            Some(conn) => conn.flow.full,
+            None => self.memory_conn(id).is_some_and(|m| m.flow.full),
+        }
     }
 
     /// Bytes buffered for connection `id`, written but not yet taken by the
     /// kernel (0 for a closed one).
     pub fn buffered(&self, id: ConnectionId) -> usize {
-        self.conn(id).map_or(0, |c| {
-            c.out.len() + self.stage.len_for(id) + c.tls.pending()
-        })
+        match self.conn(id) {
+            Some(c) => c.out.len() + self.stage.len_for(id) + c.tls.pending(),
+            None => self.memory_conn(id).map_or(0, |m| m.out.len()),
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! Running protocols without sockets or real time, as Twisted's
-//! `proto_helpers.StringTransport` and `task.Clock`; and two protocols
+//! `proto_helpers.StringTransport` and `task.Clock`; two protocols
 //! talking to each other in memory ([`Pipe`], as Twisted's
-//! `iosim.connectedServerAndClient`), e.g. a TLS client and server.
+//! `iosim.connectedServerAndClient`), e.g. a TLS client and server; and a
+//! whole reactor in memory ([`MemoryReactor`], as Twisted's `MemoryReactor`
+//! with `task.Clock`) for protocols that use `transport.reactor()`: writing
+//! to other connections, timers, listening, connecting, stopping.
 //!
 //! ```
 //! use std::time::Duration;
@@ -43,8 +46,10 @@ use crate::reactor::Reactor;
 use crate::timer::{TimerHeap, TimerId};
 use crate::transport::{ConnectionId, Transport};
 
+pub(crate) mod memory;
 mod pipe;
 
+pub use self::memory::{ConnectRequest, ListenRequest, MemoryReactor};
 pub use self::pipe::{Pipe, Side};
 
 /// A manual clock: time moves only when [`advance`](Clock::advance) says so.
