@@ -194,7 +194,7 @@ impl Reactor {
     /// let port = server.local_addr().port().unwrap();
     /// let endpoint = format!("tcp:host=127.0.0.1:port={port}").parse().unwrap();
     /// let factory = client_factory(
-    ///     |_| { Quiet },
+    ///     || Quiet,
     ///     |reactor, reason| panic!("cannot connect: {reason}"),
     /// );
     /// reactor.connect_to(&endpoint, factory, Duration::from_secs(5));
