@@ -2,7 +2,8 @@
 //! times by SIGHUP while 20 clients keep connecting and sending
 //! sequence-numbered lines; not one connection may be refused, and every
 //! echo must come back whole and exact. Each old process must then finish
-//! its connections and exit 0 on its own.
+//! its connections and exit 0 on its own. The same for `http_hello`, one
+//! request per connection, every answer exact.
 //!
 //! The processes form a chain (each generation starts the next and exits),
 //! so this test makes itself their subreaper: orphaned generations become
@@ -121,14 +122,38 @@ fn reap(pid: i32) -> i32 {
     }
 }
 
-/// `echo_server --graceful` (from `program`) on a free port, its stdout
-/// and stderr piped.
-fn start_echo_server(program: &std::path::Path) -> std::process::Child {
-    Command::new(program)
-        .args(["--graceful", "--listen", "tcp:0:interface=127.0.0.1"])
+/// What the servers under test speak, and so what their clients send.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `echo_server --graceful`: numbered lines, echoed.
+    Echo,
+    /// `http_hello`: one `GET /` per connection, `Connection: close`.
+    Http,
+}
+
+/// The arguments that start a server of `kind` on a free port.
+fn server_args(kind: Kind) -> &'static [&'static str] {
+    match kind {
         // Generous: a client starved of CPU on a busy machine must not be
         // taken for a quiet one and closed while it still sends.
-        .args(["--quiet", "5", "--grace", "30"])
+        Kind::Echo => &[
+            "--graceful",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--quiet",
+            "5",
+            "--grace",
+            "30",
+        ],
+        Kind::Http => &["--listen", "tcp:0:interface=127.0.0.1"],
+    }
+}
+
+/// A server of `kind` (from `program`) on a free port, its stdout and
+/// stderr piped.
+fn start_server(program: &std::path::Path, kind: Kind) -> std::process::Child {
+    Command::new(program)
+        .args(server_args(kind))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -139,6 +164,7 @@ fn start_echo_server(program: &std::path::Path) -> std::process::Child {
 
 /// Starts `count` clients of `addr`; they run until `stop` is set.
 fn start_clients(
+    kind: Kind,
     count: usize,
     addr: SocketAddr,
     stop: &Arc<AtomicBool>,
@@ -147,7 +173,7 @@ fn start_clients(
     (0..count)
         .map(|id| {
             let (stop, tally) = (Arc::clone(stop), Arc::clone(tally));
-            thread::spawn(move || client(id, addr, stop, tally))
+            thread::spawn(move || client(kind, id, addr, stop, tally))
         })
         .collect()
 }
@@ -182,56 +208,85 @@ struct Tally {
     failures: Mutex<Vec<String>>,
 }
 
-/// One client: connection after connection, each sending
-/// [`LINES_PER_CONNECTION`] numbered lines and checking each echo byte for
-/// byte, then half-closing and expecting the end of the stream.
-fn client(id: usize, addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+/// One client: connection after connection, each checked by
+/// [`exchange_lines`] or [`exchange_request`].
+fn client(kind: Kind, id: usize, addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
     let started = Instant::now();
     let fail = |why: String| tally.failures.lock().unwrap().push(why);
     for conn in 0..MAX_CONNECTIONS {
         if stop.load(Ordering::Relaxed) || started.elapsed() > MAX_LOAD_TIME {
             return;
         }
-        let mut stream = match TcpStream::connect(addr) {
+        let stream = match TcpStream::connect(addr) {
             Ok(stream) => stream,
             Err(e) => return fail(format!("client {id} connection {conn}: connect: {e}")),
         };
-        if let Err(e) = stream.set_read_timeout(Some(STEP)) {
-            return fail(format!("client {id} connection {conn}: {e}"));
-        }
-        for line in 0..LINES_PER_CONNECTION {
-            // Lengths vary, so a short or merged echo cannot pass.
-            let pad = "x".repeat((conn * 7 + line * 13 + id) % 300);
-            let sent = format!("client {id:02} connection {conn:05} line {line} {pad}\n");
-            let mut echo = vec![0; sent.len()];
-            let exchanged = stream
-                .write_all(sent.as_bytes())
-                .and_then(|()| stream.read_exact(&mut echo));
-            if let Err(e) = exchanged {
-                return fail(format!("client {id} connection {conn} line {line}: {e}"));
-            }
-            if echo != sent.as_bytes() {
-                return fail(format!(
-                    "client {id} connection {conn} line {line}: sent {sent:?}, got {:?}",
-                    String::from_utf8_lossy(&echo)
-                ));
-            }
-        }
-        let mut rest = Vec::new();
-        let ended = stream
-            .shutdown(Shutdown::Write)
-            .and_then(|()| stream.read_to_end(&mut rest));
-        match ended {
-            Ok(_) if rest.is_empty() => {}
-            Ok(_) => {
-                return fail(format!(
-                    "client {id} connection {conn}: extra bytes {rest:?}"
-                ))
-            }
-            Err(e) => return fail(format!("client {id} connection {conn}: at the end: {e}")),
+        let exchanged = match kind {
+            Kind::Echo => exchange_lines(stream, id, conn),
+            Kind::Http => exchange_request(stream),
+        };
+        if let Err(why) = exchanged {
+            return fail(format!("client {id} connection {conn}: {why}"));
         }
         tally.connections.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// [`LINES_PER_CONNECTION`] numbered lines, each echo checked byte for
+/// byte before the next is sent, then a half-close and the end of the
+/// stream.
+fn exchange_lines(mut stream: TcpStream, id: usize, conn: usize) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(STEP))
+        .map_err(|e| e.to_string())?;
+    for line in 0..LINES_PER_CONNECTION {
+        // Lengths vary, so a short or merged echo cannot pass.
+        let pad = "x".repeat((conn * 7 + line * 13 + id) % 300);
+        let sent = format!("client {id:02} connection {conn:05} line {line} {pad}\n");
+        let mut echo = vec![0; sent.len()];
+        stream
+            .write_all(sent.as_bytes())
+            .and_then(|()| stream.read_exact(&mut echo))
+            .map_err(|e| format!("line {line}: {e}"))?;
+        if echo != sent.as_bytes() {
+            return Err(format!(
+                "line {line}: sent {sent:?}, got {:?}",
+                String::from_utf8_lossy(&echo)
+            ));
+        }
+    }
+    let mut rest = Vec::new();
+    stream
+        .shutdown(Shutdown::Write)
+        .and_then(|()| stream.read_to_end(&mut rest))
+        .map_err(|e| format!("at the end: {e}"))?;
+    match rest.is_empty() {
+        true => Ok(()),
+        false => Err(format!("extra bytes {rest:?}")),
+    }
+}
+
+/// One request per connection.
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: restart.test\r\nConnection: close\r\n\r\n";
+
+/// http_hello's whole answer to [`REQUEST`].
+const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12\r\n\
+Connection: close\r\n\r\nhello world\n";
+
+/// [`REQUEST`], then [`ANSWER`] exactly, to the end of the stream.
+fn exchange_request(mut stream: TcpStream) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(STEP))
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream
+        .write_all(REQUEST)
+        .and_then(|()| stream.read_to_end(&mut answer))
+        .map_err(|e| format!("{e}, after {:?}", String::from_utf8_lossy(&answer)))?;
+    if answer != ANSWER {
+        return Err(format!("answered {:?}", String::from_utf8_lossy(&answer)));
+    }
+    Ok(())
 }
 
 /// Waits until the clients have made `more` connections past `from`.
@@ -256,6 +311,17 @@ fn progress(tally: &Tally, from: usize, more: usize) -> usize {
 
 #[test]
 fn three_restarts_under_load_refuse_and_lose_nothing() {
+    restarts_under_load(Kind::Echo, "echo_server");
+}
+
+#[test]
+fn http_hello_restarted_three_times_answers_every_request() {
+    restarts_under_load(Kind::Http, "http_hello");
+}
+
+/// Restarts `name` [`RESTARTS`] times by SIGHUP while [`CLIENTS`] clients
+/// of `kind` keep connecting.
+fn restarts_under_load(kind: Kind, name: &str) {
     // SAFETY: prctl with integer arguments; orphaned descendants become
     // this process's children, so it can reap and kill them.
     let made = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -263,7 +329,7 @@ fn three_restarts_under_load_refuse_and_lose_nothing() {
     let generations = Generations {
         pids: Mutex::new(Vec::new()),
     };
-    let mut first = start_echo_server(&example("echo_server"));
+    let mut first = start_server(&example(name), kind);
     let mut current = first.id() as i32;
     generations.add(current);
     let stdout = lines(first.stdout.take().unwrap());
@@ -275,7 +341,7 @@ fn three_restarts_under_load_refuse_and_lose_nothing() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let clients = start_clients(CLIENTS, addr, &stop, &tally);
+    let clients = start_clients(kind, CLIENTS, addr, &stop, &tally);
     let _stop_clients = StopOnDrop(Arc::clone(&stop));
 
     let mut done = progress(&tally, 0, 200);
@@ -312,10 +378,7 @@ fn three_restarts_under_load_refuse_and_lose_nothing() {
         );
     }
     let total = tally.connections.load(Ordering::Relaxed);
-    println!(
-        "{total} connections, {} lines, through {RESTARTS} restarts",
-        total * LINES_PER_CONNECTION
-    );
+    println!("{name}: {total} connections through {RESTARTS} restarts, every answer exact");
     // The last generation serves still; the guard kills it.
 }
 
@@ -344,7 +407,7 @@ fn a_restart_whose_new_process_dies_keeps_serving() {
     let program = dir.join("echo_server");
     let real = std::fs::read(example("echo_server")).unwrap();
     replace_program(&program, &real);
-    let mut server = start_echo_server(&program);
+    let mut server = start_server(&program, Kind::Echo);
     let pid = server.id() as i32;
     generations.add(pid);
     let stdout = lines(server.stdout.take().unwrap());
@@ -356,7 +419,7 @@ fn a_restart_whose_new_process_dies_keeps_serving() {
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let clients = start_clients(5, addr, &stop, &tally);
+    let clients = start_clients(Kind::Echo, 5, addr, &stop, &tally);
     let _stop_clients = StopOnDrop(Arc::clone(&stop));
     let done = progress(&tally, 0, 100);
 

@@ -50,6 +50,14 @@
 //! curl --cacert cert.pem https://localhost:8000/
 //! ```
 //!
+//! SIGHUP restarts the server without refusing a connection or losing a
+//! request ([`reactor::restart`]): it starts a new copy of itself with the
+//! same flags, handing it the listening socket, and once the copy is ready
+//! it stops accepting and finishes what it has (within 5 s): a request
+//! under way, or the first request of a client that has just connected, is
+//! answered with `Connection: close`; an idle keep-alive connection is
+//! closed, and its client reconnects to the new process.
+//!
 //! Prints `listening on ADDR`
 //! on stdout once bound; logs go to stderr (`RUST_LOG=debug` for each
 //! connection and refused request).
@@ -116,7 +124,9 @@ fn serve(args: &Args) -> Result<(), String> {
     common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let factory = move || HttpConnection::new(timeouts);
         let options = ListenOptions::default();
-        common::tls::listen(reactor, endpoint, tls, factory, options)
+        let listening = common::tls::listen(reactor, endpoint, tls, factory, options)?;
+        reactor.restart_on_sighup(vec![listening.clone()])?;
+        Ok(listening)
     })
 }
 
