@@ -645,9 +645,11 @@
 //! `cargo run --example NAME` (`-- --help` lists its flags), and its
 //! `docs/from-python.md` (in Chinese: `docs/from-python.zh.md`) puts each
 //! Python program beside its port. From here, the reference: [`Reactor`]
-//! for everything a program can ask of the loop, [`Protocol`] and
+//! for everything a program can ask of the loop (standard input and output
+//! as a connection: [`Reactor::open_stdio`]), [`Protocol`] and
 //! [`Transport`] for a connection's two sides, [`framing`], [`producer`],
-//! [`threaded`], [`tls`] and [`testing`].
+//! [`reconnect`] for clients that connect again, [`threaded`], [`tls`] and
+//! [`testing`].
 
 mod address;
 mod buffer;
@@ -659,8 +661,10 @@ mod protocol;
 pub mod protocols;
 mod reactor;
 mod reason;
+pub mod reconnect;
 pub mod restart;
 mod rules;
+mod stdio;
 mod tcp;
 pub mod testing;
 pub mod threaded;

@@ -2,13 +2,15 @@
 //! line, logging, and the one-line error exit; `--listen` and `--connect`
 //! ([`endpoint`]); the servers' log lines
 //! ([`logs`]: `...connected from: ADDR`, and what an id such as `#1.2`
-//! means); the hints that end address errors ([`hints`]); for the load
+//! means); the hints that end address errors ([`hints`]); for the clients
+//! reading standard input on the reactor, [`input`]; for the load
 //! generators, [`load`]; for the servers that can speak TLS, [`tls`]; for
 //! the line servers the seeds' clients talk to, [`unfinished`].
 #![allow(dead_code)]
 
 pub mod endpoint;
 pub mod hints;
+pub mod input;
 pub mod load;
 pub mod logs;
 pub mod tls;

@@ -13,6 +13,7 @@ use socket2::SockRef;
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::Lent;
 use super::state::ConnState;
+use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::protocol::ClientFactory;
 use crate::reactor::{Reactor, SlotId, Source};
@@ -33,7 +34,7 @@ pub(crate) struct QueuedClose {
 /// The socket of a connection being closed, with what deciding how to close
 /// it needs.
 struct Departing {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     /// The listener whose counts it is part of until the descriptor closes.
     listener: Option<SlotId>,
@@ -107,6 +108,7 @@ impl Reactor {
         let Source::Conn(conn) = self.slots.remove(id.key as usize).source else {
             return;
         };
+        let address = conn.peer_address();
         let Conn {
             stream,
             peer,
@@ -143,6 +145,7 @@ impl Reactor {
                 }
                 (None, Some(factory))
             }
+            Origin::Stdio => (None, None),
         };
         let socket = Departing {
             stream,
@@ -151,7 +154,7 @@ impl Reactor {
             after_stop_flush,
         };
         let reason = self.dispose(id, socket, reason, unsent);
-        debug!("connection {id} to {peer} closed: {reason}");
+        debug!("connection {id} to {address} closed: {reason}");
         // Each under its own catch: a panicking protocol must not cost the
         // client factory its hooks (a reconnecting factory would stop).
         let lent = Lent::departing(tls, protocol);
@@ -162,11 +165,13 @@ impl Reactor {
         if let Some(mut lent) = lent {
             let raw = lent.is_layer();
             let lost = crate::panic::catch(|| {
-                lent.callee()
-                    .connection_lost(&mut ConnTransport::with_route(self, id, peer, raw), &reason);
+                lent.callee().connection_lost(
+                    &mut ConnTransport::with_route(self, id, address.clone(), raw),
+                    &reason,
+                );
             });
             if let Err(why) = lost {
-                error!("{peer}: connection_lost of connection {id} panicked: {why}");
+                error!("{address}: connection_lost of connection {id} panicked: {why}");
             }
             lent.drop_caught();
         }
@@ -197,6 +202,23 @@ impl Reactor {
         );
         // A broken socket has nothing left to say to the peer.
         let broken = matches!(reason, Reason::Error { .. });
+        let stream = match stream {
+            Stream::Tcp(stream) => stream,
+            // Pipes have no reset and nothing to linger for: they are
+            // closed, and a loss is only reported.
+            Stream::Stdio(pipes) => {
+                pipes.close(self.poll.registry());
+                return if resets || broken || unsent == 0 {
+                    reason
+                } else {
+                    Reason::Discarded {
+                        unsent,
+                        unread: 0,
+                        cause: Box::new(reason),
+                    }
+                };
+            }
+        };
         let unread = if reason == Reason::ReactorStopped {
             self.unread_input(&stream)
         } else {

@@ -4,12 +4,10 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, error};
-use mio::net::TcpStream;
-
 use super::flow::{Producers, WriteLimits};
 use super::lent::TlsHost;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
+use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::address::Address;
 use crate::buffer::WriteBuffer;
@@ -20,9 +18,10 @@ use crate::reactor::{
 use crate::reason::Reason;
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
+use log::{debug, error};
 
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) peer: SocketAddr,
     /// `None` while one of its own callbacks runs (it is taken out so the
     /// callback can have `&mut Reactor`), and before a client connection is
@@ -58,6 +57,8 @@ pub(crate) enum Origin {
     /// Made by `connect_tcp` (boxed: accepted connections, the many, stay
     /// small).
     Client(Box<ClientOrigin>),
+    /// The process's stdin and stdout ([`Reactor::open_stdio`]): owes nobody.
+    Stdio,
 }
 
 /// What a client connection owes its factory.
@@ -70,14 +71,14 @@ pub(crate) struct ClientOrigin {
 
 impl Conn {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: impl Into<Stream>,
         peer: SocketAddr,
         protocol: Option<Box<dyn Protocol>>,
         state: ConnState,
         origin: Origin,
     ) -> Self {
         Conn {
-            stream,
+            stream: stream.into(),
             peer,
             protocol,
             state,
@@ -94,6 +95,14 @@ impl Conn {
             tls: TlsHost::plain(),
         }
     }
+
+    /// The peer as its protocol sees it: an IP address, or a pipe.
+    pub(crate) fn peer_address(&self) -> Address {
+        match self.stream {
+            Stream::Tcp(_) => Address::Ip(self.peer),
+            Stream::Stdio(_) => Address::Pipe,
+        }
+    }
 }
 
 impl Reactor {
@@ -102,6 +111,10 @@ impl Reactor {
             return;
         };
         if conn.state == ConnState::Connecting {
+            if matches!(conn.stream, Stream::Stdio(_)) {
+                // Made by its own timer, which reads what came meanwhile.
+                return;
+            }
             if readiness.writable || readiness.error || readiness.read_closed {
                 self.finish_connect(id, readiness);
             }
@@ -244,7 +257,7 @@ impl Reactor {
         id: ConnectionId,
         f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
     ) -> bool {
-        let Some(peer) = self.conn(id).map(|c| c.peer) else {
+        let Some(peer) = self.conn(id).map(Conn::peer_address) else {
             return self.memory_with_protocol(id, f);
         };
         let Some(mut lent) = self.lend(id) else {
@@ -255,7 +268,7 @@ impl Reactor {
         let outcome = crate::panic::catch(|| {
             f(
                 lent.callee(),
-                &mut ConnTransport::with_route(self, id, peer, raw),
+                &mut ConnTransport::with_route(self, id, peer.clone(), raw),
             )
         });
         // Closes are applied only after callbacks return, so the slot is still ours.
@@ -328,7 +341,7 @@ impl Reactor {
     /// The peer address of connection `id`, while it exists.
     pub fn peer_addr(&self, id: ConnectionId) -> Option<Address> {
         match self.conn(id) {
-            Some(conn) => Some(Address::Ip(conn.peer)),
+            Some(conn) => Some(conn.peer_address()),
             None => self.memory_conn(id).map(|m| Address::Ip(m.peer)),
         }
     }

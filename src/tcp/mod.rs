@@ -15,6 +15,7 @@
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
+//! | `stream` | what a connection reads and writes: a socket, or stdin and stdout |
 
 mod close;
 mod connection;
@@ -25,6 +26,7 @@ mod linger;
 mod listener;
 mod state;
 mod stop;
+mod stream;
 mod timeouts;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
@@ -42,5 +44,6 @@ pub(crate) use self::linger::Lingering;
 pub(crate) use self::listener::Listener;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
 pub(crate) use self::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
+pub(crate) use self::stream::{Stream, WriteWatch};
 pub(crate) use self::transport::ConnTransport;
 pub(crate) use self::write::Stage;

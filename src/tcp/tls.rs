@@ -148,7 +148,7 @@ impl Reactor {
             if conn.state == ConnState::Closed {
                 continue;
             }
-            let peer = conn.peer;
+            let peer = conn.peer_address();
             let Some(mut layer) = conn.tls.take_layer() else {
                 continue;
             };
@@ -188,7 +188,7 @@ impl Reactor {
 /// handshake are still unacknowledged waits for the client's delayed ACK
 /// (the tokio-rustls baseline without it took 48 ms per first exchange
 /// where the client's request left before the tickets arrived).
-pub(crate) fn no_delay(stream: &mio::net::TcpStream, peer: SocketAddr) {
+pub(crate) fn no_delay(stream: &super::Stream, peer: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!("{peer}: cannot set TCP_NODELAY: {e}");
     }

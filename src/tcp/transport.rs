@@ -1,7 +1,6 @@
 //! The reactor's [`Transport`]: a view of one connection while its protocol runs.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::address::Address;
@@ -14,7 +13,7 @@ use crate::transport::{ConnectionId, Transport};
 pub(crate) struct ConnTransport<'r> {
     reactor: &'r mut Reactor,
     id: ConnectionId,
-    peer: SocketAddr,
+    peer: Address,
     /// Writes go to the socket as they are (the writer is the connection's
     /// TLS layer), rather than through the layer if it has one.
     raw: bool,
@@ -23,7 +22,7 @@ pub(crate) struct ConnTransport<'r> {
 impl<'r> ConnTransport<'r> {
     /// The transport below a TLS layer: its writes are ciphertext.
     #[cfg(feature = "tls")]
-    pub(crate) fn raw(reactor: &'r mut Reactor, id: ConnectionId, peer: SocketAddr) -> Self {
+    pub(crate) fn raw(reactor: &'r mut Reactor, id: ConnectionId, peer: Address) -> Self {
         ConnTransport::with_route(reactor, id, peer, true)
     }
 
@@ -32,13 +31,13 @@ impl<'r> ConnTransport<'r> {
     pub(crate) fn with_route(
         reactor: &'r mut Reactor,
         id: ConnectionId,
-        peer: SocketAddr,
+        peer: impl Into<Address>,
         raw: bool,
     ) -> Self {
         ConnTransport {
             reactor,
             id,
-            peer,
+            peer: peer.into(),
             raw,
         }
     }
@@ -86,12 +85,12 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn peer_addr(&self) -> Address {
-        Address::Ip(self.peer)
+        self.peer.clone()
     }
 
     fn local_addr(&self) -> io::Result<Address> {
         match self.reactor.conn(self.id) {
-            Some(conn) => conn.stream.local_addr().map(Address::Ip),
+            Some(conn) => conn.stream.local_addr(),
             None => self.reactor.memory_local_addr(self.id).map(Address::Ip),
         }
     }

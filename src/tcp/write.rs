@@ -3,13 +3,12 @@
 //! the connection's buffer, under a hard cap.
 
 use std::io::{self, Write};
-use std::net::Shutdown;
 
 use log::{debug, warn};
-use mio::net::TcpStream;
 
 use super::state::{ConnState, Ending, ReadSide, WriteSide};
-use crate::reactor::{interest, Reactor, SlotId, READ_BUFFER_SIZE};
+use super::stream::{Stream, WriteWatch};
+use crate::reactor::{Reactor, Readiness, SlotId, READ_BUFFER_SIZE};
 use crate::reason::Reason;
 use crate::transport::ConnectionId;
 
@@ -241,16 +240,16 @@ impl Reactor {
         };
         let waiting = !conn.out.is_empty();
         if waiting != conn.want_write {
-            if let Err(e) = registry.reregister(
-                &mut conn.stream,
-                SlotId::from(id).token(),
-                interest(waiting),
-            ) {
+            let token = SlotId::from(id).token();
+            if let Err(e) = conn.stream.watch_writes(registry, token, waiting) {
                 self.queue_close(id, Reason::from(e));
                 return;
             }
             conn.want_write = waiting;
         }
+        // Nothing will report a regular file writable: what it did not
+        // take is retried from the leftover queue.
+        let retry = waiting && conn.stream.write_watch() == WriteWatch::Retried;
         // An empty buffer is below any low watermark, 0 included.
         let drained = !waiting || conn.out.len() < conn.limits.low();
         let unfull = conn.flow.full && drained;
@@ -270,6 +269,9 @@ impl Reactor {
         }
         if unfull {
             self.set_full(id, false);
+        }
+        if retry {
+            self.defer(id.into(), Readiness::LEFTOVER);
         }
     }
 
@@ -338,7 +340,7 @@ impl Reactor {
 
     /// Sends our FIN; if the peer's came already, the connection is done.
     fn shut_write_side(&mut self, id: ConnectionId) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some((conn, registry)) = self.conn_and_registry(id) else {
             return;
         };
         let ConnState::Open { read, .. } = conn.state else {
@@ -348,7 +350,7 @@ impl Reactor {
             read,
             write: WriteSide::Shut,
         };
-        if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
+        if let Err(e) = conn.stream.shutdown_write(registry) {
             self.queue_close(id, Reason::from(e));
         } else if read == ReadSide::Finished {
             self.queue_close(id, Reason::PeerClosed);
@@ -398,7 +400,7 @@ impl Reactor {
 
 /// One `write` of `bytes`. Returns how many bytes the kernel took (0 if it
 /// would block).
-fn write_once(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+fn write_once(stream: &Stream, bytes: &[u8]) -> io::Result<usize> {
     let mut stream = stream;
     loop {
         match stream.write(bytes) {

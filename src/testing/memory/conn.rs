@@ -336,7 +336,7 @@ impl Reactor {
                 }
                 client = Some(factory);
             }
-            None => {}
+            Some(Origin::Stdio) | None => {}
         }
         let resets = matches!(
             reason,
