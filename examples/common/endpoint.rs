@@ -78,4 +78,29 @@ impl ConnectArgs {
             },
         }
     }
+
+    /// [`endpoint`](Self::endpoint), a host name given by `--host` resolved
+    /// here, once, before the reactor runs (as the clients always did).
+    pub fn resolved(&self, host: &str, port: u16) -> Result<ClientEndpoint, String> {
+        if self.connect.is_some() {
+            return Ok(self.endpoint(host, port));
+        }
+        let addr = super::resolve(host, port)?;
+        Ok(ClientEndpoint::Tcp {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        })
+    }
+}
+
+/// How a client names where it connects in its messages: `127.0.0.1:8123`
+/// for TCP to an IP address (as before endpoints), else the endpoint.
+pub fn target_text(endpoint: &ClientEndpoint) -> String {
+    match endpoint {
+        ClientEndpoint::Tcp { host, port } => match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, *port).to_string(),
+            Err(_) => endpoint.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
