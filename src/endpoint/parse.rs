@@ -29,7 +29,8 @@ pub struct EndpointError {
     usage: Option<&'static str>,
 }
 
-/// What is wrong with an endpoint string ([`EndpointError::problem`]).
+/// What is wrong with an endpoint string ([`EndpointError::problem`] has
+/// an example).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Problem {
@@ -70,11 +71,26 @@ impl EndpointError {
     }
 
     /// The string that was parsed.
+    ///
+    /// ```
+    /// let err = "tcp:http".parse::<reactor::endpoint::ServerEndpoint>().unwrap_err();
+    /// assert_eq!(err.input(), "tcp:http");
+    /// ```
     pub fn input(&self) -> &str {
         &self.input
     }
 
-    /// What is wrong with it.
+    /// What is wrong with it, for a program that reacts to the kind of
+    /// mistake rather than showing the message.
+    ///
+    /// ```
+    /// use reactor::endpoint::{Problem, ServerEndpoint};
+    ///
+    /// let err = "tcp:8000:bakclog=5".parse::<ServerEndpoint>().unwrap_err();
+    /// assert_eq!(err.problem(), &Problem::UnknownParameter("bakclog".into()));
+    /// let err = "tcp:80x".parse::<ServerEndpoint>().unwrap_err();
+    /// assert!(matches!(err.problem(), Problem::BadValue { name: "port", .. }));
+    /// ```
     pub fn problem(&self) -> &Problem {
         &self.problem
     }

@@ -214,6 +214,20 @@ fn bind_addr(port: u16, interface: Option<IpAddr>) -> SocketAddr {
 }
 
 /// A listener made from an endpoint: where it listens, and how to stop it.
+///
+/// ```
+/// use reactor::protocols::Echo;
+/// use reactor::Reactor;
+///
+/// let mut reactor = Reactor::new()?;
+/// let endpoint = "tcp:0:interface=127.0.0.1".parse().unwrap();
+/// let listening = reactor.listen_on(&endpoint, || Echo)?;
+/// println!("listening on {}", listening.local_addr()); // 127.0.0.1:PORT
+/// assert!(reactor.listener_stats(listening.handle()).is_some());
+/// assert!(listening.stop(&mut reactor));
+/// assert!(!listening.stop(&mut reactor)); // stopped already
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Listening {
     address: Address,
@@ -273,6 +287,21 @@ impl Reactor {
     /// now: a file that cannot be read, or a pair that does not match, is
     /// an error before anything is bound.
     ///
+    /// ```
+    /// use reactor::protocols::Echo;
+    /// use reactor::{ListenOptions, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let options = ListenOptions {
+    ///     max_connections: Some(100),
+    ///     ..ListenOptions::default()
+    /// };
+    /// let endpoint = "tcp:0:interface=127.0.0.1:backlog=16".parse().unwrap();
+    /// let listening = reactor.listen_on_with(&endpoint, || Echo, options)?;
+    /// # let _ = listening;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// A `tcp:`, `tls:` or `unix:` endpoint takes a socket this process
     /// inherited bound to its address, if there is one, instead of binding
     /// (its backlog is then the one it was created with); `systemd:N` only
@@ -307,6 +336,20 @@ impl Reactor {
     /// a `tcp:`, `systemd:` or `unix:` endpoint serves TLS, and a `tls:`
     /// one uses `config` in place of its `cert` and `key` (to offer ALPN,
     /// or require client certificates).
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use reactor::protocols::Echo;
+    /// use reactor::{ListenOptions, Reactor};
+    ///
+    /// let mut config = reactor::tls::server_config("cert.pem", "key.pem")?;
+    /// config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    /// let mut reactor = Reactor::new()?;
+    /// // A socket systemd passed, serving TLS.
+    /// let endpoint = "systemd:0".parse().unwrap();
+    /// reactor.listen_on_tls(&endpoint, Arc::new(config), || Echo, ListenOptions::default())?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[cfg(feature = "tls")]
     pub fn listen_on_tls(
         &mut self,

@@ -31,6 +31,33 @@
 //!    ([`DEFAULT_READY_TIMEOUT`]), it is killed and the old process goes
 //!    on serving as before, its sockets untouched.
 //!
+//! # What a server does
+//!
+//! Listen through [endpoints](crate::endpoint), hand the listeners to
+//! [`Reactor::restart_on_sighup`], and tell readiness once listening; then
+//! `kill -HUP PID` (or a deploy script) restarts it, a new binary at the
+//! same path included:
+//!
+//! ```no_run
+//! use reactor::protocols::Echo;
+//! use reactor::Reactor;
+//!
+//! let mut reactor = Reactor::new()?;
+//! // The same command line in every generation: the endpoint takes the
+//! // socket the previous one handed over, or binds it the first time.
+//! let endpoint = "tcp:7000:interface=127.0.0.1".parse().unwrap();
+//! let listening = reactor.listen_on(&endpoint, || Echo)?;
+//! reactor.restart_on_sighup(vec![listening.clone()])?;
+//! println!("listening on {}", listening.local_addr());
+//! reactor::restart::notify_ready()?; // the previous generation may go now
+//! reactor.run()?; // returns once a successor took over and the drain is done
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Protocols whose connections must finish a request before closing say so
+//! in [`Protocol::stopping`](crate::Protocol::stopping) (the examples'
+//! `echo_server --graceful` and `http_hello` do).
+//!
 //! Why inheritance rather than passing the sockets over a UNIX socket with
 //! `SCM_RIGHTS`: the new process is started by the old one anyway, so the
 //! descriptors can simply be inherited, with no socket path to agree on
@@ -69,7 +96,7 @@ use crate::tcp::ListenerHandle;
 use crate::timer::TimerId;
 
 /// How long [`Reactor::hand_over`] waits for the new process to say it is
-/// ready, by default.
+/// ready, by default ([`Restart::ready_timeout`] changes it).
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a hand-over looks whether the new process has exited.
@@ -88,6 +115,12 @@ impl Restart {
     /// This program again, with the arguments it was started with: the
     /// executable at the path this process was started from (so a binary
     /// replaced on disk since is the one started: an upgrade).
+    ///
+    /// ```
+    /// let restart = reactor::restart::Restart::this_program()?;
+    /// # let _ = restart;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn this_program() -> io::Result<Restart> {
         let exe = std::env::current_exe()?;
         // /proc/self/exe names a replaced binary "PATH (deleted)": the new
@@ -103,7 +136,17 @@ impl Restart {
         })
     }
 
-    /// `program`, run with `args` (not counting its own name).
+    /// `program`, run with `args` (not counting its own name): another
+    /// program that takes its sockets by socket activation (`systemd:N`
+    /// endpoints, or any `sd_listen_fds` user) and tells readiness through
+    /// `NOTIFY_SOCKET`.
+    ///
+    /// ```
+    /// use reactor::restart::Restart;
+    ///
+    /// let restart = Restart::program("/usr/local/bin/server-v2", ["--listen", "systemd:0"]);
+    /// # let _ = restart;
+    /// ```
     pub fn program(
         program: impl Into<PathBuf>,
         args: impl IntoIterator<Item = impl Into<OsString>>,
@@ -120,6 +163,15 @@ impl Restart {
 
     /// How long the new process has to say it is ready (default
     /// [`DEFAULT_READY_TIMEOUT`]) before it is killed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let restart = reactor::restart::Restart::this_program()?
+    ///     .ready_timeout(Duration::from_secs(60)); // a slow start
+    /// # let _ = restart;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn ready_timeout(mut self, timeout: Duration) -> Restart {
         self.ready_timeout = timeout;
         self
@@ -153,6 +205,27 @@ impl Reactor {
     /// Errors at once if a listener has stopped or the process cannot be
     /// started. The new process inherits this one's standard input, output
     /// and error, and its environment.
+    ///
+    /// ```no_run
+    /// use reactor::protocols::Echo;
+    /// use reactor::restart::Restart;
+    /// use reactor::Reactor;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let listening = reactor.listen_on(&"tcp:7000".parse().unwrap(), || Echo)?;
+    /// // Say, on a command from an admin connection:
+    /// reactor.hand_over(&[listening], Restart::this_program()?, |reactor, outcome| {
+    ///     match outcome {
+    ///         Ok(pid) => {
+    ///             eprintln!("pid {pid} took over");
+    ///             reactor.stop(); // finish what is open, then exit
+    ///         }
+    ///         Err(e) => eprintln!("still serving: {e}"),
+    ///     }
+    /// })?;
+    /// reactor.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn hand_over(
         &mut self,
         listeners: &[Listening],
@@ -238,7 +311,19 @@ impl Reactor {
     /// [endpoints](crate::endpoint) and call [`notify_ready`].
     ///
     /// Replaces SIGHUP's default action (which ends the process) for the
-    /// whole process: call it from applications, not libraries.
+    /// whole process: call it from applications, not libraries. The
+    /// [module](crate::restart#what-a-server-does) shows a whole server.
+    ///
+    /// ```
+    /// use reactor::protocols::Echo;
+    /// use reactor::Reactor;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let endpoint = "tcp:0:interface=127.0.0.1".parse().unwrap();
+    /// let listening = reactor.listen_on(&endpoint, || Echo)?;
+    /// reactor.restart_on_sighup(vec![listening])?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn restart_on_sighup(&mut self, listeners: Vec<Listening>) -> io::Result<SourceId> {
         let signals = signal_hook_mio::v1_0::Signals::new([signal_hook::consts::SIGHUP])?;
         let state = Rc::new(RefCell::new(Phase::Serving));
