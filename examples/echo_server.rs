@@ -28,9 +28,15 @@
 //! second signal exits at once. It is the reactor's feature: with
 //! `--model threads` it is refused.
 //!
-//! With `--graceful`, SIGHUP restarts the server without refusing or
-//! dropping a connection ([`reactor::restart`]): it starts a new copy of
-//! itself with the same flags, handing it the listening socket; once the
+//! With `--reactors N` (reactor model), N reactors on N threads serve the
+//! port, each with its own listener on it (SO_REUSEPORT: the kernel spreads
+//! connections among them; see [`reactor::ReactorPool`]); `--graceful`
+//! stops them all.
+//!
+//! With `--graceful` (and one reactor), SIGHUP restarts the server without
+//! refusing or dropping a connection ([`reactor::restart`]): it starts a
+//! new copy of itself with the same flags, handing it the listening socket;
+//! once the
 //! copy prints its `listening on` line and says it is ready, this process
 //! stops accepting and finishes its connections as above, while the copy
 //! serves every new one. Restart again by signalling the new process (its
@@ -41,12 +47,12 @@
 mod common;
 
 use std::process::ExitCode;
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use reactor::tls::{TlsFactory, TlsRole};
-use reactor::{threaded, ListenOptions, OnStop, Protocol, Reason, Transport};
+use reactor::tls::{ServerConfig, TlsFactory, TlsRole};
+use reactor::{threaded, ListenOptions, OnStop, Protocol, ReactorPool, Reason, Transport};
 
 /// Sends back every byte, and logs each connection's start and end as every
 /// example server does. Zero-sized, so idle connections cost the server no
@@ -132,13 +138,48 @@ struct Args {
     /// nothing (and read nothing) for this many seconds is closed.
     #[arg(long, value_parser = common::parse_duration, default_value = "0.5")]
     quiet: Duration,
+    /// Reactors serving the port, each on a thread of its own with its own
+    /// listener (SO_REUSEPORT); reactor model only.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    reactors: u16,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+}
+
+/// `--reactors N` for N > 1: a [`ReactorPool`] serves the port; with
+/// `--graceful`, SIGINT/SIGTERM stop every reactor as they stop one.
+fn serve_pool(args: &Args, tls: Option<Arc<ServerConfig>>) -> Result<(), String> {
+    let addr = args.listen.tcp_addr(&args.host, args.port, "--reactors")?;
+    let pool = ReactorPool::new(args.reactors.into())
+        .map_err(|e| format!("cannot start the reactors: {e}"))?;
+    let (graceful, quiet) = (args.graceful, args.quiet);
+    if graceful {
+        pool.stop_on_signals()
+            .and_then(|()| pool.set_shutdown_grace(args.grace))
+            .map_err(|e| format!("cannot set up the reactors: {e}"))?;
+    }
+    let bound = pool
+        .listen_with(
+            addr,
+            ListenOptions::default(),
+            move |reactor, addr, options, _| {
+                let tls = tls.clone();
+                if graceful {
+                    let factory = move || DrainingEcho { quiet };
+                    return common::tls::listen(reactor, addr, tls, factory, options);
+                }
+                common::tls::listen(reactor, addr, tls, || Echo, options)
+            },
+        )
+        .map_err(|e| common::hints::cannot_listen(addr, &e))?;
+    common::announce(bound)?;
+    pool.wait().map_err(|e| format!("reactor failed: {e}"))
 }
 
 fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[])?;
     match args.model {
+        Model::Reactor if args.reactors > 1 => serve_pool(args, tls),
         Model::Reactor => {
             common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
                 let options = ListenOptions::default();
@@ -147,15 +188,19 @@ fn serve(args: &Args) -> Result<(), String> {
                     reactor.set_shutdown_grace(args.grace);
                     let quiet = args.quiet;
                     let factory = move || DrainingEcho { quiet };
-                    let listening = common::tls::listen(reactor, endpoint, tls, factory, options)?;
+                    let listening =
+                        common::tls::listen_on(reactor, endpoint, tls, factory, options)?;
                     reactor.restart_on_sighup(vec![listening.clone()])?;
                     return Ok(listening);
                 }
-                common::tls::listen(reactor, endpoint, tls, || Echo, options)
+                common::tls::listen_on(reactor, endpoint, tls, || Echo, options)
             })
         }
         Model::Threads if args.graceful => {
             Err("--graceful is the reactor's: it cannot be used with --model threads".into())
+        }
+        Model::Threads if args.reactors > 1 => {
+            Err("--reactors is the reactor's: it cannot be used with --model threads".into())
         }
         Model::Threads => {
             let addr = args

@@ -65,7 +65,7 @@ fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[])?;
     common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let options = ListenOptions::default();
-        common::tls::listen(reactor, endpoint, tls, || TsServ, options)
+        common::tls::listen_on(reactor, endpoint, tls, || TsServ, options)
     })
 }
 

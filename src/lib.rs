@@ -649,12 +649,14 @@
 //! as a connection: [`Reactor::open_stdio`]), [`Protocol`] and
 //! [`Transport`] for a connection's two sides, [`framing`], [`producer`],
 //! [`reconnect`] for clients that connect again, [`threaded`], [`tls`] and
-//! [`testing`].
+//! [`testing`]. Past one core, [`ReactorPool`] runs a reactor per core on
+//! one port ([`multicore`]).
 
 mod address;
 mod buffer;
 pub mod endpoint;
 pub mod framing;
+pub mod multicore;
 mod panic;
 pub mod producer;
 mod protocol;
@@ -675,6 +677,7 @@ mod transport;
 mod udp;
 
 pub use crate::address::{Address, UnixAddress};
+pub use crate::multicore::{ReactorPool, Siblings};
 pub use crate::protocol::{
     client_factory, ClientFactory, ClientFn, Factory, OnStop, Protocol, SharedFactory, Timeout,
 };

@@ -142,7 +142,7 @@ fn serve(args: &Args) -> Result<(), String> {
             ..ListenOptions::default()
         };
         let factory = ChatFactory::new(limits);
-        common::tls::listen(reactor, endpoint, tls, factory, options)
+        common::tls::listen_on(reactor, endpoint, tls, factory, options)
     })
 }
 

@@ -4,12 +4,13 @@
 //! `--listen tls:...` endpoint).
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use reactor::endpoint::{Listening, ServerEndpoint};
 use reactor::tls::ServerConfig;
-use reactor::{Factory, ListenOptions, Reactor};
+use reactor::{Factory, ListenOptions, ListenerHandle, Reactor};
 
 /// `--tls-cert` and `--tls-key`, flattened into a server's own flags
 /// (`#[command(flatten)]`). Each requires the other.
@@ -41,11 +42,26 @@ impl TlsArgs {
     }
 }
 
+/// Listens on `addr` over TLS under `tls`, or plain TCP when it is `None`:
+/// for the servers whose listeners a `ReactorPool` binds, one per reactor.
+pub fn listen(
+    reactor: &mut Reactor,
+    addr: SocketAddr,
+    tls: Option<Arc<ServerConfig>>,
+    factory: impl Factory,
+    options: ListenOptions,
+) -> io::Result<ListenerHandle> {
+    match tls {
+        Some(config) => reactor.listen_tls_with(addr, config, factory, options),
+        None => reactor.listen_tcp_with(addr, factory, options),
+    }
+}
+
 /// Listens on `endpoint`, over TLS under `tls` (from `--tls-cert` and
 /// `--tls-key`) when it is given, else as the endpoint says (a `tls:`
 /// endpoint brings its own certificate and key): the one place a server
 /// chooses between TLS and plain TCP.
-pub fn listen(
+pub fn listen_on(
     reactor: &mut Reactor,
     endpoint: &ServerEndpoint,
     tls: Option<Arc<ServerConfig>>,

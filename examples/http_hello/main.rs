@@ -50,8 +50,13 @@
 //! curl --cacert cert.pem https://localhost:8000/
 //! ```
 //!
-//! SIGHUP restarts the server without refusing a connection or losing a
-//! request ([`reactor::restart`]): it starts a new copy of itself with the
+//! With `--reactors N`, N reactors on N threads serve the port, each with
+//! its own listener on it (SO_REUSEPORT: the kernel spreads connections
+//! among them; see [`reactor::ReactorPool`]).
+//!
+//! With one reactor, SIGHUP restarts the server without refusing a
+//! connection or losing a request ([`reactor::restart`]): it starts a new
+//! copy of itself with the
 //! same flags, handing it the listening socket, and once the copy is ready
 //! it stops accepting and finishes what it has (within 5 s): a request
 //! under way, or the first request of a client that has just connected, is
@@ -72,7 +77,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use connection::{HttpConnection, Timeouts};
-use reactor::ListenOptions;
+use reactor::{ListenOptions, ReactorPool};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -100,6 +105,10 @@ struct Args {
     /// request body that stalls this long gets `408`. Fractions allowed.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = positive_seconds)]
     idle_timeout: Duration,
+    /// Reactors serving the port, each on a thread of its own with its own
+    /// listener (SO_REUSEPORT).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    reactors: u16,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
 }
@@ -121,10 +130,28 @@ fn serve(args: &Args) -> Result<(), String> {
     // ALPN: a client that offers HTTP/2 too (browsers, curl) is told this
     // server speaks HTTP/1.1.
     let tls = args.tls.server_config(&[b"http/1.1"])?;
+    if args.reactors > 1 {
+        // `--reactors N`: a ReactorPool, one listener per reactor.
+        let addr = args.listen.tcp_addr(&args.host, args.port, "--reactors")?;
+        let pool = ReactorPool::new(args.reactors.into())
+            .map_err(|e| format!("cannot start the reactors: {e}"))?;
+        let bound = pool
+            .listen_with(
+                addr,
+                ListenOptions::default(),
+                move |reactor, addr, options, _| {
+                    let factory = move || HttpConnection::new(timeouts);
+                    common::tls::listen(reactor, addr, tls.clone(), factory, options)
+                },
+            )
+            .map_err(|e| common::hints::cannot_listen(addr, &e))?;
+        common::announce(bound)?;
+        return pool.wait().map_err(|e| format!("reactor failed: {e}"));
+    }
     common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let factory = move || HttpConnection::new(timeouts);
         let options = ListenOptions::default();
-        let listening = common::tls::listen(reactor, endpoint, tls, factory, options)?;
+        let listening = common::tls::listen_on(reactor, endpoint, tls, factory, options)?;
         reactor.restart_on_sighup(vec![listening.clone()])?;
         Ok(listening)
     })

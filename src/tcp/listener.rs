@@ -87,6 +87,14 @@ pub struct ListenOptions {
     /// SO_REUSEADDR, so a restarted server can bind while old connections
     /// linger in TIME_WAIT (default on).
     pub reuse_address: bool,
+    /// SO_REUSEPORT (default off): other sockets of the same user that set
+    /// it too may bind the same address, and Linux spreads new connections
+    /// among them by a hash of each connection's addresses and ports.
+    /// [`ReactorPool`](crate::ReactorPool) sets it for its one listener
+    /// per reactor; see there for what the spreading does and does not do.
+    /// The flip side: a second copy of the server, started by mistake on
+    /// the same port, gets no "address in use" but a share of the clients.
+    pub reuse_port: bool,
     /// For IPv6 addresses: accept IPv6 only (`Some(true)`), IPv4 too
     /// (`Some(false)`), or the system default (`None`).
     pub only_v6: Option<bool>,
@@ -116,6 +124,7 @@ impl Default for ListenOptions {
         ListenOptions {
             backlog: 1024,
             reuse_address: true,
+            reuse_port: false,
             only_v6: None,
             max_connections: None,
             max_connections_per_peer: None,
@@ -206,6 +215,9 @@ impl Reactor {
         )?;
         if options.reuse_address {
             socket.set_reuse_address(true)?;
+        }
+        if options.reuse_port {
+            socket.set_reuse_port(true)?;
         }
         if let (SocketAddr::V6(_), Some(only)) = (addr, options.only_v6) {
             socket.set_only_v6(only)?;
@@ -310,12 +322,21 @@ impl Reactor {
     }
 
     pub(crate) fn accept_ready(&mut self, id: SlotId) {
+        if self.accept_burst(id) {
+            self.defer(id, crate::reactor::Readiness::LEFTOVER);
+        }
+    }
+
+    /// Accepts up to [`MAX_ACCEPTS_PER_EVENT`] connections; returns whether
+    /// it stopped at that cap (more may wait) rather than at an empty queue,
+    /// an error, or a closed listener.
+    fn accept_burst(&mut self, id: SlotId) -> bool {
         for _ in 0..MAX_ACCEPTS_PER_EVENT {
             let Some(Source::Listener(listener)) = self.slot_mut(id) else {
-                return;
+                return false;
             };
             let Some(socket) = &listener.socket else {
-                return;
+                return false;
             };
             match socket.accept() {
                 Ok((stream, peer)) => {
@@ -334,7 +355,7 @@ impl Reactor {
                     let options = listener.options;
                     let tls = self.tls_for_accepted(id, peer);
                     let Some(Source::Listener(listener)) = self.slot_mut(id) else {
-                        return;
+                        return false;
                     };
                     let Ok(tls) = tls else {
                         // Never served in plaintext on a TLS port.
@@ -355,7 +376,7 @@ impl Reactor {
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if concerns_only_this_connection(&e) => {
                     debug!("accept on {} skipped a connection: {e}", listener.addr);
                 }
@@ -374,11 +395,11 @@ impl Reactor {
                         listener.retry_scheduled = true;
                         self.schedule(ACCEPT_RETRY, TimerAction::RetryAccept(id));
                     }
-                    return;
+                    return false;
                 }
             }
         }
-        self.defer(id, crate::reactor::Readiness::LEFTOVER);
+        true
     }
 
     fn add_connection(
@@ -542,15 +563,40 @@ impl Reactor {
         }
     }
 
-    /// Closes every listening socket (their factories stop later, after the
-    /// connections they built).
+    /// Closes every listening socket for a stop (their factories stop
+    /// later, after the connections they built), each once it has accepted
+    /// what waits in its queue: those connections join the stop like every
+    /// open one (see [`accept_queued`](Self::accept_queued)).
     pub(crate) fn close_listening_sockets(&mut self) {
-        for (_, slot) in self.slots.iter_mut() {
-            if let Source::Listener(listener) = &mut slot.source {
-                if let Some(mut socket) = listener.socket.take() {
-                    // As in `remove_listener`: a copy may live on elsewhere.
-                    let _ = self.poll.registry().deregister(&mut socket);
-                }
+        for id in self.slot_ids(|s| matches!(s, Source::Listener(_))) {
+            self.accept_queued(id);
+            let socket = match self.slot_mut(id) {
+                Some(Source::Listener(listener)) => listener.socket.take(),
+                _ => None,
+            };
+            if let Some(mut socket) = socket {
+                // As in `remove_listener`: a copy may live on elsewhere.
+                let _ = self.poll.registry().deregister(&mut socket);
+            }
+        }
+    }
+
+    /// Accepts every connection waiting in listener `id`'s queue. Their
+    /// handshakes are complete and their clients may have sent a request:
+    /// closing the socket would reset them, SO_REUSEPORT or not (Linux
+    /// hands them to another socket of the group only with the sysctl
+    /// `net.ipv4.tcp_migrate_req`). Bounded by what the queue can hold
+    /// (`backlog + 1`), so clients that keep coming cannot hold a stop up;
+    /// a client whose handshake completes after the last `accept` and
+    /// before the close is still reset, as with any server that closes.
+    fn accept_queued(&mut self, id: SlotId) {
+        let Some(Source::Listener(listener)) = self.slot_mut(id) else {
+            return;
+        };
+        let holds = usize::try_from(listener.options.backlog).unwrap_or(0) + 1;
+        for _ in 0..holds.div_ceil(MAX_ACCEPTS_PER_EVENT) {
+            if !self.accept_burst(id) {
+                return;
             }
         }
     }
