@@ -31,7 +31,10 @@ fn echo_on(endpoint: &str) -> ReactorThread {
     let endpoint = server(endpoint);
     ReactorThread::start(move |r| {
         let listening = r.listen_on(&endpoint, || Echo)?;
-        Ok(listening.local_addr().socket_addr().expect("an IP listener"))
+        Ok(listening
+            .local_addr()
+            .socket_addr()
+            .expect("an IP listener"))
     })
 }
 
@@ -86,7 +89,11 @@ fn tcp_listens_with_the_backlog_it_names() {
         .unwrap();
     let at = |l: &reactor::endpoint::Listening| l.local_addr().socket_addr().unwrap();
     assert_eq!(queued_connects(at(&short), 5), 3, "backlog 2 queues 3");
-    assert_eq!(queued_connects(at(&default), 5), 5, "the default queues more");
+    assert_eq!(
+        queued_connects(at(&default), 5),
+        5,
+        "the default queues more"
+    );
 }
 
 /// Records what a client connection hears, and stops its reactor when the
@@ -185,14 +192,20 @@ fn a_tls_endpoint_whose_files_do_not_serve_fails_before_binding() {
         certs.client_key.display()
     ));
     let err = reactor.listen_on(&mismatched, || Echo).unwrap_err();
-    assert!(err.to_string().contains("do not make a server identity"), "{err}");
+    assert!(
+        err.to_string().contains("do not make a server identity"),
+        "{err}"
+    );
     let missing = server("tls:0:cert=/nonexistent/c.pem:key=/nonexistent/k.pem");
     let err = reactor.listen_on(&missing, || Echo).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     // A client whose `ca` file is missing fails its connect, with the reason.
     let target = client("tls:host=127.0.0.1:port=9:ca=/nonexistent/ca.pem");
     let why = run_client(&target, 1).expect_err("no authorities");
-    assert!(matches!(&why, Reason::Tls(text) if text.contains("/nonexistent/ca.pem")), "{why:?}");
+    assert!(
+        matches!(&why, Reason::Tls(text) if text.contains("/nonexistent/ca.pem")),
+        "{why:?}"
+    );
 }
 
 #[test]
@@ -206,7 +219,13 @@ fn tcp_clients_connect_and_hear_refusals() {
     let gone = client(&format!("tcp:host=127.0.0.1:port={port}"));
     let why = run_client(&gone, 1).expect_err("nothing listens");
     assert!(
-        matches!(why, Reason::Error { kind: ErrorKind::ConnectionRefused, .. }),
+        matches!(
+            why,
+            Reason::Error {
+                kind: ErrorKind::ConnectionRefused,
+                ..
+            }
+        ),
         "{why:?}"
     );
 }
@@ -223,7 +242,13 @@ fn unix_endpoints_say_they_are_not_supported_yet() {
     assert!(err.to_string().contains("UNIX socket listeners"), "{err}");
     let why = run_client(&client("unix:path=/tmp/reactor-endpoints-test.sock"), 1).unwrap_err();
     assert!(
-        matches!(why, Reason::Error { kind: ErrorKind::Unsupported, .. }),
+        matches!(
+            why,
+            Reason::Error {
+                kind: ErrorKind::Unsupported,
+                ..
+            }
+        ),
         "{why:?}"
     );
 }
