@@ -3,8 +3,12 @@
 //! `UNIXAddress` and `PipeAddress` in one type.
 
 use std::fmt;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::SocketAddr as StdUnixAddr;
+use std::path::{Path, PathBuf};
 
 /// One end of a connection, as [`Transport::peer_addr`](crate::Transport::peer_addr)
 /// and [`Transport::local_addr`](crate::Transport::local_addr) report it.
@@ -76,6 +80,66 @@ impl Address {
         match self {
             Address::Unix(unix) => Some(unix),
             Address::Ip(_) | Address::Pipe => None,
+        }
+    }
+}
+
+impl UnixAddress {
+    /// The UNIX address a user means by `path`, as
+    /// [`Reactor::listen_unix`](crate::Reactor::listen_unix) and
+    /// [`Reactor::connect_unix`](crate::Reactor::connect_unix) read it: a
+    /// path starting with `@` names a Linux abstract socket (`@app` is the
+    /// abstract name `app`), as systemd's `ListenStream=` and Go's `net`
+    /// write it; any other path is a socket file. A file whose name starts
+    /// with `@` is written `./@name`.
+    ///
+    /// ```
+    /// use std::path::PathBuf;
+    /// use reactor::UnixAddress;
+    ///
+    /// assert_eq!(UnixAddress::new("@app"), UnixAddress::Abstract(b"app".to_vec()));
+    /// assert_eq!(UnixAddress::new("./@app"), UnixAddress::Path(PathBuf::from("./@app")));
+    /// assert_eq!(UnixAddress::new("/run/app.sock").to_string(), "unix:/run/app.sock");
+    /// ```
+    pub fn new(path: impl AsRef<Path>) -> UnixAddress {
+        let path = path.as_ref();
+        match path.as_os_str().as_bytes() {
+            [b'@', name @ ..] => UnixAddress::Abstract(name.to_vec()),
+            _ => UnixAddress::Path(path.to_path_buf()),
+        }
+    }
+
+    /// The socket file's path, for a [`Path`](UnixAddress::Path) address.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            UnixAddress::Path(path) => Some(path),
+            UnixAddress::Abstract(_) | UnixAddress::Unnamed => None,
+        }
+    }
+
+    /// The address as std names it, to connect to; an unnamed address
+    /// cannot be connected to (`InvalidInput`), nor can a path or name
+    /// longer than a `sockaddr_un` holds.
+    pub(crate) fn to_std(&self) -> io::Result<StdUnixAddr> {
+        match self {
+            UnixAddress::Path(path) => StdUnixAddr::from_pathname(path),
+            UnixAddress::Abstract(name) => StdUnixAddr::from_abstract_name(name),
+            UnixAddress::Unnamed => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an unnamed UNIX address cannot be listened on or connected to",
+            )),
+        }
+    }
+}
+
+impl From<&StdUnixAddr> for UnixAddress {
+    fn from(addr: &StdUnixAddr) -> Self {
+        if let Some(path) = addr.as_pathname() {
+            UnixAddress::Path(path.to_path_buf())
+        } else if let Some(name) = addr.as_abstract_name() {
+            UnixAddress::Abstract(name.to_vec())
+        } else {
+            UnixAddress::Unnamed
         }
     }
 }

@@ -12,6 +12,7 @@
 //!
 //! The same protocols run over TLS ([`Reactor::listen_tls`],
 //! [`Reactor::connect_tls`], [`Transport::start_tls`]; the [`tls`] module),
+//! over UNIX sockets ([`Reactor::listen_unix`], [`Reactor::connect_unix`]),
 //! on a thread per connection ([`threaded`]), and in memory for tests
 //! ([`testing`]).
 //!
@@ -675,6 +676,7 @@ mod timer;
 pub mod tls;
 mod transport;
 mod udp;
+mod unix;
 
 pub use crate::address::{Address, UnixAddress};
 pub use crate::multicore::{ReactorPool, Siblings};
@@ -693,6 +695,7 @@ pub use crate::transport::{ConnectionId, Transport};
 pub use crate::udp::{
     DatagramProtocol, DatagramTransport, MulticastInterface, UdpHandle, DEFAULT_SEND_QUEUE_LIMIT,
 };
+pub use crate::unix::PeerCredentials;
 
 /// The README's example compiles (it is not run: it serves forever).
 #[cfg(doctest)]

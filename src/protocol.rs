@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use crate::address::Address;
 use crate::reactor::Reactor;
 use crate::reason::Reason;
 use crate::transport::Transport;
@@ -267,8 +268,24 @@ pub enum Timeout {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub trait Factory: 'static {
-    /// Builds the protocol for a new connection from `peer`.
+    /// Builds the protocol for a new connection from `peer`, an IP peer.
+    /// (For a peer of another kind, a UNIX socket's, the default
+    /// [`build_protocol_for`](Factory::build_protocol_for) passes the
+    /// unspecified address `0.0.0.0:0`: the protocol learns the real one
+    /// from [`Transport::peer_addr`](crate::Transport::peer_addr).)
     fn build_protocol(&mut self, peer: SocketAddr) -> Box<dyn Protocol>;
+
+    /// Builds the protocol for a new connection from `peer`, of any kind:
+    /// what the reactor and the threaded model call. The default calls
+    /// [`build_protocol`](Factory::build_protocol) with the IP address, or
+    /// `0.0.0.0:0` for a UNIX peer; a factory that tells UNIX peers apart
+    /// overrides this one.
+    fn build_protocol_for(&mut self, peer: &Address) -> Box<dyn Protocol> {
+        self.build_protocol(
+            peer.socket_addr()
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        )
+    }
 
     /// Called before the first connection is built: when it starts listening,
     /// or when a client factory starts connecting.
@@ -477,6 +494,10 @@ impl<F> Clone for SharedFactory<F> {
 impl<F: Factory> Factory for SharedFactory<F> {
     fn build_protocol(&mut self, peer: SocketAddr) -> Box<dyn Protocol> {
         self.inner.factory.borrow_mut().build_protocol(peer)
+    }
+
+    fn build_protocol_for(&mut self, peer: &Address) -> Box<dyn Protocol> {
+        self.inner.factory.borrow_mut().build_protocol_for(peer)
     }
 
     fn start_factory(&mut self) {

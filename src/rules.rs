@@ -2,7 +2,6 @@
 //! definition each, so the two models cannot drift apart.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::Level;
@@ -103,7 +102,12 @@ pub(crate) fn refusal_level(warned: &mut bool) -> Level {
 /// Logs that `peer` was refused for being over `limit` (say, "the
 /// listener's connection limit") on the listener bound to `listener`, at
 /// the level [`refusal_level`] gives.
-pub(crate) fn log_refusal(warned: &mut bool, peer: SocketAddr, limit: &str, listener: SocketAddr) {
+pub(crate) fn log_refusal(
+    warned: &mut bool,
+    peer: &dyn std::fmt::Display,
+    limit: &str,
+    listener: &dyn std::fmt::Display,
+) {
     match refusal_level(warned) {
         Level::Warn => log::warn!(
             "{peer}: over {limit} on {listener}; closed at once (further refusals logged at debug)"

@@ -105,6 +105,9 @@ pub trait Transport {
     fn lose_connection(&mut self);
 
     /// Closes now: buffered bytes are dropped and the peer gets a reset.
+    /// A UNIX socket has no reset: its peer reads what was already sent,
+    /// then an error (ECONNRESET) if input we had not read was still queued
+    /// on our side, or else end-of-file.
     fn abort_connection(&mut self);
 
     /// Closes our writing side once every buffered byte is written (the
@@ -121,10 +124,20 @@ pub trait Transport {
     /// The local address.
     fn local_addr(&self) -> io::Result<Address>;
 
+    /// Who is at the other end of a UNIX connection: its process, user and
+    /// group ids, as the kernel recorded them when the connection was made
+    /// (see [`PeerCredentials`](crate::PeerCredentials)). `None` for
+    /// anything but a UNIX socket (the default).
+    fn peer_credentials(&self) -> Option<crate::PeerCredentials> {
+        None
+    }
+
     /// This connection's id, to be written to from other callbacks.
     fn id(&self) -> ConnectionId;
 
-    /// Turns Nagle's algorithm off (`true`) or on.
+    /// Turns Nagle's algorithm off (`true`) or on. A UNIX socket has no
+    /// Nagle algorithm (what is written is queued for the peer at once):
+    /// there, nothing to set, and `Ok`.
     fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()>;
 
     /// Bytes accepted by `write` but not yet handed to the kernel.

@@ -230,22 +230,77 @@ fn tcp_clients_connect_and_hear_refusals() {
     );
 }
 
+/// A fresh directory for socket files, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("reactor-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
-fn unix_endpoints_say_they_are_not_supported_yet() {
-    // Until UNIX listeners are in the crate: a clear error, not a panic
-    // and not a TCP listener.
-    let mut reactor = Reactor::new().unwrap();
-    let err = reactor
-        .listen_on(&server("unix:/tmp/reactor-endpoints-test.sock"), || Echo)
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unsupported);
-    assert!(err.to_string().contains("UNIX socket listeners"), "{err}");
-    let why = run_client(&client("unix:path=/tmp/reactor-endpoints-test.sock"), 1).unwrap_err();
+fn unix_listens_with_its_mode_and_serves_clients() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    let dir = TempDir::new("endpoints-unix");
+    let path = dir.0.join("echo.sock");
+    let endpoint = server(&format!("unix:{}:mode=0604", path.display()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = ReactorThread::start(move |r| {
+        let listening = r.listen_on(&endpoint, || Echo)?;
+        tx.send(listening.local_addr().to_string()).unwrap();
+        Ok(common::localhost())
+    });
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap(),
+        format!("unix:{}", path.display())
+    );
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o604, "the socket file's mode");
+    let mut stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(b"over unix").unwrap();
+    let mut answer = [0; 9];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"over unix");
+    // And a client endpoint, from the reactor.
+    let message = b"over tls, from an endpoint"; // what Heard sends
+    let target = client(&format!("unix:path={}", path.display()));
+    assert_eq!(run_client(&target, message.len()).unwrap(), message);
+    server.stop();
+}
+
+#[test]
+fn unix_abstract_names_need_no_file() {
+    let name = format!("reactor-endpoints-{}", std::process::id());
+    let endpoint = server(&format!("unix:@{name}"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = ReactorThread::start(move |r| {
+        let listening = r.listen_on(&endpoint, || Echo)?;
+        tx.send(listening.local_addr().to_string()).unwrap();
+        Ok(common::localhost())
+    });
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), format!("unix:@{name}"));
+    let message = b"over tls, from an endpoint";
+    let target = client(&format!("unix:@{name}"));
+    assert_eq!(run_client(&target, message.len()).unwrap(), message);
+    server.stop();
+    // A name nobody listens on: refused, with the reason.
+    let why = run_client(&client(&format!("unix:@{name}-nobody")), 1).unwrap_err();
     assert!(
         matches!(
             why,
             Reason::Error {
-                kind: ErrorKind::Unsupported,
+                kind: ErrorKind::ConnectionRefused,
                 ..
             }
         ),

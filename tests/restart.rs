@@ -452,3 +452,65 @@ fn a_restart_whose_new_process_dies_keeps_serving() {
     assert!(status.success(), "the first process: {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_unix_socket_and_its_file_survive_a_restart() {
+    use std::os::unix::net::UnixStream;
+    // SAFETY: as above.
+    let made = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(made, 0, "cannot become a subreaper");
+    let generations = Generations {
+        pids: Mutex::new(Vec::new()),
+    };
+    let dir = std::env::temp_dir().join(format!("reactor-restart-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("echo.sock");
+    let mut first = Command::new(example("echo_server"))
+        .args(["--graceful", "--quiet", "5", "--listen"])
+        .arg(format!("unix:{}", path.display()))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo_server");
+    generations.add(first.id() as i32);
+    let stdout = lines(first.stdout.take().unwrap());
+    let stderr = lines(first.stderr.take().unwrap());
+    let mut log = Vec::new();
+    let announced = format!("listening on unix:{}", path.display());
+    let is_announced = |line: &str| (line == announced).then_some(());
+    wait_for(&stdout, &mut log, &announced, is_announced);
+    let echo = |what: &[u8]| {
+        let mut stream = UnixStream::connect(&path).expect("connect to the socket file");
+        stream.set_read_timeout(Some(STEP)).unwrap();
+        stream.write_all(what).unwrap();
+        let mut answer = vec![0; what.len()];
+        stream.read_exact(&mut answer).unwrap();
+        assert_eq!(answer, what);
+    };
+    echo(b"before");
+    // A connection open across the restart, finished by the old process.
+    let mut held = UnixStream::connect(&path).unwrap();
+    held.set_read_timeout(Some(STEP)).unwrap();
+    // SAFETY: kill takes plain integers.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGHUP) }, 0);
+    let next = wait_for(&stderr, &mut log, "started pid", |l| {
+        pid_after(l, "started pid ")
+    });
+    generations.add(next);
+    wait_for(&stdout, &mut log, &announced, is_announced);
+    wait_for(&stderr, &mut log, "is ready", |l| {
+        l.contains("is ready").then_some(())
+    });
+    held.write_all(b"held").unwrap();
+    let mut answer = [0; 4];
+    held.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"held");
+    held.shutdown(Shutdown::Write).unwrap();
+    let status = first.wait().expect("wait for the first process");
+    assert!(status.success(), "the first process: {status}");
+    // The old process is gone and left the file to the new one.
+    echo(b"after");
+    let _ = std::fs::remove_dir_all(&dir);
+}

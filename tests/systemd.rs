@@ -95,6 +95,40 @@ fn an_example_serves_on_the_socket_it_was_passed() {
 }
 
 #[test]
+fn a_unix_socket_passed_is_served_and_announced_by_its_path() {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let dir = std::env::temp_dir().join(format!("reactor-systemd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("activated.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut child = activated(
+        &example("echo_server"),
+        &["--listen", "systemd:0"],
+        &[listener.as_raw_fd()],
+        None,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn sh");
+    drop(listener);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let child = Running(child);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, format!("listening on unix:{}\n", path.display()));
+    let mut stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(b"unix, activated").unwrap();
+    let mut answer = [0; 15];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"unix, activated");
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn sockets_meant_for_another_process_are_not_taken() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let out = run_to_end(

@@ -212,12 +212,7 @@ impl Reactor {
                 None => self.connect_failing(Box::new(factory), host_names_unsupported(host)),
             },
             ClientEndpoint::Unix { path } => {
-                log::error!("cannot connect to {path}: UNIX sockets are not supported yet");
-                let reason = Reason::Error {
-                    kind: std::io::ErrorKind::Unsupported,
-                    os_code: None,
-                };
-                self.connect_failing(Box::new(factory), reason)
+                self.connect_unix(unix_path_text(path), factory, timeout)
             }
             ClientEndpoint::Tls { host, port, ca } => {
                 self.connect_tls_to(host, *port, ca, factory, timeout)

@@ -360,10 +360,7 @@ impl<'a> Parameters<'a> {
     pub(crate) fn unix_path(&self) -> Result<UnixAddress, EndpointError> {
         self.required("path", "a path or @abstract-name", |v| match v {
             "" | "@" => None,
-            v => Some(match v.strip_prefix('@') {
-                Some(name) => UnixAddress::Abstract(name.as_bytes().to_vec()),
-                None => UnixAddress::Path(PathBuf::from(v)),
-            }),
+            v => Some(UnixAddress::new(v)),
         })
     }
 }

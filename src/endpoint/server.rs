@@ -12,7 +12,7 @@ use super::systemd::{self, Bound};
 use crate::address::{Address, UnixAddress};
 use crate::protocol::Factory;
 use crate::reactor::Reactor;
-use crate::tcp::{ListenOptions, ListenerHandle};
+use crate::tcp::{ListenOptions, ListenerHandle, ListenerTls, ListeningSocket};
 
 /// Where a server listens: one of the forms below, parsed from a string.
 ///
@@ -30,10 +30,15 @@ use crate::tcp::{ListenOptions, ListenerHandle};
 /// type is case-insensitive. `Display` writes the same endpoint back, so
 /// a parsed endpoint round-trips.
 ///
+/// A `unix:` endpoint listens as [`Reactor::listen_unix`] does: a stale
+/// socket file is replaced, a live one refused, the file removed when the
+/// listener stops (but not when a restart handed it to a new process).
+///
 /// A `tcp:`, `tls:` or `unix:` endpoint whose address matches a socket
 /// this process inherited (from systemd, or from the process it replaced:
 /// [`crate::restart`]) takes that socket instead of binding a new one; see
-/// [`crate::endpoint`].
+/// [`crate::endpoint`]. An inherited UNIX socket's file is left in place
+/// when this process stops: it is systemd's, or the next process's.
 ///
 /// ```
 /// use reactor::endpoint::ServerEndpoint;
@@ -367,8 +372,7 @@ impl Reactor {
         endpoint: &ServerEndpoint,
         factory: Box<dyn Factory>,
         mut options: ListenOptions,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsRole>,
-        #[cfg(not(feature = "tls"))] tls: Option<std::convert::Infallible>,
+        tls: Option<ListenerTls>,
     ) -> io::Result<Listening> {
         self.refuse_while_stopping()?;
         let socket = match endpoint {
@@ -391,37 +395,53 @@ impl Reactor {
                             options.backlog = *backlog;
                         }
                         let handle = self.listen(addr, factory, options, tls)?;
-                        return Ok(Listening {
-                            address: Address::Ip(handle.local_addr()),
-                            handle,
-                        });
+                        return Ok(self.listening(handle));
                     }
                 }
             }
-            ServerEndpoint::Unix { path, .. } => match systemd::take_unix(path) {
+            ServerEndpoint::Unix {
+                path,
+                mode,
+                backlog,
+            } => match systemd::take_unix(path) {
                 Some(inherited) => inherited,
-                None => return Err(unix_unsupported()),
+                None => {
+                    if let Some(backlog) = backlog {
+                        options.backlog = *backlog;
+                    }
+                    options.file_mode = *mode;
+                    let handle = self.listen_unix_as(path.clone(), factory, options, tls)?;
+                    return Ok(self.listening(handle));
+                }
             },
             ServerEndpoint::Systemd { index } => systemd::take_index(*index)?,
         };
-        match systemd::local(&socket) {
+        // An inherited socket: TCP or UNIX, whichever it is. Its file (if
+        // any) is not ours to remove: systemd's, or the next process's.
+        let listening = match systemd::local(&socket) {
             Some(Bound::Ip(_)) => {
                 let listener = std::net::TcpListener::from(systemd::into_fd(socket));
-                let handle = self.listen_socket(listener, factory, options, tls)?;
-                Ok(Listening {
-                    address: Address::Ip(handle.local_addr()),
-                    handle,
-                })
+                listener.set_nonblocking(true)?;
+                ListeningSocket::Tcp(mio::net::TcpListener::from_std(listener))
             }
-            Some(Bound::Unix(_)) | None => Err(unix_unsupported()),
-        }
+            Some(Bound::Unix(_)) | None => {
+                let listener = std::os::unix::net::UnixListener::from(systemd::into_fd(socket));
+                listener.set_nonblocking(true)?;
+                ListeningSocket::Unix {
+                    socket: mio::net::UnixListener::from_std(listener),
+                    _file: None,
+                }
+            }
+        };
+        let handle = self.add_listener(listening, factory, options, tls)?;
+        Ok(self.listening(handle))
     }
-}
 
-/// UNIX listeners are not in the crate yet.
-fn unix_unsupported() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "UNIX socket listeners are not supported by this build yet",
-    )
+    /// The [`Listening`] for a listener just made.
+    fn listening(&self, handle: ListenerHandle) -> Listening {
+        let address = self
+            .listener_address(&handle)
+            .unwrap_or(Address::Ip(handle.local_addr()));
+        Listening { address, handle }
+    }
 }

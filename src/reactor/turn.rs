@@ -80,8 +80,8 @@ impl Reactor {
         // Closes asked for outside any callback (before `run`, say).
         self.apply_closes();
         let now = self.now();
-        // Leftovers, and connects that failed before having a socket (no
-        // event will come for those), are served this turn: no waiting.
+        // Leftovers, and connects that failed at once (a UNIX path that is
+        // not there, say), are served this turn: no waiting for an event.
         let timeout = if !self.again.is_empty() || !self.failed_connects.is_empty() {
             Some(Duration::ZERO)
         } else {

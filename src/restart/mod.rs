@@ -80,7 +80,6 @@ mod spawn;
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Child;
 use std::rc::Rc;
@@ -234,8 +233,8 @@ impl Reactor {
     ) -> io::Result<()> {
         let mut fds = Vec::new();
         for listening in listeners {
-            match self.listening_socket(listening.handle()) {
-                Some(socket) => fds.push(socket.as_raw_fd()),
+            match self.listening_fd(listening.handle()) {
+                Some(fd) => fds.push(fd),
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotConnected,
@@ -401,6 +400,8 @@ fn finish(reactor: &mut Reactor, shared: &Shared, outcome: Result<(), String>) {
     let result = match outcome {
         Ok(()) => {
             for listener in &hand_over.listeners {
+                // A UNIX socket's file now belongs to the new process.
+                reactor.keep_socket_file(listener);
                 reactor.stop_listening(listener);
             }
             Ok(pid)

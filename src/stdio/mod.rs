@@ -12,20 +12,14 @@
 mod pipes;
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::protocol::Protocol;
 use crate::reactor::{key_u32, Reactor, Readiness, Slot, SlotId, Source};
-use crate::tcp::{Conn, ConnState, Origin, Stream};
+use crate::tcp::{Conn, ConnState, Origin, Peer, Stream};
 use crate::transport::ConnectionId;
 
 pub(crate) use self::pipes::Pipes;
-
-/// What a standard I/O connection keeps as its IP peer: nothing reports
-/// it (its transport says [`Address::Pipe`](crate::Address::Pipe)), but it
-/// names the connection in the reactor's logs.
-pub(crate) const NO_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 impl Reactor {
     /// Runs `protocol` over the process's standard input and output, as one
@@ -119,7 +113,13 @@ impl Reactor {
         };
         let pipes = Pipes::open(self.poll.registry(), SlotId::from(id).token())?;
         let stream = Stream::Stdio(Box::new(pipes));
-        let conn = Conn::new(stream, NO_PEER, None, ConnState::Connecting, Origin::Stdio);
+        let conn = Conn::new(
+            stream,
+            Peer::Pipe,
+            None,
+            ConnState::Connecting,
+            Origin::Stdio,
+        );
         let key = self.slots.insert(Slot {
             generation,
             queued: false,

@@ -3,15 +3,12 @@
 //! `connection_lost` and the client factory's hooks called once.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use log::{debug, error};
-use mio::net::TcpStream;
-use socket2::SockRef;
 
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::Lent;
+use super::peer::Peer;
 use super::state::ConnState;
 use super::stream::Stream;
 use super::transport::ConnTransport;
@@ -35,7 +32,7 @@ pub(crate) struct QueuedClose {
 /// it needs.
 struct Departing {
     stream: Stream,
-    peer: SocketAddr,
+    peer: Peer,
     /// The listener whose counts it is part of until the descriptor closes.
     listener: Option<SlotId>,
     /// It ends a flush a stop waited for (see [`QueuedClose`]).
@@ -108,7 +105,6 @@ impl Reactor {
         let Source::Conn(conn) = self.slots.remove(id.key as usize).source else {
             return;
         };
-        let address = conn.peer_address();
         let Conn {
             stream,
             peer,
@@ -149,12 +145,12 @@ impl Reactor {
         };
         let socket = Departing {
             stream,
-            peer,
+            peer: peer.clone(),
             listener,
             after_stop_flush,
         };
         let reason = self.dispose(id, socket, reason, unsent);
-        debug!("connection {id} to {address} closed: {reason}");
+        debug!("connection {id} to {peer} closed: {reason}");
         // Each under its own catch: a panicking protocol must not cost the
         // client factory its hooks (a reconnecting factory would stop).
         let lent = Lent::departing(tls, protocol);
@@ -166,12 +162,12 @@ impl Reactor {
             let raw = lent.is_layer();
             let lost = crate::panic::catch(|| {
                 lent.callee().connection_lost(
-                    &mut ConnTransport::with_route(self, id, address.clone(), raw),
+                    &mut ConnTransport::with_route(self, id, &peer, raw),
                     &reason,
                 );
             });
             if let Err(why) = lost {
-                error!("{address}: connection_lost of connection {id} panicked: {why}");
+                error!("{peer}: connection_lost of connection {id} panicked: {why}");
             }
             lent.drop_caught();
         }
@@ -203,7 +199,6 @@ impl Reactor {
         // A broken socket has nothing left to say to the peer.
         let broken = matches!(reason, Reason::Error { .. });
         let stream = match stream {
-            Stream::Tcp(stream) => stream,
             // Pipes have no reset and nothing to linger for: they are
             // closed, and a loss is only reported.
             Stream::Stdio(pipes) => {
@@ -218,6 +213,7 @@ impl Reactor {
                     }
                 };
             }
+            socket => socket,
         };
         let unread = if reason == Reason::ReactorStopped {
             self.unread_input(&stream)
@@ -225,9 +221,9 @@ impl Reactor {
             0
         };
         if resets || broken || unsent > 0 || unread > 0 {
-            let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            stream.reset_on_close();
             drop(stream);
-            self.release_admission(listener, peer);
+            self.release_admission(listener, &peer);
             if resets || broken {
                 return reason;
             }
@@ -254,7 +250,7 @@ impl Reactor {
             // Closing the descriptor also removes it from epoll.
             _ => {
                 drop(stream);
-                self.release_admission(listener, peer);
+                self.release_admission(listener, &peer);
             }
         }
         reason
@@ -263,7 +259,13 @@ impl Reactor {
     /// Reads and counts what the peer sent that no protocol will see, so a
     /// stop can tell a loss from a quiet peer. Bounded: past the linger
     /// discard limit it stops counting.
-    fn unread_input(&mut self, stream: &TcpStream) -> usize {
+    ///
+    /// A UNIX socket's input is counted where it is queued, not read: its
+    /// close is a reset for the peer only while unread input is queued.
+    fn unread_input(&mut self, stream: &Stream) -> usize {
+        if let Stream::Unix(unix) = stream {
+            return crate::unix::queued_input(unix);
+        }
         let mut buf = std::mem::take(&mut self.read_buf);
         if buf.is_empty() {
             buf = vec![0; 4096];

@@ -1,11 +1,11 @@
 //! A connection: its state, its read path, and how it closes.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::flow::{Producers, WriteLimits};
 use super::lent::TlsHost;
+use super::peer::Peer;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
 use super::stream::Stream;
 use super::transport::ConnTransport;
@@ -22,7 +22,7 @@ use log::{debug, error};
 
 pub(crate) struct Conn {
     pub(crate) stream: Stream,
-    pub(crate) peer: SocketAddr,
+    pub(crate) peer: Peer,
     /// `None` while one of its own callbacks runs (it is taken out so the
     /// callback can have `&mut Reactor`), and before a client connection is
     /// made. A connection is *made* exactly when it has a protocol outside
@@ -54,7 +54,7 @@ pub(crate) enum Origin {
     /// Accepted by this listener: part of its counts until the descriptor
     /// closes (lingering included).
     Accepted(SlotId),
-    /// Made by `connect_tcp` (boxed: accepted connections, the many, stay
+    /// Made by `connect_tcp` or `connect_unix` (boxed: accepted connections, the many, stay
     /// small).
     Client(Box<ClientOrigin>),
     /// The process's stdin and stdout ([`Reactor::open_stdio`]): owes nobody.
@@ -72,7 +72,7 @@ pub(crate) struct ClientOrigin {
 impl Conn {
     pub(crate) fn new(
         stream: impl Into<Stream>,
-        peer: SocketAddr,
+        peer: Peer,
         protocol: Option<Box<dyn Protocol>>,
         state: ConnState,
         origin: Origin,
@@ -93,14 +93,6 @@ impl Conn {
             deadline: Deadline::None,
             origin,
             tls: TlsHost::plain(),
-        }
-    }
-
-    /// The peer as its protocol sees it: an IP address, or a pipe.
-    pub(crate) fn peer_address(&self) -> Address {
-        match self.stream {
-            Stream::Tcp(_) => Address::Ip(self.peer),
-            Stream::Stdio(_) => Address::Pipe,
         }
     }
 }
@@ -237,10 +229,11 @@ impl Reactor {
         match crate::panic::catch(|| protocol.allows_half_close()) {
             Ok(allows) => allows,
             Err(why) => {
-                let peer = self.conn(id).map(|c| c.peer);
-                error!(
-                    "{peer:?}: allows_half_close of connection {id} panicked: {why}; aborting it"
-                );
+                let peer = self
+                    .conn(id)
+                    .map(|c| c.peer.to_string())
+                    .unwrap_or_default();
+                error!("{peer}: allows_half_close of connection {id} panicked: {why}; aborting it");
                 self.queue_close(id, Reason::Panicked(why));
                 false
             }
@@ -257,7 +250,7 @@ impl Reactor {
         id: ConnectionId,
         f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
     ) -> bool {
-        let Some(peer) = self.conn(id).map(Conn::peer_address) else {
+        let Some(peer) = self.conn(id).map(|c| c.peer.clone()) else {
             return self.memory_with_protocol(id, f);
         };
         let Some(mut lent) = self.lend(id) else {
@@ -268,7 +261,7 @@ impl Reactor {
         let outcome = crate::panic::catch(|| {
             f(
                 lent.callee(),
-                &mut ConnTransport::with_route(self, id, peer.clone(), raw),
+                &mut ConnTransport::with_route(self, id, &peer, raw),
             )
         });
         // Closes are applied only after callbacks return, so the slot is still ours.
@@ -321,7 +314,8 @@ impl Reactor {
         self.queue_close(id, Reason::Aborted);
     }
 
-    /// Sets TCP_NODELAY on connection `id`.
+    /// Sets TCP_NODELAY on connection `id` (on a UNIX connection, which has
+    /// no Nagle algorithm, does nothing).
     pub fn set_nodelay(&mut self, id: ConnectionId, nodelay: bool) -> io::Result<()> {
         match self.conn(id) {
             Some(conn) => conn.stream.set_nodelay(nodelay),
@@ -341,9 +335,15 @@ impl Reactor {
     /// The peer address of connection `id`, while it exists.
     pub fn peer_addr(&self, id: ConnectionId) -> Option<Address> {
         match self.conn(id) {
-            Some(conn) => Some(conn.peer_address()),
+            Some(conn) => Some(conn.peer.address()),
             None => self.memory_conn(id).map(|m| Address::Ip(m.peer)),
         }
+    }
+
+    /// The credentials of the process at the other end of UNIX connection
+    /// `id` (see [`Transport::peer_credentials`]); `None` for a TCP one.
+    pub fn peer_credentials(&self, id: ConnectionId) -> Option<crate::PeerCredentials> {
+        self.conn(id).and_then(|c| c.peer.credentials())
     }
 
     /// Number of connections, including attempts under way.

@@ -1,5 +1,6 @@
 //! Outgoing connections: starting a connect, and finishing or failing it.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +11,9 @@ use mio::Interest;
 
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::TlsHost;
+use super::peer::Peer;
 use super::state::ConnState;
+use super::stream::Stream;
 use crate::protocol::ClientFactory;
 use crate::reactor::{key_u32, Reactor, Readiness, Slot, SlotId, Source, TimerAction};
 use crate::reason::Reason;
@@ -53,24 +56,13 @@ impl Reactor {
     pub(crate) fn connect(
         &mut self,
         addr: SocketAddr,
-        mut factory: Box<dyn ClientFactory>,
+        factory: Box<dyn ClientFactory>,
         timeout: Duration,
         tls: TlsHost,
     ) -> ConnectionId {
-        let started = crate::panic::catch(|| {
-            factory.start_factory();
-            factory.started_connecting(self);
-        });
-        if let Err(why) = started {
-            error!("connecting to {addr}: a client factory hook panicked: {why}");
-            self.fail_connect(factory, Reason::Panicked(why));
+        let Some(factory) = self.start_connecting(factory, &addr) else {
             return DEAD_ID;
-        }
-        if self.is_stopping() {
-            debug!("connect to {addr} refused: the reactor is stopping");
-            self.fail_connect(factory, Reason::ReactorStopped);
-            return DEAD_ID;
-        }
+        };
         if self.memory.is_some() {
             // A reactor in memory records the connect; its test completes it.
             #[cfg(feature = "tls")]
@@ -79,7 +71,46 @@ impl Reactor {
             let tls = false;
             return self.memory_connect(addr, factory, timeout, tls);
         }
-        let stream = TcpStream::connect(addr).and_then(|mut stream| {
+        let stream = TcpStream::connect(addr).map(Stream::Tcp);
+        self.add_connecting(stream, Peer::Ip(addr), factory, timeout, tls)
+    }
+
+    /// Runs a client factory's hooks for a connect to `target` about to
+    /// start. `None` if the connect must not start (a hook panicked, or the
+    /// reactor is stopping): the factory hears why at the next turn.
+    pub(crate) fn start_connecting(
+        &mut self,
+        mut factory: Box<dyn ClientFactory>,
+        target: &dyn fmt::Display,
+    ) -> Option<Box<dyn ClientFactory>> {
+        let started = crate::panic::catch(|| {
+            factory.start_factory();
+            factory.started_connecting(self);
+        });
+        if let Err(why) = started {
+            error!("connecting to {target}: a client factory hook panicked: {why}");
+            self.fail_connect(factory, Reason::Panicked(why));
+            return None;
+        }
+        if self.is_stopping() {
+            debug!("connect to {target} refused: the reactor is stopping");
+            self.fail_connect(factory, Reason::ReactorStopped);
+            return None;
+        }
+        Some(factory)
+    }
+
+    /// Registers `stream`, whose connect to `peer` is under way (or failed
+    /// at once), as a connection of `factory`'s, bounded by `timeout`.
+    pub(crate) fn add_connecting(
+        &mut self,
+        stream: io::Result<Stream>,
+        peer: Peer,
+        factory: Box<dyn ClientFactory>,
+        timeout: Duration,
+        tls: TlsHost,
+    ) -> ConnectionId {
+        let stream = stream.and_then(|mut stream| {
             let generation = self.next_generation();
             let id = SlotId {
                 key: key_u32(self.slots.vacant_key())?,
@@ -100,11 +131,11 @@ impl Reactor {
                     factory,
                     connect_timer: Some(timer),
                 }));
-                let mut conn = Conn::new(stream, addr, None, ConnState::Connecting, origin);
+                let mut conn = Conn::new(stream, peer, None, ConnState::Connecting, origin);
                 conn.tls = tls;
                 #[cfg(feature = "tls")]
                 if conn.tls.is_tls() {
-                    super::tls::no_delay(&conn.stream, addr);
+                    super::tls::no_delay(&conn.stream, &conn.peer);
                 }
                 let key = self.slots.insert(Slot {
                     generation: id.generation,
@@ -115,7 +146,7 @@ impl Reactor {
                 conn_id
             }
             Err(e) => {
-                debug!("connect to {addr} failed at once: {e}");
+                debug!("connect to {peer} failed at once: {e}");
                 self.fail_connect(factory, Reason::from(e));
                 DEAD_ID
             }
@@ -162,8 +193,8 @@ impl Reactor {
         };
         let outcome = match conn.stream.take_error() {
             Ok(Some(e)) | Err(e) => Err(e),
-            Ok(None) => match conn.stream.peer_addr() {
-                Ok(_) => Ok(()),
+            Ok(None) => match conn.stream.check_connected() {
+                Ok(()) => Ok(()),
                 // Only an event that said error or hang-up turns "not
                 // connected yet" into a refusal; anything else (a spurious
                 // wake-up, a leftover pass) means still connecting.
@@ -181,13 +212,13 @@ impl Reactor {
             self.queue_close(id, Reason::from(e));
             return;
         }
-        let peer = conn.peer;
+        let peer = conn.peer.address();
         let Origin::Client(client) = &mut conn.origin else {
             return;
         };
         let timer = client.connect_timer.take();
         let factory = &mut client.factory;
-        let protocol = match crate::panic::catch(|| factory.build_protocol(peer)) {
+        let protocol = match crate::panic::catch(|| factory.build_protocol_for(&peer)) {
             Ok(protocol) => protocol,
             Err(why) => {
                 // Not made after all: the factory hears of a failed attempt.

@@ -3,13 +3,12 @@
 //! destroy the tail of our last reply.
 
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
-use std::time::Duration;
+use std::net::Shutdown;
 
 use log::debug;
-use mio::net::TcpStream;
-use socket2::SockRef;
 
+use super::peer::Peer;
+use super::stream::Stream;
 use crate::reactor::{Reactor, Slot, SlotId, Source, TimerAction};
 use crate::rules::{LINGER_DISCARD_LIMIT, LINGER_TIMEOUT};
 use crate::timer::TimerId;
@@ -18,8 +17,8 @@ use crate::transport::ConnectionId;
 /// A cleanly closed connection waiting for the peer's FIN (see
 /// [`Source::Lingering`]).
 pub(crate) struct Lingering {
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    peer: Peer,
     timer: TimerId,
     discarded: usize,
     /// The listener it was accepted by: the descriptor still counts against
@@ -45,15 +44,15 @@ impl Reactor {
     pub(crate) fn linger(
         &mut self,
         id: ConnectionId,
-        stream: TcpStream,
-        peer: SocketAddr,
+        stream: Stream,
+        peer: Peer,
         listener: Option<SlotId>,
         wait_if_quiet: bool,
         reset_on_input: bool,
     ) {
         if stream.shutdown(Shutdown::Write).is_err() {
             drop(stream);
-            self.release_admission(listener, peer);
+            self.release_admission(listener, &peer);
             return;
         }
         let slot = SlotId::from(id);
@@ -101,8 +100,7 @@ impl Reactor {
                     Ok(n) => {
                         lingering.discarded += n;
                         if lingering.reset_on_input {
-                            let _ =
-                                SockRef::from(&lingering.stream).set_linger(Some(Duration::ZERO));
+                            lingering.stream.reset_on_close();
                             break Some("input after a stop's close: reset");
                         }
                         if lingering.discarded > LINGER_DISCARD_LIMIT {
@@ -143,7 +141,7 @@ impl Reactor {
                 ..
             } = lingering;
             drop(stream);
-            self.release_admission(listener, peer);
+            self.release_admission(listener, &peer);
         }
     }
 }

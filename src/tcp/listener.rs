@@ -2,17 +2,21 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use log::{debug, error, warn};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::Interest;
 use socket2::{Domain, Socket, Type};
 
 use super::connection::{Conn, Origin};
 use super::lent::TlsHost;
+use super::peer::{Peer, PeerKey};
 use super::state::ConnState;
+use super::stream::{ListeningSocket, Stream};
+use crate::address::Address;
 use crate::protocol::{Factory, Protocol};
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT};
 use crate::rules::{
@@ -25,17 +29,20 @@ use crate::transport::ConnectionId;
 pub(crate) struct Listener {
     /// `None` once the reactor is stopping: the port is closed at once, so
     /// new clients are refused rather than queued for a server that exits.
-    socket: Option<TcpListener>,
+    socket: Option<ListeningSocket>,
     factory: Box<dyn Factory>,
-    addr: SocketAddr,
+    /// Boxed: a UNIX name is larger than an IP address, and a slot is as
+    /// large as its largest source.
+    addr: Box<Address>,
     /// `accept` is failing for want of resources; warned once.
     backing_off: bool,
     /// A retry timer is pending, so new edges must not schedule another.
     retry_scheduled: bool,
     options: ListenOptions,
     stats: ListenerStats,
-    /// Open connections per peer address, kept only with a per-peer limit.
-    per_peer: HashMap<IpAddr, usize>,
+    /// Open connections per peer (IP address, or user id for UNIX
+    /// connections), kept only with a per-peer limit.
+    per_peer: HashMap<PeerKey, usize>,
     /// A limit refused a connection since the last warning was logged.
     warned_full: bool,
     /// Every accepted connection speaks TLS in this role (boxed: a slot is
@@ -47,7 +54,7 @@ pub(crate) struct Listener {
 impl Listener {
     /// Counts a newly accepted connection from `peer`, or says which limit
     /// it is over.
-    fn admit(&mut self, peer: SocketAddr) -> Result<(), &'static str> {
+    fn admit(&mut self, peer: &Peer) -> Result<(), &'static str> {
         if self
             .options
             .max_connections
@@ -55,8 +62,8 @@ impl Listener {
         {
             return Err("the listener's connection limit");
         }
-        if let Some(max) = self.options.max_connections_per_peer {
-            let count = self.per_peer.entry(peer.ip()).or_insert(0);
+        if let (Some(max), Some(key)) = (self.options.max_connections_per_peer, peer.key()) {
+            let count = self.per_peer.entry(key).or_insert(0);
             if *count >= max {
                 return Err("the per-peer connection limit");
             }
@@ -68,24 +75,37 @@ impl Listener {
     }
 
     /// Undoes `admit` for a connection that was not kept.
-    fn release(&mut self, peer: SocketAddr) {
+    fn release(&mut self, peer: &Peer) {
         self.stats.open -= 1;
-        if let Some(count) = self.per_peer.get_mut(&peer.ip()) {
+        let Some(key) = peer.key() else {
+            return;
+        };
+        if let Some(count) = self.per_peer.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
-                self.per_peer.remove(&peer.ip());
+                self.per_peer.remove(&key);
             }
         }
     }
 }
 
-/// Socket settings for [`Reactor::listen_tcp_with`].
+/// What makes a listener a TLS one: the role each accepted connection
+/// plays (uninhabited without the `tls` feature).
+#[cfg(feature = "tls")]
+pub(crate) type ListenerTls = crate::tls::TlsRole;
+/// What makes a listener a TLS one (uninhabited without the `tls` feature).
+#[cfg(not(feature = "tls"))]
+pub(crate) type ListenerTls = std::convert::Infallible;
+
+/// Socket settings for [`Reactor::listen_tcp_with`] and
+/// [`Reactor::listen_unix_with`]: each applies to both kinds of listener,
+/// except where it says which (as `only_v6` is for IPv6 only).
 #[derive(Debug, Clone, Copy)]
 pub struct ListenOptions {
     /// Pending connections the kernel queues before `accept` (default 1024).
     pub backlog: i32,
     /// SO_REUSEADDR, so a restarted server can bind while old connections
-    /// linger in TIME_WAIT (default on).
+    /// linger in TIME_WAIT (default on). TCP only.
     pub reuse_address: bool,
     /// SO_REUSEPORT (default off): other sockets of the same user that set
     /// it too may bind the same address, and Linux spreads new connections
@@ -102,8 +122,10 @@ pub struct ListenOptions {
     /// limit). Over it, a new connection is accepted and closed at once,
     /// logged and counted ([`Reactor::listener_stats`]).
     pub max_connections: Option<usize>,
-    /// Most connections open at once from one peer IP address (default: no
-    /// limit), as Twisted's `LimitConnectionsByPeer`; over it, the same.
+    /// Most connections open at once from one peer (default: no limit), as
+    /// Twisted's `LimitConnectionsByPeer`; over it, the same. A TCP peer is
+    /// an IP address; a UNIX peer is a user id (SO_PEERCRED), since every
+    /// UNIX client is on this host and most have no name of their own.
     pub max_connections_per_peer: Option<usize>,
     /// The idle timeout every accepted connection starts with (default:
     /// none); see [`Transport::set_idle_timeout`](crate::Transport::set_idle_timeout).
@@ -117,6 +139,11 @@ pub struct ListenOptions {
     /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::tls::DEFAULT_HANDSHAKE_TIMEOUT),
     /// 10 s), so half-finished handshakes cannot hold connection slots.
     pub tls_handshake_timeout: Duration,
+    /// For UNIX listeners on a path: the socket file's permission bits
+    /// (`0o660`: owner and group may connect), set before the socket
+    /// listens, so no client connects while it has another mode. `None`
+    /// (the default): what `bind` gives, `0o777` less the process's umask.
+    pub file_mode: Option<u32>,
 }
 
 impl Default for ListenOptions {
@@ -131,6 +158,7 @@ impl Default for ListenOptions {
             idle_timeout: None,
             write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
             tls_handshake_timeout: crate::rules::DEFAULT_HANDSHAKE_TIMEOUT,
+            file_mode: None,
         }
     }
 }
@@ -148,13 +176,19 @@ pub struct ListenerStats {
 #[derive(Debug, Clone, Copy)]
 pub struct ListenerHandle {
     id: SlotId,
-    addr: SocketAddr,
+    /// The bound IP address; `None` for a UNIX listener (whose name,
+    /// which may hold a path, would cost the handle its `Copy`:
+    /// [`Reactor::listener_address`] has it).
+    addr: Option<SocketAddr>,
 }
 
 impl ListenerHandle {
-    /// The bound address, with the real port when port 0 was asked for.
+    /// The bound IP address, with the real port when port 0 was asked for.
+    /// A UNIX listener has none: this is then the unspecified `0.0.0.0:0`,
+    /// and [`Reactor::listener_address`] says where it listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Stops listening (see [`Reactor::stop_listening`]).
@@ -190,14 +224,13 @@ impl Reactor {
         self.listen(addr, Box::new(factory), options, None)
     }
 
-    /// Binds and registers a listener; `tls` makes it a TLS one.
+    /// Binds and registers a TCP listener; `tls` makes it a TLS one.
     pub(crate) fn listen(
         &mut self,
         addr: SocketAddr,
         factory: Box<dyn Factory>,
         options: ListenOptions,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsRole>,
-        #[cfg(not(feature = "tls"))] _tls: Option<std::convert::Infallible>,
+        tls: Option<ListenerTls>,
     ) -> io::Result<ListenerHandle> {
         self.refuse_while_stopping()?;
         if self.memory.is_some() {
@@ -224,24 +257,21 @@ impl Reactor {
         }
         socket.bind(&addr.into())?;
         socket.listen(options.backlog)?;
-        self.listen_socket(socket.into(), factory, options, tls)
+        socket.set_nonblocking(true)?;
+        let socket = ListeningSocket::Tcp(TcpListener::from_std(socket.into()));
+        self.add_listener(socket, factory, options, tls)
     }
 
-    /// Registers `socket`, bound and listening already (by [`listen`](Self::listen),
-    /// or inherited from the process that started this one), as a listener.
-    pub(crate) fn listen_socket(
+    /// Registers a bound, listening socket and starts its factory.
+    pub(crate) fn add_listener(
         &mut self,
-        socket: std::net::TcpListener,
+        mut socket: ListeningSocket,
         mut factory: Box<dyn Factory>,
         options: ListenOptions,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::TlsRole>,
-        #[cfg(not(feature = "tls"))] _tls: Option<std::convert::Infallible>,
+        #[cfg(feature = "tls")] tls: Option<ListenerTls>,
+        #[cfg(not(feature = "tls"))] _tls: Option<ListenerTls>,
     ) -> io::Result<ListenerHandle> {
-        self.refuse_while_stopping()?;
-        socket.set_nonblocking(true)?;
-        let mut socket = TcpListener::from_std(socket);
         let local = socket.local_addr()?;
-
         let generation = self.next_generation();
         let entry = self.slots.vacant_entry();
         let id = SlotId {
@@ -260,7 +290,7 @@ impl Reactor {
             source: Source::Listener(Listener {
                 socket: Some(socket),
                 factory,
-                addr: local,
+                addr: Box::new(local.clone()),
                 backing_off: false,
                 retry_scheduled: false,
                 options,
@@ -272,7 +302,23 @@ impl Reactor {
             }),
         });
         debug!("listening on {local}");
-        Ok(ListenerHandle { id, addr: local })
+        Ok(ListenerHandle {
+            id,
+            addr: local.socket_addr(),
+        })
+    }
+
+    /// Where a listener listens, while it does: an IP address and port,
+    /// or a UNIX socket's name (`unix:/run/app.sock`, `unix:@name`).
+    pub fn listener_address(&self, listener: &ListenerHandle) -> Option<Address> {
+        match self.slots.get(listener.id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Listener(l),
+                ..
+            }) if *generation == listener.id.generation => Some((*l.addr).clone()),
+            _ => None,
+        }
     }
 
     /// What a listener has accepted and refused, while it listens.
@@ -344,34 +390,34 @@ impl Reactor {
                         listener.backing_off = false;
                         warn!("accepting on {} again", listener.addr);
                     }
-                    if let Err(why) = listener.admit(peer) {
+                    if let Err(why) = listener.admit(&peer) {
                         // Accepted and closed at once: the client learns at
                         // once, rather than waiting in the backlog.
                         drop(stream);
                         listener.stats.refused += 1;
-                        log_refusal(&mut listener.warned_full, peer, why, listener.addr);
+                        log_refusal(&mut listener.warned_full, &peer, why, &listener.addr);
                         continue;
                     }
                     let options = listener.options;
-                    let tls = self.tls_for_accepted(id, peer);
+                    let tls = self.tls_for_accepted(id, &peer);
                     let Some(Source::Listener(listener)) = self.slot_mut(id) else {
                         return false;
                     };
                     let Ok(tls) = tls else {
                         // Never served in plaintext on a TLS port.
                         drop(stream);
-                        listener.release(peer);
+                        listener.release(&peer);
                         continue;
                     };
                     let factory = &mut listener.factory;
-                    match crate::panic::catch(|| factory.build_protocol(peer)) {
+                    match crate::panic::catch(|| factory.build_protocol_for(&peer.address())) {
                         Ok(protocol) => {
                             self.add_connection(stream, peer, protocol, id, options, tls)
                         }
                         Err(why) => {
                             error!("{peer}: build_protocol panicked: {why}; connection dropped");
                             if let Some(Source::Listener(listener)) = self.slot_mut(id) {
-                                listener.release(peer);
+                                listener.release(&peer);
                             }
                         }
                     }
@@ -404,8 +450,8 @@ impl Reactor {
 
     fn add_connection(
         &mut self,
-        mut stream: TcpStream,
-        peer: SocketAddr,
+        mut stream: Stream,
+        peer: Peer,
         protocol: Box<dyn Protocol>,
         listener: SlotId,
         options: ListenOptions,
@@ -415,7 +461,7 @@ impl Reactor {
         let entry = self.slots.vacant_entry();
         let Ok(key) = key_u32(entry.key()) else {
             warn!("connection from {peer} dropped: too many connections");
-            self.release_admission(Some(listener), peer);
+            self.release_admission(Some(listener), &peer);
             crate::panic::drop_caught(protocol, "a protocol");
             return;
         };
@@ -426,7 +472,7 @@ impl Reactor {
                 .register(&mut stream, SlotId::from(id).token(), Interest::READABLE)
         {
             warn!("connection from {peer} dropped: cannot register it: {e}");
-            self.release_admission(Some(listener), peer);
+            self.release_admission(Some(listener), &peer);
             crate::panic::drop_caught(protocol, "a protocol");
             return;
         }
@@ -441,14 +487,14 @@ impl Reactor {
         conn.tls = tls;
         #[cfg(feature = "tls")]
         if conn.tls.is_tls() {
-            super::tls::no_delay(&conn.stream, peer);
+            super::tls::no_delay(&conn.stream, &conn.peer);
         }
+        debug!("accepted {id} from {}", conn.peer);
         entry.insert(Slot {
             generation,
             queued: false,
             source: Source::Conn(conn),
         });
-        debug!("accepted {id} from {peer}");
         if options.idle_timeout.is_some() {
             self.set_idle_timeout(id, options.idle_timeout);
         }
@@ -460,7 +506,7 @@ impl Reactor {
 
     /// The TLS layer for a connection `listener` accepted from `peer`, if it
     /// is a TLS listener.
-    fn tls_for_accepted(&mut self, listener: SlotId, peer: SocketAddr) -> Result<TlsHost, ()> {
+    fn tls_for_accepted(&mut self, listener: SlotId, peer: &Peer) -> Result<TlsHost, ()> {
         #[cfg(feature = "tls")]
         if let Some(Source::Listener(Listener {
             tls: Some(role),
@@ -485,7 +531,7 @@ impl Reactor {
 
     /// Gives back the place connection from `peer` took in `listener`'s
     /// counts, once its descriptor is closed.
-    pub(crate) fn release_admission(&mut self, listener: Option<SlotId>, peer: SocketAddr) {
+    pub(crate) fn release_admission(&mut self, listener: Option<SlotId>, peer: &Peer) {
         if let Some(Source::Listener(l)) = listener.and_then(|l| self.slot_mut(l)) {
             l.release(peer);
         }
@@ -517,7 +563,7 @@ impl Reactor {
             source: Source::Listener(Listener {
                 socket: None,
                 factory,
-                addr,
+                addr: Box::new(Address::Ip(addr)),
                 backing_off: false,
                 retry_scheduled: false,
                 options,
@@ -530,7 +576,10 @@ impl Reactor {
                 tls: None,
             }),
         });
-        let handle = ListenerHandle { id, addr };
+        let handle = ListenerHandle {
+            id,
+            addr: Some(addr),
+        };
         self.record_listen(handle, options, tls);
         Ok(handle)
     }
@@ -547,17 +596,18 @@ impl Reactor {
         let Some(Source::Listener(listener)) = self.slot_mut(id) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "not listening"));
         };
-        if let Err(why) = listener.admit(peer) {
+        let peer = Peer::Ip(peer);
+        if let Err(why) = listener.admit(&peer) {
             listener.stats.refused += 1;
-            log_refusal(&mut listener.warned_full, peer, why, listener.addr);
+            log_refusal(&mut listener.warned_full, &peer, why, &listener.addr);
             return Err(io::Error::new(io::ErrorKind::ConnectionRefused, why));
         }
         let factory = &mut listener.factory;
-        match crate::panic::catch(|| factory.build_protocol(peer)) {
+        match crate::panic::catch(|| factory.build_protocol_for(&peer.address())) {
             Ok(protocol) => Ok((protocol, listener.options)),
             Err(why) => {
                 error!("{peer}: build_protocol panicked: {why}; connection dropped");
-                listener.release(peer);
+                listener.release(&peer);
                 Err(io::Error::other(why))
             }
         }
@@ -601,16 +651,31 @@ impl Reactor {
         }
     }
 
-    /// The listening socket of `listener`, while it listens: what
+    /// The descriptor of `listener`'s socket, while it listens: what
     /// [`crate::restart`] hands to a new process.
-    pub(crate) fn listening_socket(&self, listener: &ListenerHandle) -> Option<&TcpListener> {
+    pub(crate) fn listening_fd(&self, listener: &ListenerHandle) -> Option<RawFd> {
         match self.slots.get(listener.id.key as usize) {
             Some(Slot {
                 generation,
                 source: Source::Listener(l),
                 ..
-            }) if *generation == listener.id.generation => l.socket.as_ref(),
+            }) if *generation == listener.id.generation => match l.socket.as_ref()? {
+                ListeningSocket::Tcp(socket) => Some(socket.as_raw_fd()),
+                ListeningSocket::Unix { socket, .. } => Some(socket.as_raw_fd()),
+            },
             _ => None,
+        }
+    }
+
+    /// Leaves `listener`'s socket file in place when it closes: the socket
+    /// was handed to another process ([`crate::restart`]), which serves it.
+    pub(crate) fn keep_socket_file(&mut self, listener: &ListenerHandle) {
+        if let Some(Source::Listener(l)) = self.slot_mut(listener.id) {
+            if let Some(ListeningSocket::Unix { _file, .. }) = l.socket.as_mut() {
+                if let Some(file) = _file.take() {
+                    file.keep();
+                }
+            }
         }
     }
 }

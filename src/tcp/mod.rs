@@ -1,4 +1,5 @@
-//! TCP: listening, connecting, and each connection's life.
+//! Stream connections, TCP and UNIX: listening, connecting, and each
+//! connection's life.
 //!
 //! | module | job |
 //! |---|---|
@@ -12,10 +13,12 @@
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
 //! | `listener` | listening sockets, accepting, per-listener limits |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
+//! | `unix` | `listen_unix`, `connect_unix` (and their TLS forms): UNIX sockets on the same machinery |
+//! | `stream` | what a connection reads and writes (a TCP or UNIX socket, or stdin and stdout) and what a listener accepts on (`Stream`, `ListeningSocket`) |
+//! | `peer` | `Peer`, a connection's other end as kept; `PeerKey`, whom per-peer limits count |
 //! | `linger` | lingering clean closes |
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
-//! | `stream` | what a connection reads and writes: a socket, or stdin and stdout |
 
 mod close;
 mod connection;
@@ -24,6 +27,7 @@ mod flow;
 mod lent;
 mod linger;
 mod listener;
+mod peer;
 mod state;
 mod stop;
 mod stream;
@@ -31,6 +35,7 @@ mod timeouts;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 mod transport;
+mod unix;
 mod write;
 
 pub(crate) use self::close::QueuedClose;
@@ -41,9 +46,10 @@ pub(crate) use self::connection::{ClientOrigin, Origin};
 pub(crate) use self::connector::{FailedConnect, DEAD_ID};
 pub(crate) use self::flow::{Producers, WriteLimits};
 pub(crate) use self::linger::Lingering;
-pub(crate) use self::listener::Listener;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
+pub(crate) use self::listener::{Listener, ListenerTls};
+pub(crate) use self::peer::Peer;
 pub(crate) use self::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
-pub(crate) use self::stream::{Stream, WriteWatch};
+pub(crate) use self::stream::{ListeningSocket, Stream, WriteWatch};
 pub(crate) use self::transport::ConnTransport;
 pub(crate) use self::write::Stage;

@@ -12,7 +12,9 @@ use log::debug;
 
 use super::lent::TlsHost;
 use super::listener::ListenOptions;
+use super::peer::Peer;
 use super::state::ConnState;
+use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::protocol::{ClientFactory, Factory};
 use crate::reactor::Reactor;
@@ -103,7 +105,7 @@ impl Reactor {
         }
         let layer = TlsProtocol::unattached(role, true)?;
         conn.tls = TlsHost::with_layer(layer);
-        no_delay(&conn.stream, conn.peer);
+        no_delay(&conn.stream, &conn.peer);
         debug!("{}: starting TLS on {id}", conn.peer);
         // The handshake starts once the callback returns, after what it
         // wrote in plaintext before this call.
@@ -148,11 +150,11 @@ impl Reactor {
             if conn.state == ConnState::Closed {
                 continue;
             }
-            let peer = conn.peer_address();
+            let peer = conn.peer.clone();
             let Some(mut layer) = conn.tls.take_layer() else {
                 continue;
             };
-            layer.start(&mut ConnTransport::raw(self, id, peer));
+            layer.start(&mut ConnTransport::raw(self, id, &peer));
             if let Some(conn) = self.conn_mut(id) {
                 conn.tls.put_layer(layer);
             }
@@ -188,7 +190,7 @@ impl Reactor {
 /// handshake are still unacknowledged waits for the client's delayed ACK
 /// (the tokio-rustls baseline without it took 48 ms per first exchange
 /// where the client's request left before the tickets arrived).
-pub(crate) fn no_delay(stream: &super::Stream, peer: SocketAddr) {
+pub(crate) fn no_delay(stream: &Stream, peer: &Peer) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!("{peer}: cannot set TCP_NODELAY: {e}");
     }

@@ -3,6 +3,7 @@
 use std::io;
 use std::time::Duration;
 
+use super::peer::Peer;
 use crate::address::Address;
 use crate::reactor::{Reactor, TimerAction};
 use crate::timer::TimerId;
@@ -13,7 +14,9 @@ use crate::transport::{ConnectionId, Transport};
 pub(crate) struct ConnTransport<'r> {
     reactor: &'r mut Reactor,
     id: ConnectionId,
-    peer: Address,
+    /// The connection's peer, copied out of its slot for the callback: the
+    /// slot is gone by `connection_lost`.
+    peer: &'r Peer,
     /// Writes go to the socket as they are (the writer is the connection's
     /// TLS layer), rather than through the layer if it has one.
     raw: bool,
@@ -22,7 +25,7 @@ pub(crate) struct ConnTransport<'r> {
 impl<'r> ConnTransport<'r> {
     /// The transport below a TLS layer: its writes are ciphertext.
     #[cfg(feature = "tls")]
-    pub(crate) fn raw(reactor: &'r mut Reactor, id: ConnectionId, peer: Address) -> Self {
+    pub(crate) fn raw(reactor: &'r mut Reactor, id: ConnectionId, peer: &'r Peer) -> Self {
         ConnTransport::with_route(reactor, id, peer, true)
     }
 
@@ -31,13 +34,13 @@ impl<'r> ConnTransport<'r> {
     pub(crate) fn with_route(
         reactor: &'r mut Reactor,
         id: ConnectionId,
-        peer: impl Into<Address>,
+        peer: &'r Peer,
         raw: bool,
     ) -> Self {
         ConnTransport {
             reactor,
             id,
-            peer: peer.into(),
+            peer,
             raw,
         }
     }
@@ -85,7 +88,7 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn peer_addr(&self) -> Address {
-        self.peer.clone()
+        self.peer.address()
     }
 
     fn local_addr(&self) -> io::Result<Address> {
@@ -93,6 +96,10 @@ impl Transport for ConnTransport<'_> {
             Some(conn) => conn.stream.local_addr(),
             None => self.reactor.memory_local_addr(self.id).map(Address::Ip),
         }
+    }
+
+    fn peer_credentials(&self) -> Option<crate::PeerCredentials> {
+        self.peer.credentials()
     }
 
     fn id(&self) -> ConnectionId {

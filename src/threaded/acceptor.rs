@@ -1,8 +1,8 @@
-//! The accept loop of the threaded TCP servers: a non-blocking listener
-//! under a [`Waiter`], handing out blocking streams.
+//! The accept loop of the threaded stream servers (TCP or UNIX): a
+//! non-blocking listener under a [`Waiter`], handing out blocking streams.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use log::{debug, error, warn};
@@ -10,13 +10,15 @@ use socket2::{Domain, Socket, Type};
 
 use super::options::ThreadedOptions;
 use super::state::{ServerState, Waiter};
+use super::stream::{Accepted, Listening};
+use crate::address::{Address, UnixAddress};
 use crate::rules::{concerns_only_this_connection, log_refusal, ACCEPT_RETRY};
 
 /// A bound, listening socket and the poll its loop waits in.
 pub(crate) struct Acceptor {
-    listener: mio::net::TcpListener,
+    listener: Listening,
     waiter: Waiter,
-    addr: SocketAddr,
+    addr: Address,
     /// [`ThreadedOptions::max_connections`].
     max_connections: Option<usize>,
     /// The limit refused a connection since one was last admitted: the
@@ -43,7 +45,30 @@ impl Acceptor {
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(options.backlog)?;
-        let mut listener = mio::net::TcpListener::from_std(socket.into());
+        let listener = Listening::Tcp(mio::net::TcpListener::from_std(socket.into()));
+        Acceptor::with(listener, options)
+    }
+
+    /// Binds and listens on the UNIX socket `addr` (its file's mode,
+    /// stale files and removal as the reactor's `listen_unix`), and makes
+    /// the server state as [`bind`](Acceptor::bind) does.
+    pub(crate) fn bind_unix(
+        addr: &UnixAddress,
+        options: &ThreadedOptions,
+    ) -> io::Result<(Acceptor, Arc<ServerState>)> {
+        options.check()?;
+        let (listener, file) = crate::unix::listen(addr, options.backlog, options.file_mode)?;
+        let listener = Listening::Unix {
+            socket: mio::net::UnixListener::from_std(listener),
+            _file: file,
+        };
+        Acceptor::with(listener, options)
+    }
+
+    fn with(
+        mut listener: Listening,
+        options: &ThreadedOptions,
+    ) -> io::Result<(Acceptor, Arc<ServerState>)> {
         let addr = listener.local_addr()?;
         let (waiter, state) = Waiter::new(&mut listener, options)?;
         let acceptor = Acceptor {
@@ -56,9 +81,17 @@ impl Acceptor {
         Ok((acceptor, state))
     }
 
-    /// The bound address, with the real port when port 0 was asked for.
+    /// Where it listens, with the real port when port 0 was asked for.
+    pub(crate) fn address(&self) -> &Address {
+        &self.addr
+    }
+
+    /// The bound IP address (`0.0.0.0:0` for a UNIX listener, which has
+    /// none).
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
+            .socket_addr()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Accepts connections until `state` stops, handing each one, in
@@ -69,11 +102,7 @@ impl Acceptor {
     /// the kernel's backlog and retries every 100 ms, as the reactor does.
     /// Finished workers are joined whenever the loop wakes, and a worker
     /// wakes it when it returns.
-    pub(crate) fn run(
-        &mut self,
-        state: &ServerState,
-        mut serve: impl FnMut(TcpStream, SocketAddr),
-    ) {
+    pub(crate) fn run(&mut self, state: &ServerState, mut serve: impl FnMut(Accepted)) {
         let mut backing_off = false;
         while !state.is_stopping() {
             let timeout = backing_off.then_some(ACCEPT_RETRY);
@@ -90,7 +119,8 @@ impl Acceptor {
                     return;
                 }
                 match self.listener.accept() {
-                    Ok((stream, peer)) => {
+                    Ok(accepted) => {
+                        let peer = &accepted.peer;
                         if backing_off {
                             backing_off = false;
                             warn!("accepting on {} again", self.addr);
@@ -105,19 +135,18 @@ impl Acceptor {
                                 &mut self.warned_full,
                                 peer,
                                 "the connection limit",
-                                self.addr,
+                                &self.addr,
                             );
-                            drop(stream);
+                            drop(accepted);
                             continue;
                         }
                         self.warned_full = false;
-                        let stream = TcpStream::from(stream);
                         // mio accepts non-blocking sockets; workers block.
-                        if let Err(e) = stream.set_nonblocking(false) {
+                        if let Err(e) = accepted.stream.set_nonblocking(false) {
                             warn!("connection from {peer} dropped: {e}");
                             continue;
                         }
-                        serve(stream, peer);
+                        serve(accepted);
                         state.workers.reap();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

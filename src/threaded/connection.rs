@@ -3,15 +3,15 @@
 //! order and with the same reasons as the reactor.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::Shutdown;
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, error};
-use socket2::SockRef;
 
 use super::state::ServerState;
+use super::stream::Accepted;
 use super::transport::{BlockingTransport, Due};
 use super::workers::WorkerId;
 use crate::protocol::{Factory, Protocol, Timeout};
@@ -36,15 +36,19 @@ pub(crate) fn serve(
     state: &ServerState,
     worker: WorkerId,
     factory: &ThreadFactory,
-    stream: TcpStream,
-    peer: SocketAddr,
+    accepted: Accepted,
     read_buffer: usize,
 ) {
+    let Accepted {
+        stream,
+        peer,
+        credentials,
+    } = accepted;
     let protocol = {
         // A panic is caught inside the lock, so it never poisons it; a
         // poisoned lock could only come from elsewhere and is harmless.
         let mut factory = factory.lock().unwrap_or_else(PoisonError::into_inner);
-        crate::panic::catch(|| factory.build_protocol(peer))
+        crate::panic::catch(|| factory.build_protocol_for(&peer))
     };
     let protocol = match protocol {
         Ok(protocol) => protocol,
@@ -57,7 +61,7 @@ pub(crate) fn serve(
     debug!("accepted {id} from {peer} on its own thread");
     let mut conn = Connection {
         protocol,
-        transport: BlockingTransport::new(stream, peer, id),
+        transport: BlockingTransport::new(stream, peer, credentials, id),
         state,
         worker,
     };
@@ -234,7 +238,7 @@ impl Connection<'_> {
         match reason {
             Reason::Aborted | Reason::Panicked(_) => {
                 if let Some(stream) = self.transport.take_stream() {
-                    let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    stream.reset_on_close();
                     // The registry's descriptor goes first, so ours is the
                     // last and its close sends the reset now.
                     self.state.workers.release_stream(self.worker);

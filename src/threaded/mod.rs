@@ -3,7 +3,8 @@
 //!
 //! Two layers:
 //!
-//! - [`listen_tcp`] / [`ThreadedServer`] serve the reactor's own
+//! - [`listen_tcp`] (and [`listen_unix`], on a UNIX socket) /
+//!   [`ThreadedServer`] serve the reactor's own
 //!   [`Factory`](crate::Factory) and [`Protocol`](crate::Protocol) objects,
 //!   unchanged, one thread per connection, through a blocking
 //!   [`Transport`](crate::Transport). `examples/echo_server.rs --model
@@ -107,6 +108,7 @@ mod datagram_server;
 mod options;
 mod server;
 mod state;
+mod stream;
 mod stream_server;
 mod transport;
 mod workers;
@@ -115,6 +117,6 @@ pub use self::datagram_server::{DatagramHandler, ThreadingUdpServer, UdpServer};
 pub use self::options::{
     ThreadedOptions, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DATAGRAM_THREADS, DEFAULT_STACK_SIZE,
 };
-pub use self::server::{listen_tcp, ThreadedServer};
+pub use self::server::{listen_tcp, listen_unix, ThreadedServer};
 pub use self::state::ServerHandle;
 pub use self::stream_server::{RequestHandler, TcpServer, ThreadingTcpServer};

@@ -44,6 +44,11 @@ pub struct ThreadedOptions {
     /// A [`TcpServer`](super::TcpServer) serves one connection at a time
     /// and never reaches a limit above 0.
     pub max_connections: Option<usize>,
+    /// For a server on a UNIX socket path ([`listen_unix`](super::listen_unix)):
+    /// the socket file's permission bits, set before the socket listens,
+    /// as the reactor's [`ListenOptions::file_mode`](crate::ListenOptions::file_mode).
+    /// `None` (the default): `0o777` less the process's umask.
+    pub file_mode: Option<u32>,
 }
 
 /// Default bound on the connections (so threads) a threaded TCP server
@@ -83,6 +88,7 @@ impl Default for ThreadedOptions {
             read_buffer: 64 * 1024,
             max_datagram_threads: Some(DEFAULT_MAX_DATAGRAM_THREADS),
             max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            file_mode: None,
         }
     }
 }

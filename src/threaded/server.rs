@@ -2,7 +2,8 @@
 //! connection.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
@@ -12,6 +13,8 @@ use super::acceptor::Acceptor;
 use super::connection::{self, ThreadFactory};
 use super::options::ThreadedOptions;
 use super::state::{ServerHandle, ServerState};
+use super::stream::Accepted;
+use crate::address::{Address, UnixAddress};
 use crate::protocol::Factory;
 
 /// Listens on `addr` and serves every connection with a protocol from
@@ -19,6 +22,35 @@ use crate::protocol::Factory;
 /// See [`ThreadedServer::listen_tcp_with`].
 pub fn listen_tcp(addr: SocketAddr, factory: impl Factory + Send) -> io::Result<ThreadedServer> {
     ThreadedServer::listen_tcp_with(addr, factory, ThreadedOptions::default())
+}
+
+/// Listens on the UNIX socket `path` (`@name` for a Linux abstract name)
+/// and serves every connection as [`listen_tcp`] does, with default
+/// [`ThreadedOptions`]. See [`ThreadedServer::listen_unix_with`].
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use reactor::protocols::Echo;
+/// use reactor::threaded;
+///
+/// let name = format!("@reactor-doc-threaded-{}", std::process::id());
+/// let server = threaded::listen_unix(&name, || Echo)?;
+/// assert_eq!(server.address().to_string(), format!("unix:{name}"));
+/// let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..])?;
+/// # use std::os::linux::net::SocketAddrExt;
+/// let mut client = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+/// client.write_all(b"hello")?;
+/// let mut reply = [0; 5];
+/// client.read_exact(&mut reply)?;
+/// assert_eq!(&reply, b"hello");
+/// server.shutdown();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn listen_unix(
+    path: impl AsRef<Path>,
+    factory: impl Factory + Send,
+) -> io::Result<ThreadedServer> {
+    ThreadedServer::listen_unix_with(path, factory, ThreadedOptions::default())
 }
 
 /// A thread-per-connection TCP server running the reactor's
@@ -31,7 +63,7 @@ pub fn listen_tcp(addr: SocketAddr, factory: impl Factory + Send) -> io::Result<
 /// every read, and finally `connection_lost`, exactly once, with the same
 /// reasons as the reactor. Dropping the server shuts it down.
 pub struct ThreadedServer {
-    addr: SocketAddr,
+    addr: Address,
     state: Arc<ServerState>,
     accept: Option<JoinHandle<()>>,
     /// Taken when the server finishes, to be dropped under a catch.
@@ -56,8 +88,34 @@ impl ThreadedServer {
         factory: impl Factory + Send,
         options: ThreadedOptions,
     ) -> io::Result<ThreadedServer> {
-        let (mut acceptor, state) = Acceptor::bind(addr, &options)?;
-        let addr = acceptor.local_addr();
+        let bound = Acceptor::bind(addr, &options)?;
+        ThreadedServer::serve(bound, factory, options)
+    }
+
+    /// [`listen_tcp_with`](ThreadedServer::listen_tcp_with) on the UNIX
+    /// socket `path` (`@name` for a Linux abstract name), with the reactor's
+    /// rules for its file (see [`Reactor::listen_unix`](crate::Reactor::listen_unix)):
+    /// its mode is [`ThreadedOptions::file_mode`], set before it listens; a
+    /// stale socket file is replaced, a live one refused (`AddrInUse`), and
+    /// a file that is not a socket never removed; the file is removed when
+    /// the server finishes. Each protocol's transport reports the peer's
+    /// [`peer_credentials`](crate::Transport::peer_credentials).
+    pub fn listen_unix_with(
+        path: impl AsRef<Path>,
+        factory: impl Factory + Send,
+        options: ThreadedOptions,
+    ) -> io::Result<ThreadedServer> {
+        let bound = Acceptor::bind_unix(&UnixAddress::new(path), &options)?;
+        ThreadedServer::serve(bound, factory, options)
+    }
+
+    /// Starts the factory and the accept thread on a bound acceptor.
+    fn serve(
+        (mut acceptor, state): (Acceptor, Arc<ServerState>),
+        factory: impl Factory + Send,
+        options: ThreadedOptions,
+    ) -> io::Result<ThreadedServer> {
+        let addr = acceptor.address().clone();
         let mut factory: Box<dyn Factory + Send> = Box::new(factory);
         if let Err(why) = crate::panic::catch(|| factory.start_factory()) {
             error!("start_factory panicked: {why}");
@@ -70,8 +128,8 @@ impl ThreadedServer {
             thread::Builder::new()
                 .name(format!("{}-accept", options.thread_name))
                 .spawn(move || {
-                    acceptor.run(&state, |stream, peer| {
-                        start_connection(&state, &factory, stream, peer, read_buffer);
+                    acceptor.run(&state, |accepted| {
+                        start_connection(&state, &factory, accepted, read_buffer);
                     });
                 })
         };
@@ -91,9 +149,18 @@ impl ThreadedServer {
         })
     }
 
-    /// The bound address, with the real port when port 0 was asked for.
+    /// The bound IP address, with the real port when port 0 was asked
+    /// for (`0.0.0.0:0` for a UNIX server, which has none: see
+    /// [`address`](ThreadedServer::address)).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+            .socket_addr()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Where it listens: an IP address and port, or a UNIX socket's name.
+    pub fn address(&self) -> &Address {
+        &self.addr
     }
 
     /// Connection threads still running (lingering closes included).
@@ -160,11 +227,11 @@ impl Drop for ThreadedServer {
 fn start_connection(
     state: &Arc<ServerState>,
     factory: &Arc<ThreadFactory>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    accepted: Accepted,
     read_buffer: usize,
 ) {
-    let wake = match stream.try_clone() {
+    let peer = accepted.peer.clone();
+    let wake = match accepted.stream.try_clone() {
         Ok(wake) => wake,
         Err(e) => {
             warn!("connection from {peer} dropped: {e}");
@@ -174,7 +241,7 @@ fn start_connection(
     let conn_state = Arc::clone(state);
     let factory = Arc::clone(factory);
     let spawned = state.workers.spawn(Some(wake), move |worker| {
-        connection::serve(&conn_state, worker, &factory, stream, peer, read_buffer);
+        connection::serve(&conn_state, worker, &factory, accepted, read_buffer);
     });
     if let Err(e) = spawned {
         if state.is_stopping() {

@@ -13,6 +13,8 @@ use log::{debug, error, warn};
 use super::acceptor::Acceptor;
 use super::options::ThreadedOptions;
 use super::state::{ServerHandle, ServerState};
+use super::stream::BlockingStream;
+use crate::address::Address;
 
 /// What serves one connection, as Python's `BaseRequestHandler`.
 ///
@@ -92,7 +94,13 @@ where
     pub fn serve_forever(mut self) {
         let state = Arc::clone(&self.state);
         let make_handler = &mut self.make_handler;
-        self.acceptor.run(&state, |stream, client| {
+        self.acceptor.run(&state, |accepted| {
+            // A TcpServer binds TCP only.
+            let (BlockingStream::Tcp(stream), Address::Ip(client)) =
+                (accepted.stream, accepted.peer)
+            else {
+                return;
+            };
             let wake = match stream.try_clone() {
                 Ok(wake) => wake,
                 Err(e) => {
@@ -100,7 +108,7 @@ where
                     return;
                 }
             };
-            let Ok(id) = state.workers.track(Some(wake)) else {
+            let Ok(id) = state.workers.track(Some(BlockingStream::Tcp(wake))) else {
                 debug!("connection from {client} dropped: shutting down");
                 return;
             };
@@ -170,7 +178,13 @@ where
     pub fn serve_forever(mut self) {
         let state = Arc::clone(&self.state);
         let make_handler = &self.make_handler;
-        self.acceptor.run(&state, |stream, client| {
+        self.acceptor.run(&state, |accepted| {
+            // A ThreadingTcpServer binds TCP only.
+            let (BlockingStream::Tcp(stream), Address::Ip(client)) =
+                (accepted.stream, accepted.peer)
+            else {
+                return;
+            };
             let wake = match stream.try_clone() {
                 Ok(wake) => wake,
                 Err(e) => {
@@ -179,9 +193,11 @@ where
                 }
             };
             let make_handler = Arc::clone(make_handler);
-            let spawned = state.workers.spawn(Some(wake), move |_| {
-                process_request(&mut || make_handler(), stream, client);
-            });
+            let spawned = state
+                .workers
+                .spawn(Some(BlockingStream::Tcp(wake)), move |_| {
+                    process_request(&mut || make_handler(), stream, client);
+                });
             if let Err(e) = spawned {
                 warn!("connection from {client} dropped: cannot start its thread: {e}");
             }

@@ -3,11 +3,12 @@
 //! once the kernel has every byte, so nothing is ever buffered here.
 
 use std::io::{self, IoSlice, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use log::debug;
 
+use super::stream::BlockingStream;
 use crate::address::Address;
 use crate::reactor::Reactor;
 use crate::reason::Reason;
@@ -42,8 +43,10 @@ pub(crate) enum Due {
 pub(crate) struct BlockingTransport {
     /// `None` once aborted: the descriptor is closed so the peer gets its
     /// reset at once.
-    stream: Option<TcpStream>,
-    peer: SocketAddr,
+    stream: Option<BlockingStream>,
+    peer: Address,
+    /// A UNIX peer's, read when it was accepted.
+    credentials: Option<crate::PeerCredentials>,
     id: ConnectionId,
     state: State,
     /// `lose_write_connection` sent our FIN.
@@ -64,10 +67,16 @@ pub(crate) struct BlockingTransport {
 }
 
 impl BlockingTransport {
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, id: ConnectionId) -> Self {
+    pub(crate) fn new(
+        stream: BlockingStream,
+        peer: Address,
+        credentials: Option<crate::PeerCredentials>,
+        id: ConnectionId,
+    ) -> Self {
         BlockingTransport {
             stream: Some(stream),
             peer,
+            credentials,
             id,
             state: State::Open,
             write_shut: false,
@@ -119,12 +128,12 @@ impl BlockingTransport {
         }
     }
 
-    pub(crate) fn stream(&self) -> Option<&TcpStream> {
+    pub(crate) fn stream(&self) -> Option<&BlockingStream> {
         self.stream.as_ref()
     }
 
     /// Takes the socket out, to close it.
-    pub(crate) fn take_stream(&mut self) -> Option<TcpStream> {
+    pub(crate) fn take_stream(&mut self) -> Option<BlockingStream> {
         self.stream.take()
     }
 
@@ -307,16 +316,18 @@ impl Transport for BlockingTransport {
     }
 
     fn peer_addr(&self) -> Address {
-        Address::Ip(self.peer)
+        self.peer.clone()
     }
 
     fn local_addr(&self) -> io::Result<Address> {
         match &self.stream {
-            Some(stream) if !matches!(self.state, State::Closed(_)) => {
-                stream.local_addr().map(Address::Ip)
-            }
+            Some(stream) if !matches!(self.state, State::Closed(_)) => stream.local_addr(),
             _ => Err(io::ErrorKind::NotConnected.into()),
         }
+    }
+
+    fn peer_credentials(&self) -> Option<crate::PeerCredentials> {
+        self.credentials
     }
 
     fn id(&self) -> ConnectionId {

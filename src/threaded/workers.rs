@@ -4,12 +4,14 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use mio::Waker;
+
+use super::stream::BlockingStream;
 
 /// Names one worker thread in its server's registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,7 +29,7 @@ struct Worker {
     /// A second descriptor for the worker's connection, kept so that
     /// `close_all` can shut the socket down: that wakes a read or write the
     /// worker is blocked in, which nothing else can interrupt.
-    stream: Option<TcpStream>,
+    stream: Option<BlockingStream>,
     /// `None` until `spawn` has the handle, or once `join_all` took it.
     thread: Option<JoinHandle<()>>,
 }
@@ -80,7 +82,7 @@ impl Workers {
     /// refuses another thread; `body` is then dropped unrun.
     pub(crate) fn spawn(
         self: &Arc<Self>,
-        stream: Option<TcpStream>,
+        stream: Option<BlockingStream>,
         body: impl FnOnce(WorkerId) + Send + 'static,
     ) -> io::Result<()> {
         let id = self.track(stream)?;
@@ -122,7 +124,7 @@ impl Workers {
     /// connection served on the calling thread (a one-at-a-time server),
     /// whose `stream` `close_all` will shut down. A connection registered
     /// here directly is forgotten with [`untrack`](Workers::untrack).
-    pub(crate) fn track(&self, stream: Option<TcpStream>) -> io::Result<WorkerId> {
+    pub(crate) fn track(&self, stream: Option<BlockingStream>) -> io::Result<WorkerId> {
         let mut registry = self.lock();
         if registry.closed {
             return Err(io::Error::other("the server is shutting down"));

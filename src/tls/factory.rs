@@ -6,6 +6,7 @@ use std::time::Duration;
 use log::error;
 
 use super::{TlsProtocol, TlsRole, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::address::Address;
 use crate::protocol::{Factory, Protocol};
 use crate::transport::Transport;
 
@@ -52,7 +53,11 @@ impl<F: Factory> TlsFactory<F> {
 
 impl<F: Factory> Factory for TlsFactory<F> {
     fn build_protocol(&mut self, peer: SocketAddr) -> Box<dyn Protocol> {
-        let inner = self.factory.build_protocol(peer);
+        self.build_protocol_for(&Address::Ip(peer))
+    }
+
+    fn build_protocol_for(&mut self, peer: &Address) -> Box<dyn Protocol> {
+        let inner = self.factory.build_protocol_for(peer);
         match TlsProtocol::new(self.role.clone(), inner) {
             Ok(layer) => Box::new(layer.with_handshake_timeout(self.handshake_timeout)),
             Err(e) => {

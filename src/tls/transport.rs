@@ -145,6 +145,10 @@ impl Transport for TlsTransport<'_> {
         self.outer.local_addr()
     }
 
+    fn peer_credentials(&self) -> Option<crate::PeerCredentials> {
+        self.outer.peer_credentials()
+    }
+
     fn id(&self) -> ConnectionId {
         self.outer.id()
     }

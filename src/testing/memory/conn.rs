@@ -20,8 +20,8 @@ use crate::protocol::Protocol;
 use crate::reactor::{Reactor, Slot, Source};
 use crate::reason::Reason;
 use crate::tcp::{
-    ClientOrigin, ConnState, ConnTransport, Deadline, Ending, Flow, Origin, Producers, QueuedClose,
-    ReadPause, ReadSide, WriteLimits, WriteSide,
+    ClientOrigin, ConnState, ConnTransport, Deadline, Ending, Flow, Origin, Peer, Producers,
+    QueuedClose, ReadPause, ReadSide, WriteLimits, WriteSide,
 };
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
@@ -111,14 +111,14 @@ impl Reactor {
         let Some(conn) = self.memory_conn_mut(id) else {
             return false;
         };
-        let peer = conn.peer;
+        let peer = Peer::Ip(conn.peer);
         let Some(mut protocol) = conn.protocol.take() else {
             return false;
         };
         let outcome = crate::panic::catch(|| {
             f(
                 &mut *protocol,
-                &mut ConnTransport::with_route(self, id, peer, false),
+                &mut ConnTransport::with_route(self, id, &peer, false),
             )
         });
         match self.memory_conn_mut(id) {
@@ -325,7 +325,9 @@ impl Reactor {
         }
         let mut client = None;
         match origin {
-            Some(Origin::Accepted(listener)) => self.release_admission(Some(listener), peer),
+            Some(Origin::Accepted(listener)) => {
+                self.release_admission(Some(listener), &Peer::Ip(peer))
+            }
             Some(Origin::Client(origin)) => {
                 let ClientOrigin {
                     factory,
@@ -357,7 +359,7 @@ impl Reactor {
         if let Some(mut protocol) = protocol {
             let lost = crate::panic::catch(|| {
                 protocol.connection_lost(
-                    &mut ConnTransport::with_route(self, id, peer, false),
+                    &mut ConnTransport::with_route(self, id, &Peer::Ip(peer), false),
                     &reason,
                 );
             });

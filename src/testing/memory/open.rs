@@ -12,7 +12,7 @@ use super::records::ConnectRequest;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction};
 use crate::reason::Reason;
-use crate::tcp::{ClientOrigin, ConnState, ListenOptions, Origin, DEAD_ID};
+use crate::tcp::{ClientOrigin, ConnState, ListenOptions, Origin, Peer, DEAD_ID};
 use crate::transport::ConnectionId;
 
 /// The address family's "any" address: a connection the test made
@@ -63,7 +63,7 @@ impl Reactor {
             Ok(id) => id,
             Err(e) => {
                 if let Some((listener, _)) = accepted {
-                    self.release_admission(Some(listener), peer);
+                    self.release_admission(Some(listener), &Peer::Ip(peer));
                 }
                 return Err(e);
             }
