@@ -80,7 +80,10 @@ fn every_example_answers_version() {
 /// A server started with `RUST_LOG=info`: its address, and its stdout
 /// after the `listening on` line and its stderr, a line at a time.
 struct Logging {
+    /// Where it listens, for an IP listener (`0.0.0.0:0` for a UNIX one).
     addr: SocketAddr,
+    /// Where it said it listens: the rest of its `listening on` line.
+    announced: String,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
     child: Running,
@@ -123,11 +126,18 @@ impl Logging {
         let first = stdout
             .recv_timeout(WAIT)
             .unwrap_or_else(|_| panic!("{name} {args:?} printed no `listening on` line"));
-        let addr = first
+        let announced = first
             .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"));
+            .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"))
+            .to_string();
+        let addr = match announced.starts_with("unix:") {
+            true => SocketAddr::from(([0, 0, 0, 0], 0)),
+            false => announced
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: unexpected first line {first:?}")),
+        };
         Logging {
+            announced,
             addr,
             stdout,
             stderr,
@@ -250,6 +260,42 @@ fn every_tcp_server_listens_on_an_endpoint() {
         let client = TcpStream::connect(server.addr).expect("connect");
         let me = client.local_addr().expect("local address");
         server.expect_log(name, &format!("...connected from: {me}"));
+        drop(client);
+        let more = server.stop();
+        assert!(
+            more.is_empty(),
+            "{name} {args:?} printed more on stdout: {more:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_reactor_server_listens_on_a_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("example_unix_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_str().expect("a UTF-8 temp dir").to_string();
+    // The threaded servers bind TCP addresses only (they say so: below).
+    let threaded = [
+        "socketserver_timestamp_server",
+        "socketserver_upper_server",
+        "thread_per_connection_server",
+    ];
+    for (i, (name, args)) in tcp_servers(&dir_arg).iter().enumerate() {
+        if threaded.contains(name) || args.contains(&"threads") {
+            continue;
+        }
+        let path = dir.join(format!("{i}.sock"));
+        let at = ["--listen".to_string(), format!("unix:{}", path.display())];
+        let at: Vec<&str> = at.iter().map(String::as_str).collect();
+        let server = Logging::start_on(name, &at, args);
+        assert_eq!(
+            server.announced,
+            format!("unix:{}", path.display()),
+            "{name}"
+        );
+        let client = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        server.expect_log(name, "...connected from: unix:");
         drop(client);
         let more = server.stop();
         assert!(
