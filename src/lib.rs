@@ -665,6 +665,7 @@ pub mod protocols;
 mod reactor;
 mod reason;
 pub mod reconnect;
+mod resolve;
 pub mod restart;
 mod rules;
 mod stdio;
@@ -688,8 +689,11 @@ pub use crate::reactor::{
 };
 pub use crate::reactor::{LoopingCall, Reactor, ReactorHandle, Tick, DEFAULT_SHUTDOWN_GRACE};
 pub use crate::reason::Reason;
+pub use crate::resolve::{
+    resolve_blocking, BadDestination, Destination, RESOLVER_QUEUE, RESOLVER_THREADS,
+};
 pub use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
-pub use crate::tcp::{ListenOptions, ListenerHandle, ListenerStats};
+pub use crate::tcp::{ListenOptions, ListenerHandle, ListenerStats, CONNECTION_ATTEMPT_DELAY};
 pub use crate::timer::TimerId;
 pub use crate::transport::{ConnectionId, Transport};
 pub use crate::udp::{

@@ -65,6 +65,16 @@ pub enum Reason {
     /// attacker, or a peer that crashed, can end a TCP stream; only
     /// close_notify proves the peer meant to stop there).
     Truncated,
+    /// A connect by host name found no address to try: the name does not
+    /// resolve (the text is the resolver's error), it resolved to no
+    /// address, the resolver was busy, or the destination was not
+    /// `HOST:PORT`. See [`Destination`](crate::Destination).
+    Unresolved {
+        /// The name (or the text) that was to be resolved.
+        host: String,
+        /// Why it gave no address.
+        why: String,
+    },
     /// An I/O error: a reset, a broken pipe, a refused or unreachable connect.
     Error {
         /// The error's kind, e.g. `ConnectionReset` or `ConnectionRefused`.
@@ -130,6 +140,7 @@ impl fmt::Display for Reason {
             Reason::Truncated => {
                 f.write_str("the peer closed without TLS close_notify: the stream may be truncated")
             }
+            Reason::Unresolved { host, why } => write!(f, "could not resolve {host:?}: {why}"),
             Reason::Error {
                 kind,
                 os_code: Some(code),

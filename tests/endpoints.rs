@@ -123,7 +123,15 @@ impl Protocol for Heard {
 /// Connects to `endpoint` from a reactor on this thread; what came back,
 /// or why the connect failed.
 fn run_client(endpoint: &ClientEndpoint, expect: usize) -> Result<Vec<u8>, Reason> {
-    let mut reactor = Reactor::new().unwrap();
+    run_client_on(Reactor::new().unwrap(), endpoint, expect)
+}
+
+/// [`run_client`] on `reactor`, set up as the test needs.
+fn run_client_on(
+    mut reactor: Reactor,
+    endpoint: &ClientEndpoint,
+    expect: usize,
+) -> Result<Vec<u8>, Reason> {
     let data = Rc::new(RefCell::new(Vec::new()));
     let failed = Rc::new(RefCell::new(None));
     let (heard, why) = (Rc::clone(&data), Rc::clone(&failed));
@@ -226,6 +234,38 @@ fn tcp_clients_connect_and_hear_refusals() {
                 ..
             }
         ),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn tcp_and_tls_clients_look_host_names_up() {
+    let message = b"over tls, from an endpoint"; // what Heard sends
+                                                 // localhost, from the system's resolver (only 127.0.0.1 listens: where
+                                                 // localhost is ::1 too, that attempt is refused and the other wins).
+    let server = echo_on("tcp:0:interface=127.0.0.1");
+    let target = client(&format!("tcp:host=localhost:port={}", server.addr.port()));
+    assert_eq!(run_client(&target, message.len()).unwrap(), message);
+    // The certificate is checked for the name given.
+    let certs = Certs::new("endpoints-names");
+    let tls = echo_on(&format!(
+        "tls:0:cert={}:key={}:interface=127.0.0.1",
+        certs.server_cert.display(),
+        certs.server_key.display()
+    ));
+    let target = client(&format!(
+        "tls:host=localhost:port={}:ca={}",
+        tls.addr.port(),
+        certs.ca.display()
+    ));
+    assert_eq!(run_client(&target, message.len()).unwrap(), message);
+    // A name with no address (a resolver of the test's: no DNS is asked).
+    let mut reactor = Reactor::new().unwrap();
+    reactor.set_resolver(|_, _| Ok(Vec::new()));
+    let nowhere = client("tcp:host=nowhere.test:port=80");
+    let why = run_client_on(reactor, &nowhere, 1).unwrap_err();
+    assert!(
+        matches!(&why, Reason::Unresolved { host, .. } if host == "nowhere.test"),
         "{why:?}"
     );
 }

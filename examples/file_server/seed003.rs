@@ -17,20 +17,25 @@
 //!   seed's loop does, the same again and again, each copy after the last
 //!   as fast as the client reads, until it hangs up (the seed's client reads
 //!   one copy per key press). What the client sends is discarded.
+//!
+//! Disk work runs on the reactor's pool, as in the default format
+//! (`disk.rs`, `upload.rs`, `download.rs`).
 
-use std::fs::{self, File};
-use std::io;
+use std::fs;
+use std::mem;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
 use log::{debug, warn};
 use reactor::framing::{FrameHandler, Frames, LengthPrefix, LengthPrefixedReceiver};
-use reactor::producer::{Progress, StreamSender};
 use reactor::{Protocol, Reason, Transport};
 use serde::{Deserialize, Serialize};
 
-use crate::{check_name, Store, Upload, MAX_HEADER};
+use crate::disk::{self, Disk, Output, DISK_DONE};
+use crate::download::{Download, Progress};
+use crate::upload::{Step, Upload};
+use crate::{check_name, Store, MAX_HEADER};
 
 /// The seed's header, both ways.
 #[derive(Serialize, Deserialize, Debug)]
@@ -45,10 +50,16 @@ const OK: &[u8] = b"ok";
 /// The seed's `struct.pack('i')`, as x86 and ARM lay it out.
 pub const PREFIX: LengthPrefix = LengthPrefix::U32.little_endian();
 
-/// An upload connection.
+/// An upload connection: one upload at a time, its disk work on the pool
+/// (`upload.rs`), reading paused while that is behind.
 pub struct SeedUploads {
     store: Rc<Store>,
     upload: Option<Upload>,
+    disk: Disk,
+    /// What came after the current upload's body: the next header.
+    held: Vec<u8>,
+    /// Reading is paused by this handler (not by flow control).
+    paused: bool,
 }
 
 /// The protocol of one upload connection.
@@ -58,21 +69,26 @@ pub fn uploads(store: Rc<Store>) -> LengthPrefixedReceiver<SeedUploads> {
         SeedUploads {
             store,
             upload: None,
+            disk: Disk::default(),
+            held: Vec::new(),
+            paused: false,
         },
     )
     .with_max_length(MAX_HEADER)
 }
 
 impl SeedUploads {
-    /// The body is in: stores it and answers `ok`, or hangs up.
-    fn finish(&mut self, frames: &mut Frames<'_>, upload: Upload, rest: &[u8]) {
-        let peer = frames.transport().peer_addr();
-        match upload.finish(peer) {
-            Ok(_) => {
-                frames.transport().write(OK);
-                frames.set_frame_mode_with(rest);
+    /// Pauses reading while the upload's disk work is behind, resumes it
+    /// when it caught up.
+    fn sync_reading(&mut self, frames: &mut Frames<'_>) {
+        let pause = self.upload.as_ref().is_some_and(Upload::wants_pause);
+        if pause != self.paused {
+            self.paused = pause;
+            if pause {
+                frames.transport().pause_reading();
+            } else {
+                frames.transport().resume_reading();
             }
-            Err(why) => frames.close_because(why),
         }
     }
 }
@@ -87,30 +103,60 @@ impl FrameHandler for SeedUploads {
             Ok(header) => header,
             Err(e) => return frames.close_because(format!("bad seed 003 header: {e}")),
         };
-        let conn = frames.transport().id();
-        match Upload::start(&self.store, header.name, header.size, conn) {
-            Ok(upload) if header.size == 0 => self.finish(frames, upload, &[]),
+        let started = Upload::start(
+            &self.store,
+            header.name,
+            header.size,
+            &self.disk,
+            frames.transport(),
+        );
+        match started {
             Ok(upload) => {
                 self.upload = Some(upload);
                 frames.set_raw_mode();
             }
             Err(why) => frames.close_because(format!("upload refused: {why}")),
         }
+        self.sync_reading(frames);
     }
 
     fn raw_data_received(&mut self, frames: &mut Frames<'_>, data: &[u8]) {
         let Some(upload) = &mut self.upload else {
             return frames.set_frame_mode_with(data);
         };
-        match upload.write(data) {
-            Ok(take) if upload.remaining == 0 => {
-                let upload = self.upload.take().expect("an upload under way");
-                self.finish(frames, upload, &data[take..]);
-            }
-            Ok(_) => {}
-            // Dropping the upload deletes its file.
-            Err(why) => frames.close_because(why),
+        let take = upload.take(data);
+        self.held.extend_from_slice(&data[take..]);
+        upload.pump(&self.disk, frames.transport());
+        self.sync_reading(frames);
+    }
+
+    fn timer_fired(&mut self, frames: &mut Frames<'_>, tag: u64) {
+        if tag != DISK_DONE {
+            return;
         }
+        let Some(outcome) = self.disk.take() else {
+            return;
+        };
+        let Some(mut upload) = self.upload.take() else {
+            if let Ok(output) = outcome {
+                disk::dispose(frames.transport(), output);
+            }
+            return;
+        };
+        match upload.disk_done(outcome, &self.disk, frames.transport()) {
+            Step::Busy => self.upload = Some(upload),
+            Step::Stored(_) => {
+                frames.transport().write(OK);
+                let held = mem::take(&mut self.held);
+                frames.set_frame_mode_with(&held);
+            }
+            // The format has no refusal: the connection closes.
+            Step::Failed(why) => {
+                upload.abandon(frames.transport());
+                frames.close_because(why);
+            }
+        }
+        self.sync_reading(frames);
     }
 
     fn length_limit_exceeded(&mut self, frames: &mut Frames<'_>, declared: u64) {
@@ -121,13 +167,12 @@ impl FrameHandler for SeedUploads {
 
     fn connection_lost(&mut self, frames: &mut Frames<'_>, reason: &Reason, _unfinished: &[u8]) {
         let peer = frames.transport().peer_addr();
+        self.disk.discard(frames.transport());
         match self.upload.take() {
-            Some(upload) => warn!(
-                "{peer}: upload of {:?} broken off after {} of {} bytes ({reason}); discarded",
-                upload.name,
-                upload.size - upload.remaining,
-                upload.size
-            ),
+            Some(upload) => {
+                upload.log_broken_off(&peer, reason);
+                upload.abandon(frames.transport());
+            }
             None => crate::common::logs::closed(peer, reason),
         }
     }
@@ -160,8 +205,10 @@ enum Sending {
     /// Between two copies: the next starts from a zero-delay timer, so a
     /// fast reader never keeps the reactor inside one callback.
     Between,
+    /// The file is being opened (on the pool), for the next copy.
+    Opening,
     /// A copy's bytes are under way.
-    Copy(StreamSender<File>),
+    Copy(Download),
 }
 
 /// The timer tag that starts the next copy.
@@ -171,6 +218,7 @@ const NEXT_COPY: u64 = 1;
 pub struct SeedDownloads {
     served: Rc<Served>,
     sending: Sending,
+    disk: Disk,
     copies: u64,
 }
 
@@ -180,15 +228,21 @@ impl SeedDownloads {
         SeedDownloads {
             served,
             sending: Sending::Between,
+            disk: Disk::default(),
             copies: 0,
         }
     }
 
-    /// Opens the file and sends its header; the file is read again for each
-    /// copy, so a file replaced meanwhile is sent as it now is.
-    fn start_copy(&mut self, transport: &mut dyn Transport) -> io::Result<StreamSender<File>> {
-        let file = File::open(&self.served.path)?;
-        let size = file.metadata()?.len();
+    /// Opens the file for the next copy; it is opened again for each, so a
+    /// file replaced meanwhile is sent as it now is.
+    fn start_copy(&mut self, transport: &mut dyn Transport) {
+        let path = self.served.path.clone();
+        self.disk.start(transport, move || disk::open(path));
+        self.sending = Sending::Opening;
+    }
+
+    /// The file is open: sends its header, then its bytes.
+    fn opened(&mut self, transport: &mut dyn Transport, file: fs::File, size: u64) {
         let header = serde_json::to_vec(&Header {
             size,
             name: self.served.name.clone(),
@@ -196,37 +250,62 @@ impl SeedDownloads {
         .expect("a header serializes");
         let len = u32::try_from(header.len()).expect("a file name is short");
         transport.write_vectored(&[&len.to_le_bytes(), &header]);
-        Ok(StreamSender::with_length(file, size))
+        self.sending = Sending::Copy(Download::new(self.served.name.clone(), file, size));
+        self.produce(transport);
     }
 
-    /// Sends until the write buffer is full (`resume_producing` goes on) or
-    /// a copy is done (a timer starts the next).
+    /// Sends until the write buffer is full (`resume_producing` goes on), a
+    /// read is under way (`timer_fired` goes on), or a copy is done (a
+    /// timer starts the next).
     fn produce(&mut self, transport: &mut dyn Transport) {
-        if let Sending::Between = self.sending {
-            match self.start_copy(transport) {
-                Ok(sender) => self.sending = Sending::Copy(sender),
-                Err(e) => {
-                    warn!("cannot read {}: {e}", self.served.path.display());
-                    return transport.lose_connection();
-                }
-            }
-        }
-        let Sending::Copy(sender) = &mut self.sending else {
+        let Sending::Copy(download) = &mut self.sending else {
             return;
         };
-        match sender.produce(transport) {
-            Ok(Progress::Paused) => {}
-            Ok(Progress::Done) => {
-                self.copies += 1;
-                debug!("{}: sent copy {}", transport.peer_addr(), self.copies);
-                self.sending = Sending::Between;
-                transport.call_later(Duration::ZERO, NEXT_COPY);
+        if let Progress::Done = download.pump(&self.disk, transport) {
+            self.copy_done(transport);
+        }
+    }
+
+    fn copy_done(&mut self, transport: &mut dyn Transport) {
+        self.copies += 1;
+        debug!("{}: sent copy {}", transport.peer_addr(), self.copies);
+        self.sending = Sending::Between;
+        transport.call_later(Duration::ZERO, NEXT_COPY);
+    }
+
+    /// A disk operation finished: the file opened, or a chunk read.
+    fn disk_done(&mut self, transport: &mut dyn Transport) {
+        let Some(outcome) = self.disk.take() else {
+            return;
+        };
+        match mem::replace(&mut self.sending, Sending::Between) {
+            Sending::Opening => match outcome {
+                Ok(Output::Opened(file, size)) => self.opened(transport, file, size),
+                Ok(other) => {
+                    disk::dispose(transport, other);
+                    transport.lose_connection();
+                }
+                Err(e) => {
+                    warn!("cannot read {}: {e}", self.served.path.display());
+                    transport.lose_connection();
+                }
+            },
+            Sending::Copy(mut download) => {
+                match download.disk_done(outcome, &self.disk, transport) {
+                    Ok(Progress::Busy) => self.sending = Sending::Copy(download),
+                    Ok(Progress::Done) => self.copy_done(transport),
+                    Err(e) => {
+                        // The header promised the size: a short copy must not pass.
+                        warn!("cannot send {}: {e}; aborting", self.served.path.display());
+                        download.abandon(transport);
+                        transport.abort_connection();
+                    }
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-            Err(e) => {
-                // The header promised the size: a short copy must not pass.
-                warn!("cannot send {}: {e}; aborting", self.served.path.display());
-                transport.abort_connection();
+            Sending::Between => {
+                if let Ok(output) = outcome {
+                    disk::dispose(transport, output);
+                }
             }
         }
     }
@@ -235,7 +314,7 @@ impl SeedDownloads {
 impl Protocol for SeedDownloads {
     fn connection_made(&mut self, transport: &mut dyn Transport) {
         crate::common::logs::connected(transport.peer_addr());
-        self.produce(transport);
+        self.start_copy(transport);
     }
 
     fn data_received(&mut self, transport: &mut dyn Transport, data: &[u8]) {
@@ -243,18 +322,26 @@ impl Protocol for SeedDownloads {
     }
 
     fn resume_producing(&mut self, transport: &mut dyn Transport) {
-        if let Sending::Copy(_) = self.sending {
-            self.produce(transport);
-        }
+        self.produce(transport);
     }
 
     fn timer_fired(&mut self, transport: &mut dyn Transport, tag: u64) {
-        if tag == NEXT_COPY && !transport.is_closing() {
-            self.produce(transport);
+        match tag {
+            DISK_DONE => self.disk_done(transport),
+            NEXT_COPY if !transport.is_closing() => {
+                if let Sending::Between = self.sending {
+                    self.start_copy(transport);
+                }
+            }
+            _ => {}
         }
     }
 
     fn connection_lost(&mut self, transport: &mut dyn Transport, reason: &Reason) {
+        self.disk.discard(transport);
+        if let Sending::Copy(download) = mem::replace(&mut self.sending, Sending::Between) {
+            download.abandon(transport);
+        }
         crate::common::logs::closed(
             transport.peer_addr(),
             format_args!(

@@ -12,13 +12,14 @@ use crate::address::UnixAddress;
 use crate::protocol::ClientFactory;
 use crate::reactor::Reactor;
 use crate::reason::Reason;
+use crate::resolve::Destination;
 use crate::transport::ConnectionId;
 
 /// Where a client connects: one of the forms below, parsed from a string.
 ///
 /// | form | connects to |
 /// |---|---|
-/// | `tcp:host=HOST:port=PORT` | TCP `PORT` on `HOST` (an IP address or a host name) |
+/// | `tcp:host=HOST:port=PORT` | TCP `PORT` on `HOST` (an IP address, or a host name looked up off the loop, then Happy Eyeballs) |
 /// | `unix:path=PATH` | the UNIX socket `PATH`; `unix:path=@NAME` is a Linux abstract name |
 /// | `tls:host=HOST:port=PORT[:ca=PEM]` | TLS over TCP, checking the server's certificate for `HOST` against the authorities in `ca` (default: the system's) |
 ///
@@ -207,10 +208,9 @@ impl Reactor {
         timeout: Duration,
     ) -> ConnectionId {
         match endpoint {
-            ClientEndpoint::Tcp { host, port } => match ip_of(host) {
-                Some(ip) => self.connect_tcp(SocketAddr::new(ip, *port), factory, timeout),
-                None => self.connect_failing(Box::new(factory), host_names_unsupported(host)),
-            },
+            ClientEndpoint::Tcp { host, port } => {
+                self.connect_tcp(destination(host, *port), factory, timeout)
+            }
             ClientEndpoint::Unix { path } => {
                 self.connect_unix(unix_path_text(path), factory, timeout)
             }
@@ -237,13 +237,10 @@ impl Reactor {
             Ok(config) => std::sync::Arc::new(config),
             Err(e) => return self.connect_failing(Box::new(factory), Reason::Tls(e.to_string())),
         };
-        match ip_of(host) {
-            Some(ip) => {
-                let name = ip.to_string();
-                self.connect_tls(SocketAddr::new(ip, port), &name, config, factory, timeout)
-            }
-            None => self.connect_failing(Box::new(factory), host_names_unsupported(host)),
-        }
+        // The certificate is checked for the host as given, an IP address
+        // without its brackets.
+        let name = ip_of(host).map_or_else(|| host.to_string(), |ip| ip.to_string());
+        self.connect_tls(destination(host, port), &name, config, factory, timeout)
     }
 
     #[cfg(not(feature = "tls"))]
@@ -264,11 +261,11 @@ impl Reactor {
     }
 }
 
-/// Until the resolver is in, a host must be an IP address.
-fn host_names_unsupported(host: &str) -> Reason {
-    log::error!("cannot connect to {host:?}: host names are not resolved yet; give an IP address");
-    Reason::Error {
-        kind: std::io::ErrorKind::Unsupported,
-        os_code: None,
+/// Where `host` and `port` are: an address, or a name to look up off the
+/// loop (then Happy Eyeballs, as [`Reactor::connect_tcp`] does).
+fn destination(host: &str, port: u16) -> Destination {
+    match ip_of(host) {
+        Some(ip) => Destination::from(SocketAddr::new(ip, port)),
+        None => Destination::from((host, port)),
     }
 }

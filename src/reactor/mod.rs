@@ -32,6 +32,7 @@ use crate::transport::ConnectionId;
 use crate::udp::UdpEndpoint;
 
 pub use self::looping::{LoopingCall, Tick};
+pub(crate) use self::pool::PoolKind;
 pub use self::pool::{JobPanicked, PoolError, DEFAULT_POOL_QUEUE, DEFAULT_POOL_THREADS};
 pub use self::sources::{SourceEvent, SourceId};
 pub(crate) use self::stop::StopPhase;
@@ -278,6 +279,13 @@ pub struct Reactor {
     remote: Option<Arc<Remote>>,
     /// The threads of `run_in_thread` and the jobs in flight.
     pool: pool::Pool,
+    /// The threads that look host names up, and the lookups in flight.
+    resolver_pool: pool::Pool,
+    /// What looks host names up ([`Reactor::set_resolver`]).
+    pub(crate) resolver: crate::resolve::Resolver,
+    /// Happy Eyeballs' delay between connection attempts
+    /// ([`Reactor::set_connection_attempt_delay`]).
+    pub(crate) attempt_delay: Duration,
     /// What [`now`](Reactor::now) reads: the real clock, or a test's manual one.
     pub(crate) time: TimeSource,
     /// Set on a reactor in memory ([`testing::MemoryReactor`](crate::testing::MemoryReactor)):
@@ -348,6 +356,12 @@ impl Reactor {
             running: false,
             remote: None,
             pool: pool::Pool::default(),
+            resolver_pool: pool::Pool::new(
+                crate::resolve::RESOLVER_THREADS,
+                crate::resolve::RESOLVER_QUEUE,
+            ),
+            resolver: crate::resolve::system_resolver(),
+            attempt_delay: crate::tcp::CONNECTION_ATTEMPT_DELAY,
             turn_now: Instant::now(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             shutdown_hooks: Vec::new(),

@@ -169,8 +169,31 @@ struct Job {
     work: Work,
 }
 
+/// Which of the reactor's two pools: the same machinery, kept apart so a
+/// slow name lookup never holds a thread `run_in_thread`'s jobs wait for,
+/// and a stop's drain never waits for a lookup nobody needs any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PoolKind {
+    /// [`Reactor::run_in_thread`]'s jobs.
+    Jobs,
+    /// Host-name lookups for connects by name (`crate::resolve`).
+    Resolver,
+}
+
+impl PoolKind {
+    /// The prefix of its threads' names.
+    fn thread_name(self) -> &'static str {
+        match self {
+            PoolKind::Jobs => "reactor-pool",
+            PoolKind::Resolver => "reactor-resolver",
+        }
+    }
+}
+
 /// What the reactor and its workers share.
 struct Shared {
+    /// Which pool, so results go back to it.
+    kind: PoolKind,
     state: Mutex<State>,
     /// Workers wait on it for a job, a lower thread limit, or closing.
     work_ready: Condvar,
@@ -216,9 +239,17 @@ pub(crate) struct Pool {
 
 impl Default for Pool {
     fn default() -> Pool {
+        Pool::new(DEFAULT_POOL_THREADS, DEFAULT_POOL_QUEUE)
+    }
+}
+
+impl Pool {
+    /// A pool of at most `threads` threads and `queue` waiting jobs; no
+    /// thread starts before the first job.
+    pub(crate) fn new(threads: usize, queue: usize) -> Pool {
         Pool {
-            threads: DEFAULT_POOL_THREADS,
-            queue: DEFAULT_POOL_QUEUE,
+            threads: threads.max(1),
+            queue,
             next_job: 0,
             next_worker: 0,
             in_flight: HashMap::new(),
@@ -226,9 +257,7 @@ impl Default for Pool {
             workers: Vec::new(),
         }
     }
-}
 
-impl Pool {
     /// Jobs accepted whose `on_done` has not run yet.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -293,22 +322,47 @@ impl Reactor {
         W: FnOnce() -> T + Send + 'static,
         D: FnOnce(&mut Reactor, Result<T, JobPanicked>) + 'static,
     {
-        let limit = self.pool.threads.saturating_add(self.pool.queue);
-        if self.pool.in_flight.len() >= limit {
-            crate::panic::drop_caught((work, on_done), "a refused job");
-            return Err(PoolError::Full {
-                in_flight: self.pool.in_flight.len(),
-            });
+        self.submit(PoolKind::Jobs, work, on_done)
+    }
+
+    /// The pool `kind` names.
+    fn pool_of(&mut self, kind: PoolKind) -> &mut Pool {
+        match kind {
+            PoolKind::Jobs => &mut self.pool,
+            PoolKind::Resolver => &mut self.resolver_pool,
         }
-        let shared = match self.pool_shared() {
+    }
+
+    /// [`run_in_thread`](Reactor::run_in_thread) on the pool `kind` names:
+    /// the same limits, refusal and panic rules.
+    pub(crate) fn submit<T, W, D>(
+        &mut self,
+        kind: PoolKind,
+        work: W,
+        on_done: D,
+    ) -> Result<(), PoolError>
+    where
+        T: Send + 'static,
+        W: FnOnce() -> T + Send + 'static,
+        D: FnOnce(&mut Reactor, Result<T, JobPanicked>) + 'static,
+    {
+        let pool = self.pool_of(kind);
+        let limit = pool.threads.saturating_add(pool.queue);
+        if pool.in_flight.len() >= limit {
+            let in_flight = pool.in_flight.len();
+            crate::panic::drop_caught((work, on_done), "a refused job");
+            return Err(PoolError::Full { in_flight });
+        }
+        let shared = match self.pool_shared(kind) {
             Ok(shared) => shared,
             Err(e) => {
                 crate::panic::drop_caught((work, on_done), "a refused job");
                 return Err(PoolError::Spawn(e));
             }
         };
-        let id = self.pool.next_job;
-        self.pool.next_job += 1;
+        let pool = self.pool_of(kind);
+        let id = pool.next_job;
+        pool.next_job += 1;
         let on_done: OnDone = Box::new(move |reactor, outcome| match outcome {
             Ok(value) => match value.downcast::<T>() {
                 Ok(value) => on_done(reactor, Ok(*value)),
@@ -331,16 +385,16 @@ impl Reactor {
         }
         drop(state);
         shared.work_ready.notify_one();
-        self.pool.in_flight.insert(id, on_done);
+        self.pool_of(kind).in_flight.insert(id, on_done);
         if spawn {
-            if let Err(e) = self.spawn_worker(&shared) {
+            if let Err(e) = self.spawn_worker(kind, &shared) {
                 let mut state = shared.lock();
                 state.alive -= 1;
                 if state.alive == 0 {
                     // Nobody will take it: take it back.
                     state.queue.retain(|job| job.id != id);
                     drop(state);
-                    let on_done = self.pool.in_flight.remove(&id);
+                    let on_done = self.pool_of(kind).in_flight.remove(&id);
                     crate::panic::drop_caught(on_done, "a refused job's on_done");
                     return Err(PoolError::Spawn(e));
                 }
@@ -390,41 +444,45 @@ impl Reactor {
 
     /// The pool's shared state, created (with the reactor's handle) for the
     /// first job since the reactor was made or last stopped.
-    fn pool_shared(&mut self) -> io::Result<Arc<Shared>> {
-        if let Some(shared) = &self.pool.shared {
+    fn pool_shared(&mut self, kind: PoolKind) -> io::Result<Arc<Shared>> {
+        if let Some(shared) = &self.pool_of(kind).shared {
             return Ok(shared.clone());
         }
+        let reactor = self.handle()?;
+        let pool = self.pool_of(kind);
         let shared = Arc::new(Shared {
+            kind,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                max_threads: self.pool.threads,
+                max_threads: pool.threads,
                 alive: 0,
                 busy: Vec::new(),
                 closing: false,
             }),
             work_ready: Condvar::new(),
             exited: Condvar::new(),
-            reactor: self.handle()?,
+            reactor,
         });
-        self.pool.shared = Some(shared.clone());
+        pool.shared = Some(shared.clone());
         Ok(shared)
     }
 
-    fn spawn_worker(&mut self, shared: &Arc<Shared>) -> io::Result<()> {
-        let number = self.pool.next_worker;
-        self.pool.next_worker += 1;
+    fn spawn_worker(&mut self, kind: PoolKind, shared: &Arc<Shared>) -> io::Result<()> {
+        let pool = self.pool_of(kind);
+        let number = pool.next_worker;
+        pool.next_worker += 1;
         let shared = shared.clone();
         let thread = std::thread::Builder::new()
-            .name(format!("reactor-pool-{number}"))
+            .name(format!("{}-{number}", kind.thread_name()))
             .spawn(move || work_loop(&shared, number))?;
-        self.pool.workers.push((number, thread));
+        self.pool_of(kind).workers.push((number, thread));
         Ok(())
     }
 
     /// A job's result is back: its `on_done` runs (under the panic guard).
     /// An unknown id is a job abandoned by a stop: its value is dropped.
-    fn job_done(&mut self, id: u64, outcome: Outcome) {
-        match self.pool.in_flight.remove(&id) {
+    fn job_done(&mut self, kind: PoolKind, id: u64, outcome: Outcome) {
+        match self.pool_of(kind).in_flight.remove(&id) {
             Some(on_done) => {
                 if let Err(why) = crate::panic::catch(|| on_done(self, outcome)) {
                     error!("a run_in_thread on_done callback panicked: {why}");
@@ -439,7 +497,12 @@ impl Reactor {
     /// idle threads exit and are joined, threads still in a job are left
     /// to finish it and exit (see [`run_in_thread`](Reactor::run_in_thread)).
     pub(crate) fn close_pool(&mut self) {
-        let Some(shared) = self.pool.shared.take() else {
+        self.close_pool_of(PoolKind::Jobs);
+        self.close_pool_of(PoolKind::Resolver);
+    }
+
+    fn close_pool_of(&mut self, kind: PoolKind) {
+        let Some(shared) = self.pool_of(kind).shared.take() else {
             return;
         };
         let mut state = shared.lock();
@@ -461,7 +524,7 @@ impl Reactor {
         }
         let busy = state.busy.clone();
         drop(state);
-        for (number, thread) in std::mem::take(&mut self.pool.workers) {
+        for (number, thread) in std::mem::take(&mut self.pool_of(kind).workers) {
             if busy.contains(&number) {
                 debug!("pool thread {number} is still in a job; not waited for");
                 continue;
@@ -472,11 +535,14 @@ impl Reactor {
             }
         }
         let abandoned = queued.len() + busy.len();
-        if abandoned > 0 {
+        if abandoned > 0 && kind == PoolKind::Jobs {
             warn!("stopping: {abandoned} jobs of the thread pool abandoned (their on_done will not run)");
+        } else if abandoned > 0 {
+            // Their connects failed already (the stop failed them).
+            debug!("stopping: {abandoned} host-name lookups abandoned");
         }
         crate::panic::drop_caught(queued, "jobs queued when the pool closed");
-        let on_done = std::mem::take(&mut self.pool.in_flight);
+        let on_done = std::mem::take(&mut self.pool_of(kind).in_flight);
         crate::panic::drop_caught(on_done, "on_done callbacks of abandoned jobs");
     }
 }
@@ -503,10 +569,10 @@ fn work_loop(shared: &Shared, number: u64) {
         if closing {
             crate::panic::drop_caught(outcome, "the value of a job finished after the stop");
         } else {
-            let id = job.id;
+            let (kind, id) = (shared.kind, job.id);
             shared
                 .reactor
-                .call_from_thread(move |reactor| reactor.job_done(id, outcome));
+                .call_from_thread(move |reactor| reactor.job_done(kind, id, outcome));
         }
         state = shared.lock();
         state.busy.retain(|&n| n != number);

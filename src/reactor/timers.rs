@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::{Reactor, TimerAction};
 use crate::rules::timer_deadline;
 use crate::timer::TimerId;
+use crate::transport::ConnectionId;
 
 /// Where the reactor's clock reads the time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,96 @@ impl Reactor {
         f: impl FnOnce(&mut Reactor) + 'static,
     ) -> TimerId {
         self.schedule(delay, TimerAction::Call(Box::new(f)))
+    }
+
+    /// Calls connection `conn`'s protocol back: its
+    /// [`timer_fired`](crate::Protocol::timer_fired) runs with `tag` in the
+    /// timers phase of this turn (or the next, when called from a timer),
+    /// as if the protocol had called
+    /// [`Transport::call_later`](crate::Transport::call_later)`(Duration::ZERO, tag)`.
+    /// The way code that has only the reactor, such as a
+    /// [`run_in_thread`](Reactor::run_in_thread) job's `on_done`, tells a
+    /// protocol that something it waits for is ready. Dropped silently if
+    /// the connection is gone by then (or not made yet). The returned id
+    /// cancels it.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use reactor::{Protocol, Reactor, Transport};
+    ///
+    /// /// Hashes what it receives on the pool; answers when the hash is back.
+    /// struct Hasher {
+    ///     result: Rc<RefCell<Option<u64>>>,
+    /// }
+    /// const HASHED: u64 = 1;
+    /// impl Protocol for Hasher {
+    ///     fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+    ///         let (conn, data, result) = (t.id(), data.to_vec(), self.result.clone());
+    ///         t.pause_reading(); // one job at a time
+    ///         let Some(reactor) = t.reactor() else { return };
+    ///         let work = move || data.iter().map(|&b| u64::from(b)).sum::<u64>();
+    ///         let submitted = reactor.run_in_thread(work, move |reactor, sum| {
+    ///             *result.borrow_mut() = sum.ok();
+    ///             reactor.call_protocol(conn, HASHED); // wake the protocol
+    ///         });
+    ///         if submitted.is_err() {
+    ///             t.abort_connection();
+    ///         }
+    ///     }
+    ///     fn timer_fired(&mut self, t: &mut dyn Transport, tag: u64) {
+    ///         if tag == HASHED {
+    ///             let sum = self.result.borrow_mut().take();
+    ///             t.write(format!("{sum:?}\n").as_bytes());
+    ///             t.resume_reading();
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let addr = reactor
+    ///     .listen_tcp("127.0.0.1:0".parse().unwrap(), || Hasher { result: Default::default() })?
+    ///     .local_addr();
+    /// let handle = reactor.handle()?;
+    /// let client = std::thread::spawn(move || {
+    ///     use std::io::{BufRead, Write};
+    ///     let mut client = std::net::TcpStream::connect(addr).unwrap();
+    ///     client.write_all(&[1, 2, 3]).unwrap();
+    ///     let mut line = String::new();
+    ///     std::io::BufReader::new(&client).read_line(&mut line).unwrap();
+    ///     handle.stop();
+    ///     line
+    /// });
+    /// reactor.call_later(std::time::Duration::from_secs(10), |r| r.stop()); // in case
+    /// reactor.run()?;
+    /// assert_eq!(client.join().unwrap(), "Some(6)\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn call_protocol(&mut self, conn: ConnectionId, tag: u64) -> TimerId {
+        self.call_protocol_later(conn, Duration::ZERO, tag)
+    }
+
+    /// [`call_protocol`](Reactor::call_protocol) once `delay` has passed:
+    /// connection `conn`'s protocol's `timer_fired` runs with `tag` then,
+    /// unless the connection is gone (or not made yet).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let mut reactor = reactor::Reactor::new()?;
+    /// # let nowhere = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+    /// # let conn = reactor.connect_tcp(nowhere, || reactor::protocols::Discard, Duration::from_secs(1));
+    /// // Wakes the protocol in a second, if the connection is still there.
+    /// let timer = reactor.call_protocol_later(conn, Duration::from_secs(1), 7);
+    /// assert!(reactor.cancel(timer));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn call_protocol_later(
+        &mut self,
+        conn: ConnectionId,
+        delay: Duration,
+        tag: u64,
+    ) -> TimerId {
+        self.schedule(delay, TimerAction::Protocol { conn, tag })
     }
 
     /// Cancels a pending timer; returns whether it was still pending.

@@ -231,7 +231,7 @@ impl ReconnectingClient {
     /// # use reactor::reconnect::ReconnectingClient;
     /// # use reactor::{protocols::Discard, Reactor};
     /// # let mut reactor = Reactor::new()?;
-    /// let addr = "127.0.0.1:8000".parse().unwrap();
+    /// let addr: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
     /// let client = ReconnectingClient::new(|| Discard);
     /// client.connect_with(&mut reactor, move |reactor, attempt| {
     ///     reactor.connect_tcp(addr, attempt, Duration::from_secs(5))

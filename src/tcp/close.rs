@@ -129,19 +129,25 @@ impl Reactor {
         for timer in idle.map(|(_, t)| t).into_iter().chain(deadline.timer()) {
             self.cancel(timer);
         }
-        let (listener, client) = match origin {
-            Origin::Accepted(listener) => (Some(listener), None),
+        let (listener, client, dial) = match origin {
+            Origin::Accepted(listener) => (Some(listener), None, None),
             Origin::Client(client) => {
                 let ClientOrigin {
                     factory,
                     connect_timer,
+                    dial,
                 } = *client;
                 if let Some(timer) = connect_timer {
                     self.cancel(timer);
                 }
-                (None, Some(factory))
+                // A dial that ends unmade takes its attempts with it.
+                if let Some(dial) = dial {
+                    self.end_dial(dial);
+                }
+                (None, Some(factory), None)
             }
-            Origin::Stdio => (None, None),
+            Origin::Attempt(dial) => (None, None, Some(dial)),
+            Origin::Stdio => (None, None, None),
         };
         let socket = Departing {
             stream,
@@ -173,6 +179,9 @@ impl Reactor {
         }
         if let Some(factory) = client {
             self.end_client_factory(factory, made, &reported);
+        }
+        if let Some(dial) = dial {
+            self.attempt_ended(dial, id, reason);
         }
     }
 

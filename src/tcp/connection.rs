@@ -4,6 +4,7 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use super::flow::{Producers, WriteLimits};
+use super::happy::Dial;
 use super::lent::TlsHost;
 use super::peer::Peer;
 use super::state::{ConnState, Deadline, Ending, Flow, ReadPause, ReadSide, WriteSide};
@@ -57,6 +58,11 @@ pub(crate) enum Origin {
     /// Made by `connect_tcp` or `connect_unix` (boxed: accepted connections, the many, stay
     /// small).
     Client(Box<ClientOrigin>),
+    /// One of a dial's connection attempts (Happy Eyeballs, `happy.rs`),
+    /// for the dial with this id: it reports to the dial, never to a
+    /// factory, and is never made itself (the winner's socket moves into
+    /// the dial's slot).
+    Attempt(ConnectionId),
     /// The process's stdin and stdout ([`Reactor::open_stdio`]): owes nobody.
     Stdio,
 }
@@ -67,6 +73,9 @@ pub(crate) struct ClientOrigin {
     pub(crate) factory: Box<dyn ClientFactory>,
     /// Bounds the connect while it is under way.
     pub(crate) connect_timer: Option<TimerId>,
+    /// While a connect by name or to several addresses looks for its
+    /// socket: where it stands (`happy.rs`).
+    pub(crate) dial: Option<Dial>,
 }
 
 impl Conn {

@@ -1,8 +1,9 @@
-//! Outgoing connections: starting a connect, and finishing or failing it.
+//! Outgoing connections: starting a connect (to an address, or a dial by
+//! name or to several addresses: `happy.rs`), and finishing or failing it.
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use log::{debug, error};
@@ -10,6 +11,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use super::connection::{ClientOrigin, Conn, Origin};
+use super::happy::{Attempts, Dial};
 use super::lent::TlsHost;
 use super::peer::Peer;
 use super::state::ConnState;
@@ -17,6 +19,7 @@ use super::stream::Stream;
 use crate::protocol::ClientFactory;
 use crate::reactor::{key_u32, Reactor, Readiness, Slot, SlotId, Source, TimerAction};
 use crate::reason::Reason;
+use crate::resolve::{Destination, Target};
 use crate::transport::ConnectionId;
 
 /// The id [`Reactor::connect_tcp`] returns when the attempt failed before a
@@ -34,45 +37,141 @@ pub(crate) struct FailedConnect {
 }
 
 impl Reactor {
-    /// Connects to `addr` without blocking. The factory's `started_connecting`
-    /// runs now; then either its protocol's `connection_made`, or
-    /// `client_connection_failed` with a reason saying refused, unreachable,
-    /// [`Reason::TimedOut`] (after `timeout`), or [`Reason::ReactorStopped`]
-    /// (the reactor is stopping: no new connection is made then). Never
-    /// calls back before returning.
+    /// Connects to `to` without blocking: an address, a host name and port
+    /// (`"example.com:80"`, `("example.com", 80)`), or several addresses
+    /// (see [`Destination`]). The factory's `started_connecting` runs now;
+    /// then either its protocol's `connection_made`, or, once,
+    /// `client_connection_failed` with a reason saying refused,
+    /// unreachable, [`Reason::Unresolved`] (the name gave no address),
+    /// [`Reason::TimedOut`] (after `timeout`, which covers the name's
+    /// lookup and every attempt), or [`Reason::ReactorStopped`] (the
+    /// reactor is stopping: no new connection is made then). Never calls
+    /// back before returning.
     ///
-    /// The returned id names the connection once made; `lose_connection` on
-    /// it before then cancels the attempt.
+    /// A name is looked up on the reactor's resolver threads, never on the
+    /// loop ([`set_resolver`](Reactor::set_resolver)); an IP literal is not
+    /// looked up at all. Several addresses (a name's, or a list) are tried
+    /// by Happy Eyeballs (RFC 8305, as Twisted's `HostnameEndpoint`):
+    /// families interleaved, the first address's first; a new attempt every
+    /// [`CONNECTION_ATTEMPT_DELAY`](crate::CONNECTION_ATTEMPT_DELAY), or as
+    /// soon as one fails; the first to connect is the connection, the
+    /// others are aborted unseen; if all fail, the factory hears the last
+    /// one's error.
+    ///
+    /// The returned id names the connection once made (whichever address
+    /// won); `lose_connection` on it before then cancels the attempt, and
+    /// what is written to it before then is sent first. Until then its
+    /// [`peer_addr`](Reactor::peer_addr) is a placeholder for a name or a
+    /// list (`0.0.0.0` and the port).
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::io::Read;
+    /// use std::net::TcpListener;
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use reactor::{client_factory, Protocol, Reactor, Reason, Transport};
+    ///
+    /// struct Hello(Rc<Cell<bool>>);
+    /// impl Protocol for Hello {
+    ///     fn connection_made(&mut self, t: &mut dyn Transport) {
+    ///         self.0.set(true);
+    ///         t.write(b"hello");
+    ///         t.lose_connection();
+    ///         if let Some(reactor) = t.reactor() {
+    ///             reactor.stop();
+    ///         }
+    ///     }
+    ///     fn data_received(&mut self, _: &mut dyn Transport, _: &[u8]) {}
+    /// }
+    ///
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
+    /// let port = server.local_addr()?.port();
+    /// let made = Rc::new(Cell::new(false));
+    /// let mut reactor = Reactor::new()?;
+    /// let made_in = made.clone();
+    /// let factory = client_factory(
+    ///     move || Hello(made_in.clone()),
+    ///     |r: &mut Reactor, why: &Reason| {
+    ///         eprintln!("cannot connect: {why}");
+    ///         r.stop();
+    ///     },
+    /// );
+    /// // A name, looked up off the loop (or an address: `server.local_addr()?`,
+    /// // "127.0.0.1:PORT", a list of addresses).
+    /// reactor.connect_tcp(("localhost", port), factory, Duration::from_secs(5));
+    /// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case
+    /// reactor.run()?;
+    /// if made.get() {
+    ///     let mut got = String::new();
+    ///     server.accept()?.0.read_to_string(&mut got)?;
+    ///     assert_eq!(got, "hello");
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect_tcp(
         &mut self,
-        addr: SocketAddr,
+        to: impl Into<Destination>,
         factory: impl ClientFactory,
         timeout: Duration,
     ) -> ConnectionId {
-        self.connect(addr, Box::new(factory), timeout, TlsHost::plain())
+        self.connect(to.into(), Box::new(factory), timeout, TlsHost::plain())
     }
 
     /// Starts a connect whose connection speaks TLS if `tls` says so.
     pub(crate) fn connect(
         &mut self,
-        addr: SocketAddr,
+        to: Destination,
         factory: Box<dyn ClientFactory>,
         timeout: Duration,
         tls: TlsHost,
     ) -> ConnectionId {
-        let Some(factory) = self.start_connecting(factory, &addr) else {
+        let Some(factory) = self.start_connecting(factory, &to) else {
             return DEAD_ID;
         };
-        if self.memory.is_some() {
-            // A reactor in memory records the connect; its test completes it.
-            #[cfg(feature = "tls")]
-            let tls = tls.is_tls();
-            #[cfg(not(feature = "tls"))]
-            let tls = false;
-            return self.memory_connect(addr, factory, timeout, tls);
+        let port = to.port();
+        let dial = match to.0 {
+            Target::Addrs(addrs) if addrs.is_empty() => {
+                debug!("connect refused: no address to connect to");
+                let why = io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
+                self.fail_connect(factory, Reason::from(why));
+                return DEAD_ID;
+            }
+            Target::Malformed { text, why } => {
+                debug!("connect to {text:?} refused: {why}");
+                let why = format!("not HOST:PORT ({why})");
+                self.fail_connect(factory, Reason::Unresolved { host: text, why });
+                return DEAD_ID;
+            }
+            _ if self.memory.is_some() => {
+                // A reactor in memory records the connect; its test
+                // completes it. Nothing is looked up: a list is recorded as
+                // its first address, a name as the unspecified address.
+                let addr = match &to.0 {
+                    Target::Addrs(addrs) => addrs[0],
+                    _ => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+                };
+                #[cfg(feature = "tls")]
+                let tls = tls.is_tls();
+                #[cfg(not(feature = "tls"))]
+                let tls = false;
+                return self.memory_connect(addr, factory, timeout, tls);
+            }
+            Target::Addrs(addrs) if addrs.len() == 1 => {
+                let stream = TcpStream::connect(addrs[0]).map(Stream::Tcp);
+                return self.add_connecting(stream, Peer::Ip(addrs[0]), factory, timeout, tls);
+            }
+            Target::Addrs(addrs) => Dial::Attempting(Attempts::new(addrs)),
+            Target::Host { host, port } => Dial::Resolving { host, port },
+        };
+        match self.dial(dial, port, factory, timeout, tls) {
+            Ok(id) => id,
+            Err((factory, e)) => {
+                debug!("connect failed at once: {e}");
+                self.fail_connect(factory, Reason::from(e));
+                DEAD_ID
+            }
         }
-        let stream = TcpStream::connect(addr).map(Stream::Tcp);
-        self.add_connecting(stream, Peer::Ip(addr), factory, timeout, tls)
     }
 
     /// Runs a client factory's hooks for a connect to `target` about to
@@ -130,6 +229,7 @@ impl Reactor {
                 let origin = Origin::Client(Box::new(ClientOrigin {
                     factory,
                     connect_timer: Some(timer),
+                    dial: None,
                 }));
                 let mut conn = Conn::new(stream, peer, None, ConnState::Connecting, origin);
                 conn.tls = tls;
@@ -187,29 +287,27 @@ impl Reactor {
         }
     }
 
+    /// A connect under way had an event: it completed, failed, or is
+    /// still under way. An attempt of a dial that completes wins the dial
+    /// (`tcp/happy.rs`).
     pub(crate) fn finish_connect(&mut self, id: ConnectionId, readiness: Readiness) {
+        if self.is_dialing(id) {
+            // Its socket is a placeholder: only an attempt completes a dial.
+            return;
+        }
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        let outcome = match conn.stream.take_error() {
-            Ok(Some(e)) | Err(e) => Err(e),
-            Ok(None) => match conn.stream.check_connected() {
-                Ok(()) => Ok(()),
-                // Only an event that said error or hang-up turns "not
-                // connected yet" into a refusal; anything else (a spurious
-                // wake-up, a leftover pass) means still connecting.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    if !(readiness.error || readiness.read_closed) {
-                        return;
-                    }
-                    Err(io::Error::from(io::ErrorKind::ConnectionRefused))
-                }
-                Err(e) => Err(e),
-            },
+        let Some(outcome) = connect_outcome(&conn.stream, readiness) else {
+            return;
         };
         if let Err(e) = outcome {
             debug!("connect to {} failed: {e}", conn.peer);
             self.queue_close(id, Reason::from(e));
+            return;
+        }
+        if let Origin::Attempt(dial) = conn.origin {
+            self.attempt_won(id, dial, readiness);
             return;
         }
         let peer = conn.peer.address();
@@ -257,5 +355,26 @@ impl Reactor {
             client.connect_timer = None;
         }
         self.queue_close(id, Reason::TimedOut);
+    }
+}
+
+/// What a connect under way came to, from an event on its socket: `None`
+/// while it is still under way.
+fn connect_outcome(stream: &Stream, readiness: Readiness) -> Option<io::Result<()>> {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => Some(Err(e)),
+        Ok(None) => match stream.check_connected() {
+            Ok(()) => Some(Ok(())),
+            // Only an event that said error or hang-up turns "not
+            // connected yet" into a refusal; anything else (a spurious
+            // wake-up, a leftover pass) means still connecting.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                if !(readiness.error || readiness.read_closed) {
+                    return None;
+                }
+                Some(Err(io::Error::from(io::ErrorKind::ConnectionRefused)))
+            }
+            Err(e) => Some(Err(e)),
+        },
     }
 }

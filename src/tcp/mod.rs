@@ -13,6 +13,7 @@
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
 //! | `listener` | listening sockets, accepting, per-listener limits |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
+//! | `happy` | dials by name or to several addresses: Happy Eyeballs (RFC 8305) |
 //! | `unix` | `listen_unix`, `connect_unix` (and their TLS forms): UNIX sockets on the same machinery |
 //! | `stream` | what a connection reads and writes (a TCP or UNIX socket, or stdin and stdout) and what a listener accepts on (`Stream`, `ListeningSocket`) |
 //! | `peer` | `Peer`, a connection's other end as kept; `PeerKey`, whom per-peer limits count |
@@ -24,6 +25,7 @@ mod close;
 mod connection;
 mod connector;
 mod flow;
+mod happy;
 mod lent;
 mod linger;
 mod listener;
@@ -45,6 +47,7 @@ pub(crate) use self::connection::Conn;
 pub(crate) use self::connection::{ClientOrigin, Origin};
 pub(crate) use self::connector::{FailedConnect, DEAD_ID};
 pub(crate) use self::flow::{Producers, WriteLimits};
+pub use self::happy::CONNECTION_ATTEMPT_DELAY;
 pub(crate) use self::linger::Lingering;
 pub use self::listener::{ListenOptions, ListenerHandle, ListenerStats};
 pub(crate) use self::listener::{Listener, ListenerTls};

@@ -19,6 +19,7 @@ use super::transport::ConnTransport;
 use crate::protocol::{ClientFactory, Factory};
 use crate::reactor::Reactor;
 use crate::reason::Reason;
+use crate::resolve::Destination;
 use crate::tcp::ListenerHandle;
 use crate::tls::{ClientConfig, ServerConfig, TlsProtocol, TlsRole};
 use crate::transport::ConnectionId;
@@ -54,10 +55,12 @@ impl Reactor {
         )
     }
 
-    /// Connects to `addr` over TLS, checking that the server's certificate
+    /// Connects to `to` over TLS, checking that the server's certificate
     /// is valid for `server_name` (a host name or an IP address, also sent
-    /// as SNI). `timeout` bounds the TCP connect and then, again, the
-    /// handshake. The factory's protocol is made once the handshake
+    /// as SNI). `to` is an address, a host name and port, or several
+    /// addresses, as for [`connect_tcp`](Reactor::connect_tcp) (a name is
+    /// looked up off the loop, then Happy Eyeballs). `timeout` bounds the
+    /// TCP connect (lookup included) and then, again, the handshake. The factory's protocol is made once the handshake
     /// completes; a handshake that fails reaches `client_connection_failed`
     /// with [`Reason::Tls`], as a refused connect does with its error.
     ///
@@ -71,7 +74,7 @@ impl Reactor {
     /// under TLS 1.2 the factory hears `client_connection_failed`.
     pub fn connect_tls(
         &mut self,
-        addr: SocketAddr,
+        to: impl Into<Destination>,
         server_name: &str,
         config: Arc<ClientConfig>,
         factory: impl ClientFactory,
@@ -82,7 +85,8 @@ impl Reactor {
         match layer {
             Ok(mut layer) => {
                 layer.set_handshake_timeout(timeout);
-                self.connect(addr, Box::new(factory), timeout, TlsHost::with_layer(layer))
+                let tls = TlsHost::with_layer(layer);
+                self.connect(to.into(), Box::new(factory), timeout, tls)
             }
             Err(e) => self.connect_failing(Box::new(factory), Reason::Tls(e.to_string())),
         }

@@ -312,7 +312,7 @@ impl MemoryReactor {
     /// }
     ///
     /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect_tcp("127.0.0.1:7".parse().unwrap(), || Hello, Duration::from_secs(5));
+    /// let id = memory.connect_tcp("127.0.0.1:7", || Hello, Duration::from_secs(5));
     /// assert!(memory.complete_connect(id));
     /// assert_eq!(memory.written(id), b"hello\n");
     /// assert!(!memory.complete_connect(id), "made already");
@@ -341,7 +341,7 @@ impl MemoryReactor {
     /// let heard = Rc::new(RefCell::new(None));
     /// let said = heard.clone();
     /// let factory = client_factory(|| Echo, move |_, why: &Reason| *said.borrow_mut() = Some(why.clone()));
-    /// let id = memory.connect_tcp("127.0.0.1:7".parse().unwrap(), factory, Duration::from_secs(5));
+    /// let id = memory.connect_tcp("127.0.0.1:7", factory, Duration::from_secs(5));
     /// let refused = Reason::from(std::io::Error::from(ErrorKind::ConnectionRefused));
     /// assert!(memory.fail_connect(id, refused.clone()));
     /// assert_eq!(*heard.borrow(), Some(refused));

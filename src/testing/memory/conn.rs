@@ -329,16 +329,19 @@ impl Reactor {
                 self.release_admission(Some(listener), &Peer::Ip(peer))
             }
             Some(Origin::Client(origin)) => {
+                // A connect in memory never dials (nothing is looked up).
                 let ClientOrigin {
                     factory,
                     connect_timer,
+                    ..
                 } = *origin;
                 if let Some(timer) = connect_timer {
                     self.cancel(timer);
                 }
                 client = Some(factory);
             }
-            Some(Origin::Stdio) | None => {}
+            // Nor makes connection attempts, nor is stdio.
+            Some(Origin::Attempt(_) | Origin::Stdio) | None => {}
         }
         let resets = matches!(
             reason,

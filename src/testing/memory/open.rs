@@ -103,6 +103,7 @@ impl Reactor {
         conn.origin = Some(Origin::Client(Box::new(ClientOrigin {
             factory,
             connect_timer: None,
+            dial: None,
         })));
         let id = match self.insert_memory(conn) {
             Ok(id) => id,

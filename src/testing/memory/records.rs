@@ -271,7 +271,7 @@ impl MemoryReactor {
     /// use reactor::Reason;
     ///
     /// let mut memory = MemoryReactor::new()?;
-    /// let id = memory.connect_tcp("127.0.0.1:7".parse().unwrap(), || Echo, Duration::from_secs(3));
+    /// let id = memory.connect_tcp("127.0.0.1:7", || Echo, Duration::from_secs(3));
     /// assert_eq!(memory.connects()[0].id, id);
     /// memory.advance(Duration::from_secs(3));
     /// assert_eq!(memory.close_reason(id), Some(&Reason::TimedOut));
