@@ -60,12 +60,14 @@ fn tcp_listens_on_the_interface_it_names() {
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
 }
 
-/// How many of `tries` connects to `addr` complete within 300 ms each,
+/// How many of `tries` connects to `addr` complete within 700 ms each,
 /// while nothing accepts: the listen queue's length plus one, on Linux.
 fn queued_connects(addr: SocketAddr, tries: usize) -> usize {
     let mut held = Vec::new();
     for _ in 0..tries {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        // Under the 1 s after which a dropped SYN is sent again (and
+        // dropped again: the queue stays full).
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(700)) {
             Ok(stream) => held.push(stream),
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
