@@ -144,6 +144,8 @@ struct Args {
     reactors: u16,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    proxy: common::proxy::ProxyArgs,
 }
 
 /// `--reactors N` for N > 1: a [`ReactorPool`] serves the port; with
@@ -161,7 +163,7 @@ fn serve_pool(args: &Args, tls: Option<Arc<ServerConfig>>) -> Result<(), String>
     let bound = pool
         .listen_with(
             addr,
-            ListenOptions::default(),
+            args.proxy.apply(ListenOptions::default()),
             move |reactor, addr, options, _| {
                 let tls = tls.clone();
                 if graceful {
@@ -182,7 +184,7 @@ fn serve(args: &Args) -> Result<(), String> {
         Model::Reactor if args.reactors > 1 => serve_pool(args, tls),
         Model::Reactor => {
             common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
-                let options = ListenOptions::default();
+                let options = args.proxy.apply(ListenOptions::default());
                 if args.graceful {
                     reactor.stop_on_signals()?;
                     reactor.set_shutdown_grace(args.grace);
@@ -198,6 +200,9 @@ fn serve(args: &Args) -> Result<(), String> {
         }
         Model::Threads if args.graceful => {
             Err("--graceful is the reactor's: it cannot be used with --model threads".into())
+        }
+        Model::Threads if args.proxy.mode().is_some() => {
+            Err("--proxy-protocol is the reactor's: it cannot be used with --model threads".into())
         }
         Model::Threads if args.reactors > 1 => {
             Err("--reactors is the reactor's: it cannot be used with --model threads".into())

@@ -39,6 +39,8 @@ struct Args {
     listen: common::endpoint::ListenArgs,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    proxy: common::proxy::ProxyArgs,
 }
 
 struct TsServ;
@@ -64,7 +66,7 @@ impl Protocol for TsServ {
 fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[])?;
     common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
-        let options = ListenOptions::default();
+        let options = args.proxy.apply(ListenOptions::default());
         common::tls::listen_on(reactor, endpoint, tls, || TsServ, options)
     })
 }

@@ -662,6 +662,7 @@ mod panic;
 pub mod producer;
 mod protocol;
 pub mod protocols;
+pub mod proxy;
 mod reactor;
 mod reason;
 pub mod reconnect;
@@ -684,6 +685,7 @@ pub use crate::multicore::{ReactorPool, Siblings};
 pub use crate::protocol::{
     client_factory, ClientFactory, ClientFn, Factory, OnStop, Protocol, SharedFactory, Timeout,
 };
+pub use crate::proxy::ProxyProtocol;
 pub use crate::reactor::{
     JobPanicked, PoolError, SourceEvent, SourceId, DEFAULT_POOL_QUEUE, DEFAULT_POOL_THREADS,
 };
@@ -692,7 +694,10 @@ pub use crate::reason::Reason;
 pub use crate::resolve::{
     resolve_blocking, BadDestination, Destination, RESOLVER_QUEUE, RESOLVER_THREADS,
 };
-pub use crate::rules::{DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_WRITE_BUFFER_LIMIT};
+pub use crate::rules::{
+    DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_PROXY_HEADER_TIMEOUT,
+    DEFAULT_WRITE_BUFFER_LIMIT,
+};
 pub use crate::tcp::{ListenOptions, ListenerHandle, ListenerStats, CONNECTION_ATTEMPT_DELAY};
 pub use crate::timer::TimerId;
 pub use crate::transport::{ConnectionId, Transport};

@@ -65,6 +65,11 @@ pub enum Reason {
     /// attacker, or a peer that crashed, can end a TCP stream; only
     /// close_notify proves the peer meant to stop there).
     Truncated,
+    /// A listener that takes the PROXY protocol
+    /// ([`ListenOptions::proxy_protocol`](crate::ListenOptions::proxy_protocol))
+    /// closed the connection, before it was made, for its header: malformed,
+    /// missing, cut short or late, as the error says. The peer got a reset.
+    ProxyHeader(crate::proxy::ProxyHeaderError),
     /// A connect by host name found no address to try: the name does not
     /// resolve (the text is the resolver's error), it resolved to no
     /// address, the resolver was busy, or the destination was not
@@ -140,6 +145,7 @@ impl fmt::Display for Reason {
             Reason::Truncated => {
                 f.write_str("the peer closed without TLS close_notify: the stream may be truncated")
             }
+            Reason::ProxyHeader(why) => write!(f, "closed by us before it was made: {why}"),
             Reason::Unresolved { host, why } => write!(f, "could not resolve {host:?}: {why}"),
             Reason::Error {
                 kind,

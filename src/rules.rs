@@ -120,6 +120,14 @@ pub(crate) fn log_refusal(
 /// half-finished handshakes cannot hold connection slots.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a connection to a PROXY protocol listener may take to send its
+/// whole header before it is closed
+/// ([`ListenOptions::proxy_header_timeout`](crate::ListenOptions::proxy_header_timeout)):
+/// the specification asks for at least 3 s, to cover a TCP retransmit; a
+/// proxy sends the header with its first segment, so only a peer that is
+/// not a proxy, or a broken one, ever waits this long.
+pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[cfg(test)]
 mod tests {
     use super::*;

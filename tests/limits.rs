@@ -285,7 +285,8 @@ fn lingering_connections_count_against_the_listener_limit_until_their_descriptor
         stats(),
         ListenerStats {
             open: 2,
-            refused: 1
+            refused: 1,
+            ..ListenerStats::default()
         }
     );
     // One lingering peer closes: the server reads its FIN, closes that

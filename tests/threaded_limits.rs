@@ -68,7 +68,8 @@ fn limit_cycle(addr: SocketAddr, stats: impl Fn() -> ListenerStats) {
         stats(),
         ListenerStats {
             open: 3,
-            refused: 0
+            refused: 0,
+            ..ListenerStats::default()
         }
     );
 
@@ -79,7 +80,8 @@ fn limit_cycle(addr: SocketAddr, stats: impl Fn() -> ListenerStats) {
         stats(),
         ListenerStats {
             open: 3,
-            refused: 1
+            refused: 1,
+            ..ListenerStats::default()
         }
     );
     for (i, c) in served.iter_mut().enumerate() {
@@ -98,7 +100,8 @@ fn limit_cycle(addr: SocketAddr, stats: impl Fn() -> ListenerStats) {
         stats(),
         ListenerStats {
             open: 3,
-            refused: 1
+            refused: 1,
+            ..ListenerStats::default()
         }
     );
 }

@@ -3,7 +3,8 @@
 //! ([`endpoint`]); the servers' log lines
 //! ([`logs`]: `...connected from: ADDR`, and what an id such as `#1.2`
 //! means); the hints that end address errors ([`hints`]); for the clients
-//! reading standard input on the reactor, [`input`]; for the load
+//! reading standard input on the reactor, [`input`]; `--proxy-protocol` for
+//! the servers behind a load balancer ([`proxy`]); for the load
 //! generators, [`load`]; for the servers that can speak TLS, [`tls`]; for
 //! the line servers the seeds' clients talk to, [`unfinished`].
 #![allow(dead_code)]
@@ -13,6 +14,7 @@ pub mod hints;
 pub mod input;
 pub mod load;
 pub mod logs;
+pub mod proxy;
 pub mod tls;
 pub mod unfinished;
 

@@ -111,6 +111,8 @@ struct Args {
     reactors: u16,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    proxy: common::proxy::ProxyArgs,
 }
 
 /// A timeout flag: seconds, fractions allowed, more than zero.
@@ -138,7 +140,7 @@ fn serve(args: &Args) -> Result<(), String> {
         let bound = pool
             .listen_with(
                 addr,
-                ListenOptions::default(),
+                args.proxy.apply(ListenOptions::default()),
                 move |reactor, addr, options, _| {
                     let factory = move || HttpConnection::new(timeouts);
                     common::tls::listen(reactor, addr, tls.clone(), factory, options)
@@ -150,7 +152,7 @@ fn serve(args: &Args) -> Result<(), String> {
     }
     common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let factory = move || HttpConnection::new(timeouts);
-        let options = ListenOptions::default();
+        let options = args.proxy.apply(ListenOptions::default());
         let listening = common::tls::listen_on(reactor, endpoint, tls, factory, options)?;
         reactor.restart_on_sighup(vec![listening.clone()])?;
         Ok(listening)

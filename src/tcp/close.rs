@@ -6,6 +6,7 @@ use std::io::{self, Read};
 
 use log::{debug, error};
 
+use super::admission::Admission;
 use super::connection::{ClientOrigin, Conn, Origin};
 use super::lent::Lent;
 use super::peer::Peer;
@@ -13,7 +14,7 @@ use super::state::ConnState;
 use super::stream::Stream;
 use super::transport::ConnTransport;
 use crate::protocol::ClientFactory;
-use crate::reactor::{Reactor, SlotId, Source};
+use crate::reactor::{Reactor, Source};
 use crate::reason::Reason;
 use crate::transport::ConnectionId;
 
@@ -34,7 +35,7 @@ struct Departing {
     stream: Stream,
     peer: Peer,
     /// The listener whose counts it is part of until the descriptor closes.
-    listener: Option<SlotId>,
+    listener: Option<Admission>,
     /// It ends a flush a stop waited for (see [`QueuedClose`]).
     after_stop_flush: bool,
 }

@@ -3,6 +3,7 @@
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
+use super::admission::Admission;
 use super::flow::{Producers, WriteLimits};
 use super::happy::Dial;
 use super::lent::TlsHost;
@@ -13,9 +14,7 @@ use super::transport::ConnTransport;
 use crate::address::Address;
 use crate::buffer::WriteBuffer;
 use crate::protocol::{ClientFactory, Protocol};
-use crate::reactor::{
-    Reactor, Readiness, Slot, SlotId, Source, LEFTOVER_READ_SIZE, MAX_READS_PER_EVENT,
-};
+use crate::reactor::{Reactor, Readiness, Slot, Source, LEFTOVER_READ_SIZE, MAX_READS_PER_EVENT};
 use crate::reason::Reason;
 use crate::timer::TimerId;
 use crate::transport::{ConnectionId, Transport};
@@ -52,11 +51,11 @@ pub(crate) struct Conn {
 
 /// Where a connection came from, and what it owes there when it ends.
 pub(crate) enum Origin {
-    /// Accepted by this listener: part of its counts until the descriptor
+    /// Accepted by a listener: part of its counts until the descriptor
     /// closes (lingering included).
-    Accepted(SlotId),
-    /// Made by `connect_tcp` or `connect_unix` (boxed: accepted connections, the many, stay
-    /// small).
+    Accepted(Admission),
+    /// Made by `connect_tcp` or `connect_unix` (boxed: accepted
+    /// connections, the many, stay small).
     Client(Box<ClientOrigin>),
     /// One of a dial's connection attempts (Happy Eyeballs, `happy.rs`),
     /// for the dial with this id: it reports to the dial, never to a
@@ -119,6 +118,10 @@ impl Reactor {
             if readiness.writable || readiness.error || readiness.read_closed {
                 self.finish_connect(id, readiness);
             }
+            return;
+        }
+        if conn.state == ConnState::AwaitingProxyHeader {
+            self.proxy_header_ready(id, readiness);
             return;
         }
         if readiness.writable && conn.want_write {

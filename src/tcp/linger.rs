@@ -7,6 +7,7 @@ use std::net::Shutdown;
 
 use log::debug;
 
+use super::admission::Admission;
 use super::peer::Peer;
 use super::stream::Stream;
 use crate::reactor::{Reactor, Slot, SlotId, Source, TimerAction};
@@ -23,7 +24,7 @@ pub(crate) struct Lingering {
     discarded: usize,
     /// The listener it was accepted by: the descriptor still counts against
     /// its `max_connections` until it is closed.
-    listener: Option<SlotId>,
+    listener: Option<Admission>,
     /// Input now is a loss the peer must see (a stop's close): reset
     /// rather than discard.
     reset_on_input: bool,
@@ -46,7 +47,7 @@ impl Reactor {
         id: ConnectionId,
         stream: Stream,
         peer: Peer,
-        listener: Option<SlotId>,
+        listener: Option<Admission>,
         wait_if_quiet: bool,
         reset_on_input: bool,
     ) {

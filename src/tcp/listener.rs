@@ -11,18 +11,18 @@ use mio::net::TcpListener;
 use mio::Interest;
 use socket2::{Domain, Socket, Type};
 
-use super::connection::{Conn, Origin};
+use super::admission::Admission;
 use super::lent::TlsHost;
 use super::peer::{Peer, PeerKey};
 use super::state::ConnState;
 use super::stream::{ListeningSocket, Stream};
 use crate::address::Address;
 use crate::protocol::{Factory, Protocol};
+use crate::proxy::ProxyProtocol;
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction, MAX_ACCEPTS_PER_EVENT};
 use crate::rules::{
     concerns_only_this_connection, log_refusal, ACCEPT_RETRY, DEFAULT_WRITE_BUFFER_LIMIT,
 };
-use crate::transport::ConnectionId;
 
 /// A listening socket and what it needs to accept: its factory, options
 /// and counts.
@@ -30,63 +30,29 @@ pub(crate) struct Listener {
     /// `None` once the reactor is stopping: the port is closed at once, so
     /// new clients are refused rather than queued for a server that exits.
     socket: Option<ListeningSocket>,
-    factory: Box<dyn Factory>,
+    pub(super) factory: Box<dyn Factory>,
     /// Boxed: a UNIX name is larger than an IP address, and a slot is as
     /// large as its largest source.
-    addr: Box<Address>,
+    pub(super) addr: Box<Address>,
     /// `accept` is failing for want of resources; warned once.
     backing_off: bool,
     /// A retry timer is pending, so new edges must not schedule another.
     retry_scheduled: bool,
-    options: ListenOptions,
-    stats: ListenerStats,
+    /// Boxed, as `tls`: read once per accept, and the options would make
+    /// every connection's slot larger.
+    pub(super) options: Box<ListenOptions>,
+    pub(super) stats: ListenerStats,
     /// Open connections per peer (IP address, or user id for UNIX
     /// connections), kept only with a per-peer limit.
-    per_peer: HashMap<PeerKey, usize>,
+    pub(super) per_peer: HashMap<PeerKey, usize>,
     /// A limit refused a connection since the last warning was logged.
-    warned_full: bool,
+    pub(super) warned_full: bool,
+    /// A PROXY header failed since the last good one, and was warned of.
+    pub(super) warned_header: bool,
     /// Every accepted connection speaks TLS in this role (boxed: a slot is
     /// as large as its largest source).
     #[cfg(feature = "tls")]
     tls: Option<Box<crate::tls::TlsRole>>,
-}
-
-impl Listener {
-    /// Counts a newly accepted connection from `peer`, or says which limit
-    /// it is over.
-    fn admit(&mut self, peer: &Peer) -> Result<(), &'static str> {
-        if self
-            .options
-            .max_connections
-            .is_some_and(|max| self.stats.open >= max)
-        {
-            return Err("the listener's connection limit");
-        }
-        if let (Some(max), Some(key)) = (self.options.max_connections_per_peer, peer.key()) {
-            let count = self.per_peer.entry(key).or_insert(0);
-            if *count >= max {
-                return Err("the per-peer connection limit");
-            }
-            *count += 1;
-        }
-        self.stats.open += 1;
-        self.warned_full = false;
-        Ok(())
-    }
-
-    /// Undoes `admit` for a connection that was not kept.
-    fn release(&mut self, peer: &Peer) {
-        self.stats.open -= 1;
-        let Some(key) = peer.key() else {
-            return;
-        };
-        if let Some(count) = self.per_peer.get_mut(&key) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_peer.remove(&key);
-            }
-        }
-    }
 }
 
 /// What makes a listener a TLS one: the role each accepted connection
@@ -139,6 +105,19 @@ pub struct ListenOptions {
     /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::tls::DEFAULT_HANDSHAKE_TIMEOUT),
     /// 10 s), so half-finished handshakes cannot hold connection slots.
     pub tls_handshake_timeout: Duration,
+    /// Read a PROXY protocol header (v1 or v2, as HAProxy's `send-proxy`
+    /// and `send-proxy-v2` send) before each connection is made, so the
+    /// factory, `peer_addr` and the per-peer limit see the client the
+    /// proxy relays (default: `None`, no header); on TCP and UNIX
+    /// listeners alike. Only for a port (or socket file) that nothing but
+    /// trusted proxies can reach: see [`crate::proxy`].
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// With `proxy_protocol`: how long a connection may take to send its
+    /// whole header before it is closed (default
+    /// [`DEFAULT_PROXY_HEADER_TIMEOUT`](crate::DEFAULT_PROXY_HEADER_TIMEOUT),
+    /// 5 s); an `Optional` listener serves a connection that has sent
+    /// nothing by then as a direct client.
+    pub proxy_header_timeout: Duration,
     /// For UNIX listeners on a path: the socket file's permission bits
     /// (`0o660`: owner and group may connect), set before the socket
     /// listens, so no client connects while it has another mode. `None`
@@ -158,6 +137,8 @@ impl Default for ListenOptions {
             idle_timeout: None,
             write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
             tls_handshake_timeout: crate::rules::DEFAULT_HANDSHAKE_TIMEOUT,
+            proxy_protocol: None,
+            proxy_header_timeout: crate::rules::DEFAULT_PROXY_HEADER_TIMEOUT,
             file_mode: None,
         }
     }
@@ -170,6 +151,9 @@ pub struct ListenerStats {
     pub open: usize,
     /// Connections closed at once for being over a limit.
     pub refused: u64,
+    /// Connections closed for their PROXY header: malformed, missing, cut
+    /// short or late ([`ListenOptions::proxy_protocol`]).
+    pub proxy_header_failures: u64,
 }
 
 /// A listening socket: where it is bound, and how to stop it.
@@ -293,10 +277,11 @@ impl Reactor {
                 addr: Box::new(local.clone()),
                 backing_off: false,
                 retry_scheduled: false,
-                options,
+                options: Box::new(options),
                 stats: ListenerStats::default(),
                 per_peer: HashMap::new(),
                 warned_full: false,
+                warned_header: false,
                 #[cfg(feature = "tls")]
                 tls: tls.map(Box::new),
             }),
@@ -390,7 +375,10 @@ impl Reactor {
                         listener.backing_off = false;
                         warn!("accepting on {} again", listener.addr);
                     }
-                    if let Err(why) = listener.admit(&peer) {
+                    // Behind a PROXY header, the peer is the proxy: the
+                    // client is counted once the header names it.
+                    let proxied = listener.options.proxy_protocol.is_some();
+                    if let Err(why) = listener.admit(&peer, !proxied) {
                         // Accepted and closed at once: the client learns at
                         // once, rather than waiting in the backlog.
                         drop(stream);
@@ -398,27 +386,22 @@ impl Reactor {
                         log_refusal(&mut listener.warned_full, &peer, why, &listener.addr);
                         continue;
                     }
-                    let options = listener.options;
-                    let tls = self.tls_for_accepted(id, &peer);
-                    let Some(Source::Listener(listener)) = self.slot_mut(id) else {
-                        return false;
+                    let options = *listener.options;
+                    let admission = Admission {
+                        listener: id,
+                        per_peer: !proxied,
                     };
-                    let Ok(tls) = tls else {
-                        // Never served in plaintext on a TLS port.
-                        drop(stream);
-                        listener.release(&peer);
+                    if proxied {
+                        self.await_proxy_header(stream, peer, admission, options);
                         continue;
-                    };
-                    let factory = &mut listener.factory;
-                    match crate::panic::catch(|| factory.build_protocol_for(&peer.address())) {
-                        Ok(protocol) => {
-                            self.add_connection(stream, peer, protocol, id, options, tls)
+                    }
+                    match self.build_accepted(id, &peer) {
+                        Some((protocol, tls)) => {
+                            self.add_connection(stream, peer, protocol, admission, options, tls)
                         }
-                        Err(why) => {
-                            error!("{peer}: build_protocol panicked: {why}; connection dropped");
-                            if let Some(Source::Listener(listener)) = self.slot_mut(id) {
-                                listener.release(&peer);
-                            }
+                        None => {
+                            drop(stream);
+                            self.release_admission(Some(admission), &peer);
                         }
                     }
                 }
@@ -450,63 +433,35 @@ impl Reactor {
 
     fn add_connection(
         &mut self,
-        mut stream: Stream,
+        stream: Stream,
         peer: Peer,
         protocol: Box<dyn Protocol>,
-        listener: SlotId,
+        admission: Admission,
         options: ListenOptions,
         tls: TlsHost,
     ) {
-        let generation = self.next_generation();
-        let entry = self.slots.vacant_entry();
-        let Ok(key) = key_u32(entry.key()) else {
-            warn!("connection from {peer} dropped: too many connections");
-            self.release_admission(Some(listener), &peer);
+        let Some(id) = self.insert_accepted(stream, peer, ConnState::OPEN, admission) else {
             crate::panic::drop_caught(protocol, "a protocol");
             return;
         };
-        let id = ConnectionId { key, generation };
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut stream, SlotId::from(id).token(), Interest::READABLE)
-        {
-            warn!("connection from {peer} dropped: cannot register it: {e}");
-            self.release_admission(Some(listener), &peer);
-            crate::panic::drop_caught(protocol, "a protocol");
-            return;
+        self.start_accepted(id, protocol, tls, options);
+    }
+
+    /// The options of listener `id`, while it exists.
+    pub(super) fn listener_options(&mut self, id: SlotId) -> Option<ListenOptions> {
+        match self.slot_mut(id) {
+            Some(Source::Listener(l)) => Some(*l.options),
+            _ => None,
         }
-        let mut conn = Conn::new(
-            stream,
-            peer,
-            Some(protocol),
-            ConnState::OPEN,
-            Origin::Accepted(listener),
-        );
-        conn.limits.cap = options.write_buffer_limit;
-        conn.tls = tls;
-        #[cfg(feature = "tls")]
-        if conn.tls.is_tls() {
-            super::tls::no_delay(&conn.stream, &conn.peer);
-        }
-        debug!("accepted {id} from {}", conn.peer);
-        entry.insert(Slot {
-            generation,
-            queued: false,
-            source: Source::Conn(conn),
-        });
-        if options.idle_timeout.is_some() {
-            self.set_idle_timeout(id, options.idle_timeout);
-        }
-        self.with_protocol(id, |p, t| p.connection_made(t));
-        // What it wrote goes out now, not into a buffer of its own behind
-        // the rest of the accept burst.
-        self.after_callback();
     }
 
     /// The TLS layer for a connection `listener` accepted from `peer`, if it
     /// is a TLS listener.
-    fn tls_for_accepted(&mut self, listener: SlotId, peer: &Peer) -> Result<TlsHost, ()> {
+    pub(super) fn tls_for_accepted(
+        &mut self,
+        listener: SlotId,
+        peer: &Peer,
+    ) -> Result<TlsHost, ()> {
         #[cfg(feature = "tls")]
         if let Some(Source::Listener(Listener {
             tls: Some(role),
@@ -527,14 +482,6 @@ impl Reactor {
         }
         let _ = (listener, peer);
         Ok(TlsHost::plain())
-    }
-
-    /// Gives back the place connection from `peer` took in `listener`'s
-    /// counts, once its descriptor is closed.
-    pub(crate) fn release_admission(&mut self, listener: Option<SlotId>, peer: &Peer) {
-        if let Some(Source::Listener(l)) = listener.and_then(|l| self.slot_mut(l)) {
-            l.release(peer);
-        }
     }
 
     /// A listener without a socket, for a reactor in memory: it builds
@@ -566,10 +513,11 @@ impl Reactor {
                 addr: Box::new(Address::Ip(addr)),
                 backing_off: false,
                 retry_scheduled: false,
-                options,
+                options: Box::new(options),
                 stats: ListenerStats::default(),
                 per_peer: HashMap::new(),
                 warned_full: false,
+                warned_header: false,
                 // A memory connection carries plaintext: the TLS role is
                 // only recorded.
                 #[cfg(feature = "tls")]
@@ -597,17 +545,17 @@ impl Reactor {
             return Err(io::Error::new(io::ErrorKind::NotFound, "not listening"));
         };
         let peer = Peer::Ip(peer);
-        if let Err(why) = listener.admit(&peer) {
+        if let Err(why) = listener.admit(&peer, true) {
             listener.stats.refused += 1;
             log_refusal(&mut listener.warned_full, &peer, why, &listener.addr);
             return Err(io::Error::new(io::ErrorKind::ConnectionRefused, why));
         }
         let factory = &mut listener.factory;
         match crate::panic::catch(|| factory.build_protocol_for(&peer.address())) {
-            Ok(protocol) => Ok((protocol, listener.options)),
+            Ok(protocol) => Ok((protocol, *listener.options)),
             Err(why) => {
                 error!("{peer}: build_protocol panicked: {why}; connection dropped");
-                listener.release(&peer);
+                listener.release(&peer, true);
                 Err(io::Error::other(why))
             }
         }

@@ -11,7 +11,10 @@
 //! | `transport` | `ConnTransport`, the reactor's `Transport` |
 //! | `lent` | a connection's protocol lent to a callback, alone or inside its TLS layer |
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
-//! | `listener` | listening sockets, accepting, per-listener limits |
+//! | `listener` | listening sockets, accepting |
+//! | `admission` | a listener's counts: admitting a connection against its limits, releasing it |
+//! | `accepted` | making an accepted connection: its slot, protocol and TLS layer |
+//! | `proxy` | accepted connections waiting for their PROXY protocol header |
 //! | `connector` | `connect_tcp`, finishing or failing a connect |
 //! | `happy` | dials by name or to several addresses: Happy Eyeballs (RFC 8305) |
 //! | `unix` | `listen_unix`, `connect_unix` (and their TLS forms): UNIX sockets on the same machinery |
@@ -21,6 +24,8 @@
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
 
+mod accepted;
+mod admission;
 mod close;
 mod connection;
 mod connector;
@@ -30,6 +35,7 @@ mod lent;
 mod linger;
 mod listener;
 mod peer;
+mod proxy;
 mod state;
 mod stop;
 mod stream;
@@ -44,6 +50,7 @@ pub(crate) use self::close::QueuedClose;
 pub(crate) use self::connection::Conn;
 // The in-memory connections of `testing::MemoryReactor` keep the same state
 // and are served through the same transport.
+pub(crate) use self::admission::Admission;
 pub(crate) use self::connection::{ClientOrigin, Origin};
 pub(crate) use self::connector::{FailedConnect, DEAD_ID};
 pub(crate) use self::flow::{Producers, WriteLimits};

@@ -10,6 +10,10 @@ use crate::timer::TimerId;
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnState {
+    /// Accepted by a PROXY protocol listener, whose header has not come in
+    /// full: no protocol yet, nothing is written, and what came waits in
+    /// the socket (peeked, not read) until the whole header is there.
+    AwaitingProxyHeader,
     /// A non-blocking connect is under way: no protocol yet, writes wait in
     /// the buffer, nothing is read.
     Connecting,
@@ -80,7 +84,7 @@ impl ConnState {
         match self {
             ConnState::Connecting | ConnState::Flushing(_) => true,
             ConnState::Open { write, .. } => write == WriteSide::Open,
-            ConnState::Closed => false,
+            ConnState::AwaitingProxyHeader | ConnState::Closed => false,
         }
     }
 
@@ -173,6 +177,9 @@ mod tests {
         assert!(shut.reads());
         assert!(!ConnState::Closed.accepts_writes());
         assert!(!ConnState::Connecting.reads());
+        assert!(!ConnState::AwaitingProxyHeader.reads());
+        assert!(!ConnState::AwaitingProxyHeader.accepts_writes());
+        assert!(!ConnState::AwaitingProxyHeader.is_open());
     }
 
     #[test]

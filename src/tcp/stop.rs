@@ -21,17 +21,24 @@ impl Reactor {
             };
             match conn.state {
                 ConnState::Connecting => self.queue_close(id, Reason::ReactorStopped),
-                ConnState::Open { .. } => {
-                    let mut action = OnStop::Close;
-                    self.with_protocol(id, |p, t| action = p.stopping(t));
-                    if action == OnStop::Close {
-                        self.close_for_stop(id);
-                    }
-                    self.after_callback();
-                }
+                ConnState::Open { .. } => self.ask_to_stop(id),
+                // Accepted before the stop: asked once its header is whole
+                // and it is made, within the grace period.
+                ConnState::AwaitingProxyHeader => {}
                 ConnState::Flushing(_) | ConnState::Closed => {}
             }
         }
+    }
+
+    /// Asks open connection `id`'s protocol what a stop does to it, and
+    /// does it.
+    pub(crate) fn ask_to_stop(&mut self, id: ConnectionId) {
+        let mut action = OnStop::Close;
+        self.with_protocol(id, |p, t| action = p.stopping(t));
+        if action == OnStop::Close {
+            self.close_for_stop(id);
+        }
+        self.after_callback();
     }
 
     /// Closes open connection `id` for a stop: at once if nothing is

@@ -120,6 +120,19 @@ impl Stream {
         }
     }
 
+    /// Copies what the socket has received into `buf` without taking it
+    /// (MSG_PEEK): the next read returns the same bytes. Pipes cannot.
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.peek(buf),
+            Stream::Unix(s) => match rustix::net::recv(s, buf, rustix::net::RecvFlags::PEEK) {
+                Ok((received, _)) => Ok(received),
+                Err(e) => Err(e.into()),
+            },
+            Stream::Stdio(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
     /// Makes the coming close a reset, so the peer sees an error rather
     /// than a clean end of stream: SO_LINGER 0 on TCP (an RST). A UNIX
     /// socket has no reset and no lingering to turn off: its close is a

@@ -78,7 +78,7 @@ impl Reactor {
                 debug!("connection {id} made no progress closing for {timeout:?}; aborting");
                 self.queue_close(id, Reason::Aborted);
             }
-            ConnState::Connecting | ConnState::Closed => {}
+            ConnState::Connecting | ConnState::AwaitingProxyHeader | ConnState::Closed => {}
         }
     }
 
@@ -108,6 +108,9 @@ impl Reactor {
                 );
                 self.queue_close(id, Reason::Aborted);
             }
+            // The deadline of a connection waiting for its PROXY header is
+            // the header's timeout.
+            (ConnState::AwaitingProxyHeader, _) => self.proxy_header_late(id),
             (ConnState::Connecting | ConnState::Closed, _) => {}
         }
     }

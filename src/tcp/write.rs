@@ -303,7 +303,9 @@ impl Reactor {
                 // same callback are still sent (as in Twisted).
                 self.dirty.push(id);
             }
-            ConnState::Connecting => self.queue_close(id, Reason::Aborted),
+            ConnState::Connecting | ConnState::AwaitingProxyHeader => {
+                self.queue_close(id, Reason::Aborted)
+            }
             ConnState::Flushing(_) | ConnState::Closed => {}
         }
     }

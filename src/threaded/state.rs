@@ -41,6 +41,7 @@ impl ServerState {
         ListenerStats {
             open: self.workers.live(),
             refused: self.refused.load(Ordering::Relaxed),
+            ..ListenerStats::default()
         }
     }
 

@@ -252,7 +252,10 @@ impl Reactor {
                 conn.state = ConnState::Flushing(Ending::Local);
                 self.dirty.push(id);
             }
-            ConnState::Connecting => self.queue_close(id, Reason::Aborted),
+            // Memory connections never wait for a PROXY header.
+            ConnState::Connecting | ConnState::AwaitingProxyHeader => {
+                self.queue_close(id, Reason::Aborted)
+            }
             ConnState::Flushing(_) | ConnState::Closed => {}
         }
     }

@@ -198,7 +198,8 @@ impl Reactor {
                 debug!("connection {id} made no progress closing for {timeout:?}; aborting");
                 self.queue_close(id, Reason::Aborted);
             }
-            ConnState::Connecting | ConnState::Closed => {}
+            // Memory connections never wait for a PROXY header.
+            ConnState::Connecting | ConnState::AwaitingProxyHeader | ConnState::Closed => {}
         }
     }
 
@@ -228,7 +229,7 @@ impl Reactor {
                 );
                 self.queue_close(id, Reason::Aborted);
             }
-            (ConnState::Connecting | ConnState::Closed, _) => {}
+            (ConnState::Connecting | ConnState::AwaitingProxyHeader | ConnState::Closed, _) => {}
         }
     }
 

@@ -12,7 +12,7 @@ use super::records::ConnectRequest;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::reactor::{key_u32, Reactor, Slot, SlotId, Source, TimerAction};
 use crate::reason::Reason;
-use crate::tcp::{ClientOrigin, ConnState, ListenOptions, Origin, Peer, DEAD_ID};
+use crate::tcp::{Admission, ClientOrigin, ConnState, ListenOptions, Origin, Peer, DEAD_ID};
 use crate::transport::ConnectionId;
 
 /// The address family's "any" address: a connection the test made
@@ -56,14 +56,15 @@ impl Reactor {
         let mut conn = MemoryConn::new(peer, local, ConnState::OPEN, self.now());
         conn.protocol = Some(protocol);
         if let Some((listener, options)) = accepted {
-            conn.origin = Some(Origin::Accepted(listener));
+            conn.origin = Some(Origin::Accepted(Admission::with_peer(listener)));
             conn.limits.cap = options.write_buffer_limit;
         }
         let id = match self.insert_memory(conn) {
             Ok(id) => id,
             Err(e) => {
                 if let Some((listener, _)) = accepted {
-                    self.release_admission(Some(listener), &Peer::Ip(peer));
+                    let admission = Admission::with_peer(listener);
+                    self.release_admission(Some(admission), &Peer::Ip(peer));
                 }
                 return Err(e);
             }
