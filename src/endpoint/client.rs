@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -141,6 +141,7 @@ fn ip_of(host: &str) -> Option<IpAddr> {
 
 /// Where the system keeps its trusted authorities, first found: `SSL_CERT_FILE`,
 /// then the bundles of Debian, Fedora and Alpine, and BSD's and macOS's file.
+#[cfg(feature = "tls")]
 const SYSTEM_CA_FILES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
@@ -155,9 +156,9 @@ fn system_ca() -> std::io::Result<PathBuf> {
     }
     SYSTEM_CA_FILES
         .iter()
-        .map(Path::new)
+        .map(std::path::Path::new)
         .find(|p| p.is_file())
-        .map(Path::to_path_buf)
+        .map(std::path::Path::to_path_buf)
         .ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
