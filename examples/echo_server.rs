@@ -208,25 +208,22 @@ fn serve(args: &Args) -> Result<(), String> {
             Err("--reactors is the reactor's: it cannot be used with --model threads".into())
         }
         Model::Threads => {
-            let addr = args
-                .listen
-                .tcp_addr(&args.host, args.port, "--model threads")?;
             // No connection limit, as the reactor model has none: `compare`
             // measures both models up to 5,000 connections.
             let options = threaded::ThreadedOptions {
                 max_connections: None,
                 ..threaded::ThreadedOptions::default()
             };
+            let (host, port, flags) = (&args.host, args.port, &args.listen);
             let server = match tls {
                 // The layer runs inside each connection's thread, around Echo.
                 Some(config) => {
                     let factory = TlsFactory::new(TlsRole::server(config), || Echo);
-                    threaded::ThreadedServer::listen_tcp_with(addr, factory, options)
+                    common::endpoint::listen_threaded(flags, host, port, factory, options)
                 }
-                None => threaded::ThreadedServer::listen_tcp_with(addr, || Echo, options),
-            }
-            .map_err(|e| common::hints::cannot_listen(addr, &e))?;
-            common::announce(server.local_addr())?;
+                None => common::endpoint::listen_threaded(flags, host, port, || Echo, options),
+            }?;
+            common::announce(server.address())?;
             // Serves until the process is killed.
             server.wait();
             Ok(())

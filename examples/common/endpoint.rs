@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use reactor::endpoint::{ClientEndpoint, ServerEndpoint};
+use reactor::threaded;
 
 /// `--listen`, flattened into a server's flags. It replaces `--host` and
 /// `--port`, which it conflicts with.
@@ -36,9 +37,10 @@ impl ListenArgs {
         })
     }
 
-    /// For the servers that bind a TCP address themselves (the threaded
-    /// ones): `host:port`, or a `tcp:` `--listen`'s address; any other
-    /// endpoint is refused with a message naming `server`.
+    /// For the servers that bind a TCP address themselves (the
+    /// `socketserver`-style ones, and a `ReactorPool`): `host:port`, or a
+    /// `tcp:` `--listen`'s address; any other endpoint is refused with a
+    /// message naming `server`.
     pub fn tcp_addr(&self, host: &str, port: u16, server: &str) -> Result<SocketAddr, String> {
         match &self.listen {
             None => super::resolve(host, port),
@@ -53,6 +55,50 @@ impl ListenArgs {
             )),
         }
     }
+}
+
+/// Listens as [`threaded::ThreadedServer`] can: on `--listen`'s `tcp:` or
+/// `unix:` endpoint, or on `host:port`; `options`' backlog and socket-file
+/// mode come from the endpoint when it names them. An error is the one
+/// line [`super::exit_with`] prints.
+pub fn listen_threaded(
+    flags: &ListenArgs,
+    host: &str,
+    port: u16,
+    factory: impl reactor::Factory + Send,
+    mut options: threaded::ThreadedOptions,
+) -> Result<threaded::ThreadedServer, String> {
+    if let Some(ServerEndpoint::Unix {
+        path,
+        mode,
+        backlog,
+    }) = &flags.listen
+    {
+        options.file_mode = *mode;
+        options.backlog = backlog.unwrap_or(options.backlog);
+        let name = reactor::Address::Unix(path.clone()).to_string();
+        // `unix:NAME` is how the address prints; the listener takes NAME.
+        let name = name.strip_prefix("unix:").unwrap_or(&name).to_string();
+        return threaded::ThreadedServer::listen_unix_with(&name, factory, options)
+            .map_err(|e| format!("cannot listen on {}: {e}", flags.listen.as_ref().unwrap()));
+    }
+    if let Some(ServerEndpoint::Tcp {
+        backlog: Some(backlog),
+        ..
+    }) = &flags.listen
+    {
+        options.backlog = *backlog;
+    }
+    let addr = match &flags.listen {
+        None | Some(ServerEndpoint::Tcp { .. }) => flags.tcp_addr(host, port, "")?,
+        Some(other) => {
+            return Err(format!(
+                "the threaded model listens on tcp: and unix: endpoints, not {other}"
+            ))
+        }
+    };
+    threaded::ThreadedServer::listen_tcp_with(addr, factory, options)
+        .map_err(|e| super::hints::cannot_listen(addr, &e))
 }
 
 /// `--connect`, flattened into a client's flags. It replaces `--host` and
