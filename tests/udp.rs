@@ -3,13 +3,15 @@
 //! test creates, broadcast, multicast and the send-queue overflow counter.
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
 use common::*;
+use netns::{inside_private_network, run_in_private_network};
 use reactor::{DatagramProtocol, DatagramTransport, MulticastInterface};
 
 /// Answers every datagram to its sender, unchanged.
@@ -196,57 +198,6 @@ fn udp_listens_on_ipv6_loopback_when_the_host_has_it() {
     let mut buf = [0; 8];
     let (n, _) = s.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"v6");
-}
-
-// ---- tests that need a network of their own ----
-
-const NETNS_ENV: &str = "REACTOR_TEST_IN_NETNS";
-
-/// Runs test `name` of this binary again inside a new network namespace,
-/// after the `setup` shell commands. Returns false, having printed why, when
-/// this host does not let us make one (no privilege, no `unshare`/`ip`/`tc`).
-fn run_in_private_network(name: &str, setup: &str) -> bool {
-    let probe = Command::new("unshare")
-        .args([
-            "-n",
-            "sh",
-            "-c",
-            "ip link set lo up && tc qdisc show dev lo",
-        ])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            eprintln!(
-                "skipped {name}: cannot make a network namespace here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            return false;
-        }
-        Err(e) => {
-            eprintln!("skipped {name}: cannot run unshare: {e}");
-            return false;
-        }
-    }
-    let exe = std::env::current_exe().unwrap();
-    let script = format!("set -e; ip link set lo up; {setup}; exec \"$0\" --exact {name} --include-ignored --nocapture");
-    let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .arg(&exe)
-        .env(NETNS_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} failed inside its network namespace:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    true
-}
-
-fn inside_private_network() -> bool {
-    std::env::var_os(NETNS_ENV).is_some()
 }
 
 /// Counts datagrams into a channel.

@@ -264,6 +264,8 @@ pub struct Reactor {
     /// UDP endpoints whose send reported an ICMP refusal during a callback;
     /// their `connection_refused` runs once the callback returns.
     pub(crate) udp_refusals: Vec<SlotId>,
+    /// The receive slots and send arrays the UDP endpoints share.
+    pub(crate) udp_io: crate::udp::BatchIo,
     /// How long a graceful stop waits for connections to finish.
     shutdown_grace: Duration,
     /// Run when a graceful stop begins ([`Reactor::add_shutdown_hook`]).
@@ -352,6 +354,7 @@ impl Reactor {
             deferred_events: Vec::new(),
             budget: Budget::default(),
             udp_refusals: Vec::new(),
+            udp_io: crate::udp::BatchIo::default(),
             stop: StopPhase::NotAsked,
             running: false,
             remote: None,

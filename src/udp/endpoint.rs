@@ -1,13 +1,16 @@
-//! One UDP endpoint: its socket, where its protocol is, and sending.
+//! One UDP endpoint: its socket, where its protocol is, and its outgoing
+//! datagrams (the outbox, the send queue).
 
-use std::io;
 use std::mem;
 use std::net::SocketAddr;
 
-use log::{debug, warn};
+use log::warn;
 use mio::net::UdpSocket;
 use socket2::SockRef;
 
+use super::batch::SendBatch;
+use super::outbox::Outbox;
+use super::send::{send_pending, Mode, Pending, SendState};
 use super::send_queue::SendQueue;
 use super::DatagramProtocol;
 use crate::reactor::{interest, SlotId};
@@ -40,18 +43,25 @@ pub(super) enum StopRequest {
 }
 
 /// A bound UDP socket in the reactor's slab, with its protocol.
+///
+/// What its callbacks write waits in the outbox until the callback returns
+/// (or, after a batch read, until every callback of the batch returned),
+/// and goes to the kernel in as few calls as it takes; what the kernel
+/// pushes back on waits in the bounded queue for writability. Writes from
+/// anywhere else go at once. At most one of the two holds datagrams: the
+/// outbox fills only while the queue is empty, and flushing it empties it.
 pub(crate) struct UdpEndpoint {
     pub(super) socket: UdpSocket,
     protocol: ProtocolState,
     pub(super) local: SocketAddr,
     pub(super) connected: Option<SocketAddr>,
+    /// Datagrams written during the running callbacks, not yet offered.
+    outbox: Outbox,
     /// Datagrams the kernel would not take yet.
     pub(super) queue: SendQueue,
-    /// Datagrams dropped: queue full, unconnected `write`, or a send error.
-    pub(super) dropped: u64,
+    /// Drops, ICMP refusals to report, GSO.
+    sending: SendState,
     want_write: bool,
-    /// A send reported an ICMP refusal not yet passed to the protocol.
-    refused: bool,
 }
 
 impl UdpEndpoint {
@@ -65,10 +75,10 @@ impl UdpEndpoint {
             protocol: ProtocolState::Idle(protocol),
             local,
             connected: None,
+            outbox: Outbox::default(),
             queue: SendQueue::new(),
-            dropped: 0,
+            sending: SendState::new(),
             want_write: false,
-            refused: false,
         }
     }
 
@@ -114,14 +124,46 @@ impl UdpEndpoint {
         }
     }
 
-    /// Whether a send since the last call met an ICMP refusal (and clears it).
-    pub(super) fn take_refusal(&mut self) -> bool {
-        mem::take(&mut self.refused)
+    /// Whether one of its callbacks runs (what it writes is staged).
+    pub(super) fn in_callback(&self) -> bool {
+        matches!(
+            self.protocol,
+            ProtocolState::InCallback | ProtocolState::StopAfterCallback
+        )
     }
 
-    /// Sends one datagram now, or queues it, or drops and counts it.
-    pub(super) fn send(
+    /// Datagrams dropped; see [`DatagramTransport::dropped`](super::DatagramTransport::dropped).
+    pub(super) fn dropped(&self) -> u64 {
+        self.sending.dropped
+    }
+
+    /// Whether a send since the last call met an ICMP refusal (and clears it).
+    pub(super) fn take_refusal(&mut self) -> bool {
+        mem::take(&mut self.sending.refused)
+    }
+
+    /// How its datagrams go to the kernel. A connected socket is told of
+    /// ICMP errors (port unreachable), and the kernel reports a pending one
+    /// on the next send, which then fails: in the middle of a batch, that
+    /// failure only ends the batch, and the error is lost, the refusal with
+    /// it; in a GSO message, the datagrams it holds would share one report.
+    /// So a connected endpoint sends one datagram per call, each refusal
+    /// reported as before. An unconnected socket is never told (the
+    /// reactor does not set IP_RECVERR): its sends batch.
+    fn mode(&self) -> Mode {
+        if self.connected.is_some() {
+            Mode::OneByOne
+        } else {
+            Mode::Batched
+        }
+    }
+
+    /// Writes one datagram: staged in the outbox (flushed first if full),
+    /// or queued behind what the kernel pushed back on, or dropped and
+    /// counted. The caller flushes the outbox when no callback runs.
+    pub(super) fn write(
         &mut self,
+        io: &mut SendBatch,
         id: SlotId,
         registry: &mio::Registry,
         data: &[u8],
@@ -131,19 +173,54 @@ impl UdpEndpoint {
             self.drop_datagram("write on an unconnected UDP endpoint");
             return;
         }
-        if self.queue.is_empty() {
-            match send_once(&self.socket, &mut self.refused, data, to) {
-                Ok(_) => return,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    // Per-datagram errors (unreachable network, too large,
-                    // no permission to broadcast) lose that datagram only.
-                    debug!("UDP {}: send to {to:?} failed: {e}", self.local);
-                    self.dropped += 1;
-                    return;
-                }
-            }
+        if self.queue.is_empty() && !self.outbox.has_room(data.len()) {
+            self.flush_outbox(io, id, registry);
         }
+        if self.queue.is_empty() {
+            self.outbox.stage(to, data);
+        } else {
+            self.enqueue(id, registry, to, data);
+        }
+    }
+
+    /// Offers the outbox to the kernel; what it pushes back on joins the
+    /// queue (or, past its limit, is dropped and counted), in order.
+    pub(super) fn flush_outbox(
+        &mut self,
+        io: &mut SendBatch,
+        id: SlotId,
+        registry: &mio::Registry,
+    ) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let mut outbox = mem::take(&mut self.outbox);
+        let mode = self.mode();
+        let taken = send_pending(
+            &self.socket,
+            io,
+            &outbox,
+            mode,
+            &mut self.sending,
+            self.local,
+        );
+        for i in taken..outbox.len() {
+            let (to, data) = outbox.get(i);
+            self.enqueue(id, registry, to, data);
+        }
+        outbox.clear();
+        self.outbox = outbox;
+    }
+
+    /// Queues a datagram the kernel would not take yet, and waits for
+    /// writability; drops and counts it if the queue is full.
+    fn enqueue(
+        &mut self,
+        id: SlotId,
+        registry: &mio::Registry,
+        to: Option<SocketAddr>,
+        data: &[u8],
+    ) {
         if !self.queue.push(to, data) {
             self.drop_datagram("send queue full");
             return;
@@ -157,30 +234,30 @@ impl UdpEndpoint {
     }
 
     fn drop_datagram(&mut self, why: &str) {
-        self.dropped += 1;
+        self.sending.dropped += 1;
+        let dropped = self.sending.dropped;
         // Powers of two only, so a flood does not flood the log too.
-        if self.dropped.is_power_of_two() {
+        if dropped.is_power_of_two() {
             warn!(
-                "UDP {}: dropped a datagram ({why}); {} dropped so far",
-                self.local, self.dropped
+                "UDP {}: dropped a datagram ({why}); {dropped} dropped so far",
+                self.local
             );
         }
     }
 
     /// Sends queued datagrams until the kernel pushes back.
-    pub(super) fn flush(&mut self, id: SlotId, registry: &mio::Registry) {
-        while let Some((to, data)) = self.queue.front() {
-            match send_once(&self.socket, &mut self.refused, data, to) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    debug!("UDP {}: queued send to {to:?} failed: {e}", self.local);
-                    self.dropped += 1;
-                }
-                Ok(_) => {}
-            }
-            self.queue.pop_front();
-        }
-        if self.want_write {
+    pub(super) fn flush_queue(&mut self, io: &mut SendBatch, id: SlotId, registry: &mio::Registry) {
+        let mode = self.mode();
+        let taken = send_pending(
+            &self.socket,
+            io,
+            &self.queue,
+            mode,
+            &mut self.sending,
+            self.local,
+        );
+        self.queue.pop_front(taken);
+        if self.queue.is_empty() && self.want_write {
             match registry.reregister(&mut self.socket, id.token(), interest(false)) {
                 Ok(()) => self.want_write = false,
                 Err(e) => warn!("UDP {}: cannot drop write interest: {e}", self.local),
@@ -201,32 +278,6 @@ impl Drop for UdpEndpoint {
             mem::replace(&mut self.protocol, ProtocolState::Ended)
         {
             crate::panic::drop_caught(protocol, "a datagram protocol");
-        }
-    }
-}
-
-/// One `send`/`send_to`. A refusal is an earlier datagram's ICMP error that
-/// the kernel reports (and clears) on this send without sending: note it in
-/// `refused` for `connection_refused` and send once more.
-fn send_once(
-    socket: &UdpSocket,
-    refused: &mut bool,
-    data: &[u8],
-    to: Option<SocketAddr>,
-) -> io::Result<usize> {
-    let mut refusals = 0;
-    loop {
-        let r = match to {
-            Some(addr) => socket.send_to(data, addr),
-            None => socket.send(data),
-        };
-        match r {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refusals == 0 => {
-                refusals += 1;
-                *refused = true;
-            }
-            other => return other,
         }
     }
 }

@@ -3,23 +3,36 @@
 //! - `protocol`: what a program implements and calls ([`DatagramProtocol`],
 //!   [`DatagramTransport`]).
 //! - `endpoint`: one bound socket in the reactor, where its protocol is
-//!   (at rest, or out in one of its callbacks), and sending.
+//!   (at rest, or out in one of its callbacks), and its outgoing datagrams.
+//! - `outbox`: what the running callbacks wrote, handed to the kernel
+//!   together when they return.
 //! - `send_queue`: the bounded queue of datagrams the kernel would not take yet.
+//! - `send`: the loop that hands either to the kernel in batches, GSO runs,
+//!   and what each send error counts as.
+//! - `batch`: the receive slots and send arrays a reactor shares, and the
+//!   calls that use them; `mmsg`: Linux's `recvmmsg`/`sendmmsg` behind them.
+//! - `read`: receiving on readiness, a batch at a time.
 //! - `transport`: the reactor's `DatagramTransport`.
 //! - here: [`UdpHandle`] and the reactor's side: listening, running the
-//!   protocol's callbacks on readiness and timers, stopping.
+//!   protocol's callbacks, flushing what they wrote, stopping.
 //!
 //! A stop asked for while one of the endpoint's own callbacks runs (by
 //! `stop_listening` or by `UdpHandle::stop`) waits for that callback to
-//! return; then the socket closes and `stop_protocol` runs, once.
+//! return; then what it wrote is sent, the socket closes and
+//! `stop_protocol` runs, once.
 
+mod batch;
 mod endpoint;
+#[cfg(target_os = "linux")]
+mod mmsg;
+mod outbox;
 mod protocol;
+mod read;
+mod send;
 mod send_queue;
 mod transport;
 
 use std::io;
-use std::mem;
 use std::net::SocketAddr;
 
 use log::{debug, error};
@@ -27,6 +40,7 @@ use mio::net::UdpSocket;
 use mio::Interest;
 use socket2::{Domain, Socket, Type};
 
+pub(crate) use self::batch::BatchIo;
 pub(crate) use self::endpoint::UdpEndpoint;
 pub use self::protocol::{DatagramProtocol, DatagramTransport, MulticastInterface};
 pub use self::send_queue::DEFAULT_SEND_QUEUE_LIMIT;
@@ -35,8 +49,16 @@ use self::endpoint::StopRequest;
 use self::transport::UdpTransport;
 use crate::reactor::{Reactor, Slot, SlotId, Source};
 
-/// Datagrams one endpoint may receive per wake-up before the others get a turn.
-const MAX_DATAGRAMS_PER_EVENT: usize = 64;
+/// When the outbox of an endpoint whose callback just returned goes to the
+/// kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterCallback {
+    /// At once.
+    Flush,
+    /// After the callbacks of the rest of the batch read (the read flushes).
+    /// An endpoint that stops flushes at once regardless.
+    KeepStaged,
+}
 
 /// A UDP endpoint: where it is bound, and how to stop it.
 ///
@@ -115,7 +137,7 @@ impl UdpHandle {
 
     /// Datagrams this endpoint dropped; see [`DatagramTransport::dropped`].
     pub fn dropped(&self, reactor: &Reactor) -> u64 {
-        reactor.udp(self.id).map_or(0, |e| e.dropped)
+        reactor.udp(self.id).map_or(0, UdpEndpoint::dropped)
     }
 }
 
@@ -168,28 +190,44 @@ impl Reactor {
         }
     }
 
-    fn udp_and_registry(&mut self, id: SlotId) -> Option<(&mut UdpEndpoint, &mio::Registry)> {
+    /// The endpoint, the reactor's send arrays and the registry, at once.
+    fn udp_parts(
+        &mut self,
+        id: SlotId,
+    ) -> Option<(&mut UdpEndpoint, &mut BatchIo, &mio::Registry)> {
         match self.slots.get_mut(id.key as usize) {
             Some(Slot {
                 generation,
                 source: Source::Udp(e),
                 ..
-            }) if *generation == id.generation => Some((e, self.poll.registry())),
+            }) if *generation == id.generation => Some((e, &mut self.udp_io, self.poll.registry())),
             _ => None,
         }
     }
 
     fn udp_mut(&mut self, id: SlotId) -> Option<&mut UdpEndpoint> {
-        self.udp_and_registry(id).map(|(e, _)| e)
+        self.udp_parts(id).map(|(e, _, _)| e)
     }
 
     /// Runs `f` with the endpoint's protocol taken out of its slot, under the
     /// panic guard, then puts the protocol back, or stops the endpoint if it
-    /// was asked to stop meanwhile. Does nothing if the endpoint is gone or
-    /// stopping, or if one of its callbacks runs already.
+    /// was asked to stop meanwhile; what `f` wrote goes to the kernel
+    /// before either. Does nothing if the endpoint is gone or stopping, or
+    /// if one of its callbacks runs already.
     fn with_datagram_protocol(
         &mut self,
         id: SlotId,
+        f: impl FnOnce(&mut dyn DatagramProtocol, &mut dyn DatagramTransport),
+    ) {
+        self.run_datagram_callback(id, AfterCallback::Flush, f);
+    }
+
+    /// [`with_datagram_protocol`](Self::with_datagram_protocol), leaving
+    /// what `f` wrote staged when `after` says so.
+    fn run_datagram_callback(
+        &mut self,
+        id: SlotId,
+        after: AfterCallback,
         f: impl FnOnce(&mut dyn DatagramProtocol, &mut dyn DatagramTransport),
     ) {
         let Some(e) = self.udp_mut(id) else {
@@ -220,17 +258,32 @@ impl Reactor {
             Some(e) => e.return_protocol(protocol),
             None => Some(protocol),
         };
-        if let Some(protocol) = to_stop {
-            self.close_udp(id, local, protocol);
+        match to_stop {
+            Some(protocol) => self.close_udp(id, local, protocol),
+            None if after == AfterCallback::Flush => self.flush_udp(id),
+            None => {}
         }
     }
 
+    /// Hands what the endpoint's callbacks wrote to the kernel.
+    fn flush_udp(&mut self, id: SlotId) {
+        if let Some((e, io, registry)) = self.udp_parts(id) {
+            e.flush_outbox(io.send(), id, registry);
+        }
+        self.note_refusal(id);
+    }
+
     fn udp_send(&mut self, id: SlotId, data: &[u8], to: Option<SocketAddr>) {
-        let Some((e, registry)) = self.udp_and_registry(id) else {
+        let Some((e, io, registry)) = self.udp_parts(id) else {
             debug!("write on a stopped UDP endpoint ignored");
             return;
         };
-        e.send(id, registry, data, to);
+        e.write(io.send(), id, registry, data, to);
+        // Written from outside the endpoint's callbacks: nothing will flush
+        // it later, so it goes now.
+        if !e.in_callback() {
+            e.flush_outbox(io.send(), id, registry);
+        }
         self.note_refusal(id);
     }
 
@@ -271,15 +324,18 @@ impl Reactor {
         }
     }
 
-    /// Takes the endpoint out of the reactor, closing its socket, then ends
-    /// its protocol: `stop_protocol`, then its drop, each under the guard.
+    /// Takes the endpoint out of the reactor, closing its socket once what
+    /// its last callback wrote is sent (what waits in its queue is lost with
+    /// it), then ends its protocol: `stop_protocol`, then its drop, each
+    /// under the guard.
     fn close_udp(
         &mut self,
         id: SlotId,
         local: SocketAddr,
         mut protocol: Box<dyn DatagramProtocol>,
     ) {
-        if self.udp(id).is_some() {
+        if let Some((e, io, registry)) = self.udp_parts(id) {
+            e.flush_outbox(io.send(), id, registry);
             drop(self.slots.remove(id.key as usize));
         }
         debug!("UDP {local} stopped");
@@ -287,60 +343,5 @@ impl Reactor {
             error!("stop_protocol of the datagram protocol on {local} panicked: {why}");
         }
         crate::panic::drop_caught(protocol, "a datagram protocol");
-    }
-
-    pub(crate) fn udp_ready(&mut self, id: SlotId, writable: bool, readable: bool) {
-        if writable {
-            if let Some((e, registry)) = self.udp_and_registry(id) {
-                if !e.queue.is_empty() {
-                    e.flush(id, registry);
-                }
-            }
-            self.note_refusal(id);
-        }
-        if readable {
-            let mut buf = mem::take(&mut self.read_buf);
-            let more = self.udp_read(id, &mut buf);
-            self.read_buf = buf;
-            if more {
-                self.defer(id, crate::reactor::Readiness::LEFTOVER);
-            }
-        }
-    }
-
-    /// Receives into `buf` (the reactor's read buffer: every datagram fits
-    /// its 64 KiB whole) until `WouldBlock`, the endpoint or the reactor
-    /// stops, or the fairness cap; returns whether the cap cut it short.
-    fn udp_read(&mut self, id: SlotId, buf: &mut [u8]) -> bool {
-        for _ in 0..MAX_DATAGRAMS_PER_EVENT {
-            if self.is_stopping() {
-                return false;
-            }
-            let Some(e) = self.udp(id) else {
-                return false;
-            };
-            // A connected socket hears only its peer: no need to ask who sent it.
-            let received = match e.connected {
-                Some(peer) => e.socket.recv(buf).map(|n| (n, peer)),
-                None => e.socket.recv_from(buf),
-            };
-            match received {
-                Ok((n, from)) => {
-                    let data = &buf[..n];
-                    self.with_datagram_protocol(id, |p, t| p.datagram_received(t, data, from));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    self.with_datagram_protocol(id, |p, t| p.connection_refused(t));
-                }
-                Err(err) => {
-                    // Other ICMP-reported errors (host unreachable, …) concern
-                    // one earlier datagram; keep reading.
-                    debug!("UDP receive error: {err}");
-                }
-            }
-        }
-        true
     }
 }

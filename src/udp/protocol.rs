@@ -82,6 +82,17 @@ pub trait DatagramProtocol: 'static {
 /// bounded queue flushed when the socket is writable again, and what does not
 /// fit is dropped and counted ([`dropped`](DatagramTransport::dropped)).
 ///
+/// What a callback writes goes to the kernel, in order, when the callback
+/// returns (after a read, when the callbacks of all the datagrams read
+/// together have returned), or as soon as a batch (32 datagrams, or 64 KiB)
+/// waits: on Linux an unconnected endpoint hands over a batch in one system
+/// call, and a run of equal-sized datagrams to one destination as one GSO
+/// send. So [`dropped`](DatagramTransport::dropped) and
+/// [`queued`](DatagramTransport::queued), read in the callback that wrote,
+/// may not count its last writes yet. A connected endpoint sends each
+/// datagram with a call of its own, so that every ICMP refusal reaches
+/// `connection_refused`.
+///
 /// A connected endpoint sends with [`write`](DatagramTransport::write) and
 /// hears when nothing listens at the other end:
 ///
@@ -144,10 +155,12 @@ pub trait DatagramTransport {
 
     /// Datagrams dropped: the send queue was full, `write` found no
     /// connected address, or the kernel refused that one datagram (network
-    /// unreachable, too large, broadcast not allowed).
+    /// unreachable, too large, broadcast not allowed). Counted once the
+    /// datagram was offered to the kernel: see the batching above.
     fn dropped(&self) -> u64;
 
-    /// Bytes waiting in the send queue.
+    /// Bytes waiting in the send queue (which the kernel pushed back on;
+    /// not this callback's writes not yet offered to it).
     fn queued(&self) -> usize;
 
     /// Caps the send queue, in bytes.

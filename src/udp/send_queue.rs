@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 use std::mem;
 use std::net::SocketAddr;
 
+use super::send::Pending;
+
 /// Bytes of datagrams an endpoint queues while the kernel's send buffer is
 /// full; past this, sends are dropped and counted. Each queued datagram also
 /// counts its own bookkeeping (a few dozen bytes), so a flood of empty
@@ -67,13 +69,14 @@ impl SendQueue {
     }
 
     /// The oldest datagram, to be sent next.
-    pub(super) fn front(&self) -> Option<(Option<SocketAddr>, &[u8])> {
+    #[cfg(test)]
+    fn front(&self) -> Option<(Option<SocketAddr>, &[u8])> {
         self.datagrams.front().map(|(to, data)| (*to, &data[..]))
     }
 
-    /// Removes the oldest datagram (sent, or failed for good).
-    pub(super) fn pop_front(&mut self) {
-        if let Some((_, data)) = self.datagrams.pop_front() {
+    /// Removes the oldest `n` datagrams (sent, or failed for good).
+    pub(super) fn pop_front(&mut self, n: usize) {
+        for (_, data) in self.datagrams.drain(..n.min(self.datagrams.len())) {
             self.bytes -= data.len();
             self.cost -= data.len() + DATAGRAM_OVERHEAD;
         }
@@ -81,6 +84,24 @@ impl SendQueue {
             // Give back what a burst grew: most endpoints queue nothing.
             self.datagrams = VecDeque::new();
         }
+    }
+}
+
+impl Pending for SendQueue {
+    fn len(&self) -> usize {
+        self.datagrams.len()
+    }
+
+    fn get(&self, i: usize) -> (Option<SocketAddr>, &[u8]) {
+        self.datagrams
+            .get(i)
+            .map_or((None, &[][..]), |(to, data)| (*to, &data[..]))
+    }
+
+    /// Only single datagrams: each has its own allocation, so queued runs
+    /// are not sent as GSO messages (the queue is the slow path anyway).
+    fn contiguous(&self, first: usize, count: usize) -> Option<&[u8]> {
+        (count == 1).then(|| self.get(first).1)
     }
 }
 
@@ -96,7 +117,7 @@ mod tests {
         assert!(q.push(None, &[2; 100]));
         assert!(!q.push(None, &[3; 1]), "full");
         assert_eq!(q.bytes(), 200);
-        q.pop_front();
+        q.pop_front(1);
         assert_eq!(q.bytes(), 100);
         assert!(q.push(None, &[3; 100]), "room again");
         assert_eq!(q.front(), Some((None, &[2u8; 100][..])));
@@ -118,14 +139,14 @@ mod tests {
         for _ in 0..100 {
             assert!(q.push(Some(to), b"x"));
         }
-        for _ in 0..100 {
+        for _ in 0..50 {
             assert_eq!(q.front(), Some((Some(to), &b"x"[..])));
-            q.pop_front();
+            q.pop_front(2);
         }
         assert!(q.is_empty());
         assert_eq!((q.bytes(), q.cost), (0, 0));
         assert_eq!(q.datagrams.capacity(), 0);
-        q.pop_front();
+        q.pop_front(1);
         assert_eq!(q.front(), None);
     }
 }

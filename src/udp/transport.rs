@@ -24,7 +24,11 @@ impl UdpTransport<'_> {
         self.reactor.udp_mut(self.id)
     }
 
+    /// Runs `op` on the socket, once what this callback wrote so far is
+    /// sent: an option set after a write does not apply to it, as when each
+    /// write went at once.
     fn sock_op(&mut self, op: impl FnOnce(SockRef<'_>) -> io::Result<()>) -> io::Result<()> {
+        self.reactor.flush_udp(self.id);
         match self.reactor.udp(self.id) {
             Some(e) => op(e.sock()),
             None => Err(io::ErrorKind::NotConnected.into()),
@@ -38,6 +42,8 @@ impl DatagramTransport for UdpTransport<'_> {
     }
 
     fn connect(&mut self, addr: SocketAddr) -> io::Result<()> {
+        // What was written before goes where it was written to.
+        self.reactor.flush_udp(self.id);
         let Some(e) = self.endpoint() else {
             return Err(io::ErrorKind::NotConnected.into());
         };
@@ -65,7 +71,7 @@ impl DatagramTransport for UdpTransport<'_> {
     }
 
     fn dropped(&self) -> u64 {
-        self.reactor.udp(self.id).map_or(0, |e| e.dropped)
+        self.reactor.udp(self.id).map_or(0, UdpEndpoint::dropped)
     }
 
     fn queued(&self) -> usize {
@@ -73,6 +79,8 @@ impl DatagramTransport for UdpTransport<'_> {
     }
 
     fn set_send_queue_limit(&mut self, bytes: usize) {
+        // The limit applies to what is written from now on.
+        self.reactor.flush_udp(self.id);
         if let Some(e) = self.endpoint() {
             e.queue.set_limit(bytes);
         }
