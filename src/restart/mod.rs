@@ -330,9 +330,14 @@ impl Reactor {
             if signals.pending().next().is_none() {
                 return;
             }
-            if *state.borrow() != Phase::Serving {
-                warn!("SIGHUP ignored: a restart is under way already");
-                return;
+            match *state.borrow() {
+                Phase::Serving => {}
+                Phase::HandingOver => return warn!("SIGHUP ignored: a restart is under way"),
+                Phase::HandedOver => {
+                    return warn!(
+                        "SIGHUP ignored: the sockets were handed over; signal the new process"
+                    )
+                }
             }
             let restart = match Restart::this_program() {
                 Ok(restart) => restart,
