@@ -239,9 +239,9 @@ impl Reactor {
         if let (SocketAddr::V6(_), Some(only)) = (addr, options.only_v6) {
             socket.set_only_v6(only)?;
         }
+        socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(options.backlog)?;
-        socket.set_nonblocking(true)?;
         let socket = ListeningSocket::Tcp(TcpListener::from_std(socket.into()));
         self.add_listener(socket, factory, options, tls)
     }
