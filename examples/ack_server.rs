@@ -39,6 +39,8 @@ struct Args {
     /// Port to listen on (0 picks a free one); 8888 is the seed's.
     #[arg(long, default_value_t = 8888)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
 }
 
 /// The seed's answer, byte for byte.
@@ -66,8 +68,8 @@ impl Protocol for Ack {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    common::serve(&args.host, args.port, |reactor, addr| {
-        Ok(reactor.listen_tcp(addr, || Ack)?.local_addr())
+    common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
+        reactor.listen_on(endpoint, || Ack)
     })
 }
 

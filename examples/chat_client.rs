@@ -50,6 +50,8 @@ struct Args {
     /// Port of the chat server.
     #[arg(long, default_value_t = 8123)]
     port: u16,
+    #[command(flatten)]
+    connect: common::endpoint::ConnectArgs,
     /// Seconds to wait for the connection to be made.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = common::parse_duration)]
     timeout: Duration,
@@ -88,7 +90,8 @@ enum Input {
 
 /// The session the two connections share.
 struct Chat {
-    addr: SocketAddr,
+    /// Where the server is, for messages.
+    addr: String,
     stdio: ConnectionId,
     name: Option<Vec<u8>>,
     /// The server welcomed us once: a later refusal of the name (the old
@@ -323,14 +326,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let endpoint = args.connect.resolved(&args.host, args.port)?;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     // Ctrl-C stops gracefully, which puts standard input's flags back.
     reactor
         .stop_on_signals()
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     let chat = Rc::new(RefCell::new(Chat {
-        addr,
+        addr: common::endpoint::target_text(&endpoint),
         stdio: ConnectionId::from_parts(u32::MAX, 0),
         name: args.name.clone().map(String::into_bytes),
         welcomed: false,
@@ -358,9 +361,11 @@ fn run(args: &Args) -> Result<(), String> {
     if args.reconnect.reconnect {
         ReconnectingClient::new(factory)
             .with_backoff(args.reconnect.backoff())
-            .connect_tcp(&mut reactor, addr, timeout);
+            .connect_with(&mut reactor, move |reactor, attempt| {
+                reactor.connect_to(&endpoint, attempt, timeout)
+            });
     } else {
-        reactor.connect_tcp(addr, factory, timeout);
+        reactor.connect_to(&endpoint, factory, timeout);
     }
     reactor.run().map_err(|e| format!("reactor failed: {e}"))?;
     let failure = chat.borrow_mut().failure.take();

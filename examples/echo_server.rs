@@ -33,6 +33,15 @@
 //! connections among them; see [`reactor::ReactorPool`]); `--graceful`
 //! stops them all.
 //!
+//! With `--graceful` (and one reactor), SIGHUP restarts the server without
+//! refusing or dropping a connection ([`reactor::restart`]): it starts a
+//! new copy of itself with the same flags, handing it the listening socket;
+//! once the
+//! copy prints its `listening on` line and says it is ready, this process
+//! stops accepting and finishes its connections as above, while the copy
+//! serves every new one. Restart again by signalling the new process (its
+//! pid is in the log line `pid N is ready`).
+//!
 //! Prints `listening on ADDR` on stdout once bound; logs go to stderr.
 
 mod common;
@@ -113,11 +122,13 @@ struct Args {
     /// Port to listen on (0 picks a free one); 7000 is echo_load's default.
     #[arg(long, default_value_t = 7000)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// Serving model: `reactor` (one thread) or `threads` (one per connection).
     #[arg(long, value_enum, default_value_t = Model::Reactor)]
     model: Model,
-    /// Stop gracefully on SIGINT/SIGTERM: flush every connection, then exit 0
-    /// (reactor model only).
+    /// Stop gracefully on SIGINT/SIGTERM: flush every connection, then exit 0;
+    /// restart without dropping a connection on SIGHUP (reactor model only).
     #[arg(long)]
     graceful: bool,
     /// With --graceful: seconds to wait for connections to finish.
@@ -140,7 +151,7 @@ struct Args {
 /// `--reactors N` for N > 1: a [`ReactorPool`] serves the port; with
 /// `--graceful`, SIGINT/SIGTERM stop every reactor as they stop one.
 fn serve_pool(args: &Args, tls: Option<Arc<ServerConfig>>) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let addr = args.listen.tcp_addr(&args.host, args.port, "--reactors")?;
     let pool = ReactorPool::new(args.reactors.into())
         .map_err(|e| format!("cannot start the reactors: {e}"))?;
     let (graceful, quiet) = (args.graceful, args.quiet);
@@ -171,17 +182,22 @@ fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[])?;
     match args.model {
         Model::Reactor if args.reactors > 1 => serve_pool(args, tls),
-        Model::Reactor => common::serve(&args.host, args.port, |reactor, addr| {
-            let options = args.proxy.apply(ListenOptions::default());
-            if args.graceful {
-                reactor.stop_on_signals()?;
-                reactor.set_shutdown_grace(args.grace);
-                let quiet = args.quiet;
-                let factory = move || DrainingEcho { quiet };
-                return Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr());
-            }
-            Ok(common::tls::listen(reactor, addr, tls, || Echo, options)?.local_addr())
-        }),
+        Model::Reactor => {
+            common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
+                let options = args.proxy.apply(ListenOptions::default());
+                if args.graceful {
+                    reactor.stop_on_signals()?;
+                    reactor.set_shutdown_grace(args.grace);
+                    let quiet = args.quiet;
+                    let factory = move || DrainingEcho { quiet };
+                    let listening =
+                        common::tls::listen_on(reactor, endpoint, tls, factory, options)?;
+                    reactor.restart_on_sighup(vec![listening.clone()])?;
+                    return Ok(listening);
+                }
+                common::tls::listen_on(reactor, endpoint, tls, || Echo, options)
+            })
+        }
         Model::Threads if args.graceful => {
             Err("--graceful is the reactor's: it cannot be used with --model threads".into())
         }
@@ -192,23 +208,22 @@ fn serve(args: &Args) -> Result<(), String> {
             Err("--reactors is the reactor's: it cannot be used with --model threads".into())
         }
         Model::Threads => {
-            let addr = common::resolve(&args.host, args.port)?;
             // No connection limit, as the reactor model has none: `compare`
             // measures both models up to 5,000 connections.
             let options = threaded::ThreadedOptions {
                 max_connections: None,
                 ..threaded::ThreadedOptions::default()
             };
+            let (host, port, flags) = (&args.host, args.port, &args.listen);
             let server = match tls {
                 // The layer runs inside each connection's thread, around Echo.
                 Some(config) => {
                     let factory = TlsFactory::new(TlsRole::server(config), || Echo);
-                    threaded::ThreadedServer::listen_tcp_with(addr, factory, options)
+                    common::endpoint::listen_threaded(flags, host, port, factory, options)
                 }
-                None => threaded::ThreadedServer::listen_tcp_with(addr, || Echo, options),
-            }
-            .map_err(|e| common::hints::cannot_listen(addr, &e))?;
-            common::announce(server.local_addr())?;
+                None => common::endpoint::listen_threaded(flags, host, port, || Echo, options),
+            }?;
+            common::announce(server.address())?;
             // Serves until the process is killed.
             server.wait();
             Ok(())

@@ -53,6 +53,8 @@ struct Args {
     /// Port of the file server.
     #[arg(long, global = true, default_value_t = 8080)]
     port: u16,
+    #[command(flatten)]
+    connect: common::endpoint::ConnectArgs,
     /// Seconds to wait for the connection, and for the server on each read
     /// or write.
     #[arg(long, global = true, value_name = "SECONDS", default_value = "30", value_parser = common::parse_duration)]
@@ -339,7 +341,10 @@ fn download(
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let addr = match args.connect.endpoint(&args.host, args.port) {
+        reactor::endpoint::ClientEndpoint::Tcp { host, port } => common::resolve(&host, port)?,
+        other => return Err(format!("file_client connects over TCP only, not {other}")),
+    };
     let mut stream = TcpStream::connect_timeout(&addr, args.timeout)
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     let configured = stream

@@ -58,6 +58,8 @@ struct Args {
     /// is timestamp_server's default.
     #[arg(long, default_value_t = 21568)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// Seconds bytes with no line ending wait before they are answered as
     /// they stand (the seeds' plain clients send no newline); 0 never
     /// answers them.
@@ -112,17 +114,16 @@ impl LineHandler for Stamp {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    common::serve(&args.host, args.port, |reactor, addr| {
+    common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let after = Some(args.unfinished_after).filter(|after| !after.is_zero());
-        let listener = reactor.listen_tcp(addr, move || {
+        reactor.listen_on(endpoint, move || {
             let lines = LineReceiver::new(Stamp {
                 ending: Ending::Newline,
             })
             .with_delimiter(b"\n")
             .with_max_length(MAX_LINE);
             AnswerUnfinished::new(lines, after)
-        })?;
-        Ok(listener.local_addr())
+        })
     })
 }
 

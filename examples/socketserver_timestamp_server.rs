@@ -55,6 +55,8 @@ struct Args {
     /// is timestamp_server's default.
     #[arg(long, default_value_t = 21569)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// `threading` (a thread per client) or `tcp` (one client at a time).
     #[arg(long, value_enum, default_value_t = Server::Threading)]
     server: Server,
@@ -99,7 +101,9 @@ fn answer_one_line(request: &mut TcpStream) -> io::Result<()> {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let addr = args
+        .listen
+        .tcp_addr(&args.host, args.port, "socketserver_timestamp_server")?;
     let cannot = |e: io::Error| common::hints::cannot_listen(addr, &e);
     match args.server {
         Server::Threading => {

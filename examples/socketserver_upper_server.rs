@@ -52,6 +52,8 @@ struct Args {
     /// Port to listen on (0 picks a free one); 9999 is seed 001's.
     #[arg(long, default_value_t = 9999)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// `threading` (a thread per client) or `tcp` (one client at a time).
     #[arg(long, value_enum, default_value_t = Server::Threading)]
     server: Server,
@@ -93,7 +95,9 @@ impl RequestHandler for MyTcpHandler {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let addr = args
+        .listen
+        .tcp_addr(&args.host, args.port, "socketserver_upper_server")?;
     let cannot = |e: io::Error| common::hints::cannot_listen(addr, &e);
     match args.server {
         Server::Threading => {

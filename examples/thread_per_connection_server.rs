@@ -42,6 +42,8 @@ struct Args {
     /// Port to listen on (0 picks a free one); 10000 is the seed's.
     #[arg(long, default_value_t = 10000)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
 }
 
 /// The seed's answer prefix: "the server received the data: ".
@@ -78,7 +80,9 @@ fn is_end(chunk: &[u8]) -> bool {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let addr = args
+        .listen
+        .tcp_addr(&args.host, args.port, "thread_per_connection_server")?;
     let server = ThreadingTcpServer::bind(addr, || DoTcp)
         .map_err(|e| common::hints::cannot_listen(addr, &e))?;
     common::announce(server.local_addr())?;

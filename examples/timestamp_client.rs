@@ -17,6 +17,10 @@
 //! cargo run --release --example timestamp_client -- --reconnect
 //! ```
 //!
+//! `--connect ENDPOINT` names the server as an endpoint instead of
+//! `--host`/`--port`: `tcp:host=HOST:port=PORT`, `unix:path=PATH`, or
+//! `tls:host=HOST:port=PORT:ca=PEM` (in place of `--tls`).
+//!
 //! With `--tls` it connects over TLS, trusting the authorities in `--ca` and
 //! checking the server's certificate against `--server-name` (by default
 //! the `--host` value); a failed handshake is reported as a failed connect.
@@ -45,6 +49,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::input::{InputLines, ReconnectArgs};
+use reactor::endpoint::ClientEndpoint;
 use reactor::reconnect::ReconnectingClient;
 use reactor::{ClientFactory, ConnectionId, Factory, Protocol, Reactor, Reason, Transport};
 
@@ -60,6 +65,8 @@ struct Args {
     /// Port of the timestamp server.
     #[arg(long, default_value_t = 21567)]
     port: u16,
+    #[command(flatten)]
+    connect: common::endpoint::ConnectArgs,
     /// Seconds to wait for the connection to be made.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = common::parse_duration)]
     timeout: Duration,
@@ -90,7 +97,8 @@ enum Input {
 /// The session, shared by the two connections: the lines typed and not
 /// yet answered, and where each connection stands.
 struct Session {
-    addr: SocketAddr,
+    /// Where the server is, for messages.
+    addr: String,
     stdio: ConnectionId,
     /// Lines typed, not sent yet.
     pending: VecDeque<Vec<u8>>,
@@ -259,7 +267,7 @@ impl ClientFactory for TsClntFactory {
     fn client_connection_failed(&mut self, reactor: &mut Reactor, reason: &Reason) {
         // With --reconnect, the reconnecting client logs it and retries.
         if !self.reconnect {
-            let addr = self.session.borrow().addr;
+            let addr = self.session.borrow().addr.clone();
             fail(
                 &self.session,
                 reactor,
@@ -272,7 +280,7 @@ impl ClientFactory for TsClntFactory {
         let (addr, hung_up) = {
             let mut s = self.session.borrow_mut();
             s.server = None;
-            (s.addr, s.hung_up)
+            (s.addr.clone(), s.hung_up)
         };
         if hung_up {
             reactor.stop();
@@ -292,6 +300,8 @@ impl ClientFactory for TsClntFactory {
 
 /// Where to connect, and how.
 struct Server {
+    /// `--connect`: where and how, as an endpoint (`addr` is unused then).
+    endpoint: Option<ClientEndpoint>,
     addr: SocketAddr,
     tls: Option<Arc<reactor::tls::rustls::ClientConfig>>,
     /// With TLS: the name the certificate must carry.
@@ -303,6 +313,9 @@ impl Server {
     /// One attempt. A failed TLS handshake reaches
     /// `client_connection_failed`, as a refused connect does.
     fn connect(&self, reactor: &mut Reactor, factory: impl ClientFactory) -> ConnectionId {
+        if let Some(endpoint) = &self.endpoint {
+            return reactor.connect_to(endpoint, factory, self.timeout);
+        }
         match &self.tls {
             Some(config) => {
                 reactor.connect_tls(self.addr, &self.name, config.clone(), factory, self.timeout)
@@ -319,7 +332,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let endpoint = args.connect.connect.clone();
+    if endpoint.is_some() && args.tls {
+        return Err(
+            "--connect replaces --tls and --ca: write tls:host=HOST:port=PORT:ca=PEM".into(),
+        );
+    }
+    let addr = match &endpoint {
+        // Not used: the endpoint says where.
+        Some(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        None => common::resolve(&args.host, args.port)?,
+    };
     // Read before connecting, so a bad file is its own error. (clap makes
     // --tls and --ca come together.)
     let tls = match &args.ca {
@@ -334,7 +357,10 @@ fn run(args: &Args) -> Result<(), String> {
         .stop_on_signals()
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     let session = Rc::new(RefCell::new(Session {
-        addr,
+        addr: match &endpoint {
+            Some(endpoint) => endpoint.to_string(),
+            None => addr.to_string(),
+        },
         stdio: ConnectionId::from_parts(u32::MAX, 0),
         pending: VecDeque::new(),
         in_flight: None,
@@ -360,6 +386,7 @@ fn run(args: &Args) -> Result<(), String> {
         reconnect: args.reconnect.reconnect,
     };
     let server = Server {
+        endpoint,
         addr,
         tls,
         name: args

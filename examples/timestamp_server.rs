@@ -36,6 +36,8 @@ struct Args {
     #[arg(long, default_value_t = 21567)]
     port: u16,
     #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
+    #[command(flatten)]
     tls: common::tls::TlsArgs,
     #[command(flatten)]
     proxy: common::proxy::ProxyArgs,
@@ -63,9 +65,9 @@ impl Protocol for TsServ {
 
 fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[])?;
-    common::serve(&args.host, args.port, |reactor, addr| {
+    common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let options = args.proxy.apply(ListenOptions::default());
-        Ok(common::tls::listen(reactor, addr, tls, || TsServ, options)?.local_addr())
+        common::tls::listen_on(reactor, endpoint, tls, || TsServ, options)
     })
 }
 

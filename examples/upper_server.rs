@@ -68,6 +68,8 @@ struct Args {
     /// Port to listen on (0 picks a free one); 6999 is seed 001's.
     #[arg(long, default_value_t = 6999)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// Seconds bytes with no line ending wait before they are answered as
     /// they stand (the seeds' clients send no newline); 0 never answers
     /// them.
@@ -118,9 +120,9 @@ impl LineHandler for Upper {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    common::serve(&args.host, args.port, |reactor, addr| {
+    common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let after = Some(args.unfinished_after).filter(|after| !after.is_zero());
-        let listener = reactor.listen_tcp(addr, move || {
+        reactor.listen_on(endpoint, move || {
             let lines = LineReceiver::new(Upper {
                 reply: Vec::new(),
                 ending: Ending::Newline,
@@ -128,8 +130,7 @@ fn serve(args: &Args) -> Result<(), String> {
             .with_delimiter(b"\n")
             .with_max_length(MAX_LINE);
             AnswerUnfinished::new(lines, after)
-        })?;
-        Ok(listener.local_addr())
+        })
     })
 }
 

@@ -661,6 +661,7 @@
 
 mod address;
 mod buffer;
+pub mod endpoint;
 pub mod framing;
 pub mod multicore;
 mod panic;
@@ -672,6 +673,7 @@ mod reactor;
 mod reason;
 pub mod reconnect;
 mod resolve;
+pub mod restart;
 mod rules;
 mod stdio;
 mod tcp;

@@ -1,7 +1,8 @@
 //! What every example shares, checked on the built binaries: `--version`,
 //! the `...connected from: ADDR` and `ADDR: closed (REASON)` log lines of
-//! every TCP server, the hints that end address errors, and default ports
-//! that no two examples share.
+//! every TCP server, `--listen ENDPOINT` on every TCP server and
+//! `--connect ENDPOINT` on every client, the hints that end address
+//! errors, and default ports that no two examples share.
 //!
 //! `cargo test` builds the examples first; with a target filter
 //! (`cargo test --test example_conventions`), run `cargo build --examples`
@@ -76,18 +77,28 @@ fn every_example_answers_version() {
     }
 }
 
-/// A server started with `RUST_LOG=info`: its address, and its stderr a
-/// line at a time.
+/// A server started with `RUST_LOG=info`: its address, and its stdout
+/// after the `listening on` line and its stderr, a line at a time.
 struct Logging {
+    /// Where it listens, for an IP listener (`0.0.0.0:0` for a UNIX one).
     addr: SocketAddr,
+    /// Where it said it listens: the rest of its `listening on` line.
+    announced: String,
+    stdout: Receiver<String>,
     stderr: Receiver<String>,
-    _child: Running,
+    child: Running,
 }
 
 impl Logging {
+    /// `name ARGS` on any free port (`--port 0`).
     fn start(name: &str, args: &[&str]) -> Logging {
+        Logging::start_on(name, &["--port", "0"], args)
+    }
+
+    /// `name WHERE ARGS`, `WHERE` saying where to listen.
+    fn start_on(name: &str, at: &[&str], args: &[&str]) -> Logging {
         let mut child = Command::new(example(name))
-            .args(["--port", "0"])
+            .args(at)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -115,15 +126,30 @@ impl Logging {
         let first = stdout
             .recv_timeout(WAIT)
             .unwrap_or_else(|_| panic!("{name} {args:?} printed no `listening on` line"));
-        let addr = first
+        let announced = first
             .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"));
+            .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"))
+            .to_string();
+        let addr = match announced.starts_with("unix:") {
+            true => SocketAddr::from(([0, 0, 0, 0], 0)),
+            false => announced
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: unexpected first line {first:?}")),
+        };
         Logging {
+            announced,
             addr,
+            stdout,
             stderr,
-            _child: child,
+            child,
         }
+    }
+
+    /// Stops the server; what it printed on stdout after its first line.
+    fn stop(self) -> Vec<String> {
+        drop(self.child);
+        // The pipe ends when the process does: every line is in by then.
+        self.stdout.iter().collect()
     }
 
     /// Waits (bounded) for a stderr line containing `text`.
@@ -142,19 +168,26 @@ impl Logging {
 }
 
 /// Calls in an example's source that make it a TCP server.
-const TCP_LISTENS: &[&str] = &["listen_tcp", "TcpServer", "common::tls::listen"];
+const TCP_LISTENS: &[&str] = &[
+    "listen_tcp",
+    "listen_on",
+    "TcpServer",
+    "common::tls::listen",
+];
 
-#[test]
-fn every_tcp_server_logs_each_connection_and_its_end() {
-    let dir = std::env::temp_dir().join(format!("example_conventions_{}", std::process::id()));
-    let dir_arg = dir.to_str().expect("a UTF-8 temp dir").to_string();
+/// Calls in an example's source that make it a TCP client.
+const TCP_CONNECTS: &[&str] = &["connect_tcp", "connect_to", "TcpStream::connect"];
+
+/// Every TCP server with the flags each of its modes needs (a directory of
+/// its own for file_server, under `dir`).
+fn tcp_servers(dir: &str) -> Vec<(&'static str, Vec<&str>)> {
     let servers: &[(&str, &[&str])] = &[
         ("ack_server", &[]),
         ("chat_server", &[]),
         ("echo_server", &["--model", "reactor"]),
         ("echo_server", &["--model", "threads"]),
-        ("file_server", &["--dir", &dir_arg]),
-        ("file_server", &["--dir", &dir_arg, "--format", "seed003"]),
+        ("file_server", &["--dir", "DIR"]),
+        ("file_server", &["--dir", "DIR", "--format", "seed003"]),
         ("http_hello", &[]),
         ("line_timestamp_server", &[]),
         ("socketserver_timestamp_server", &["--server", "threading"]),
@@ -165,6 +198,23 @@ fn every_tcp_server_logs_each_connection_and_its_end() {
         ("timestamp_server", &[]),
         ("upper_server", &[]),
     ];
+    servers
+        .iter()
+        .map(|(name, args)| {
+            let args = args
+                .iter()
+                .map(|a| if *a == "DIR" { dir } else { *a })
+                .collect();
+            (*name, args)
+        })
+        .collect()
+}
+
+#[test]
+fn every_tcp_server_logs_each_connection_and_its_end() {
+    let dir = std::env::temp_dir().join(format!("example_conventions_{}", std::process::id()));
+    let dir_arg = dir.to_str().expect("a UTF-8 temp dir").to_string();
+    let servers = tcp_servers(&dir_arg);
     // Every TCP server in examples/ is in the list: a new one cannot be
     // forgotten. A TCP server is an example whose source listens on TCP.
     let listed: Vec<&str> = servers.iter().map(|(name, _)| *name).collect();
@@ -179,7 +229,7 @@ fn every_tcp_server_logs_each_connection_and_its_end() {
             "{name} listens on TCP but is not checked here"
         );
     }
-    for (name, args) in servers {
+    for (name, args) in &servers {
         let server = Logging::start(name, args);
         let client = TcpStream::connect(server.addr).expect("connect");
         let me = client.local_addr().expect("local address");
@@ -188,6 +238,149 @@ fn every_tcp_server_logs_each_connection_and_its_end() {
         server.expect_log(name, &format!("{me}: closed ("));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_tcp_server_listens_on_an_endpoint() {
+    let dir = std::env::temp_dir().join(format!("example_endpoints_{}", std::process::id()));
+    let dir_arg = dir.to_str().expect("a UTF-8 temp dir").to_string();
+    for (name, args) in &tcp_servers(&dir_arg) {
+        let at = ["--listen", "tcp:0:interface=127.0.0.1"];
+        let server = Logging::start_on(name, &at, args);
+        assert_eq!(
+            server.addr.ip(),
+            std::net::Ipv4Addr::LOCALHOST,
+            "{name} {args:?}"
+        );
+        // Port 0 took a free port, not the example's default: the endpoint,
+        // not --host/--port, was used.
+        let help = run_to_end(Command::new(example(name)).arg("--help"), b"").stdout;
+        let default = default_port(&help).map(|(port, _)| port);
+        assert_ne!(Some(server.addr.port()), default, "{name} {args:?}");
+        let client = TcpStream::connect(server.addr).expect("connect");
+        let me = client.local_addr().expect("local address");
+        server.expect_log(name, &format!("...connected from: {me}"));
+        drop(client);
+        let more = server.stop();
+        assert!(
+            more.is_empty(),
+            "{name} {args:?} printed more on stdout: {more:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_server_but_the_socketserver_ones_listens_on_a_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("example_unix_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_str().expect("a UTF-8 temp dir").to_string();
+    // The socketserver-style servers bind TCP addresses only (they say so:
+    // below); echo_server's thread-per-connection model serves UNIX too.
+    let tcp_only = [
+        "socketserver_timestamp_server",
+        "socketserver_upper_server",
+        "thread_per_connection_server",
+    ];
+    for (i, (name, args)) in tcp_servers(&dir_arg).iter().enumerate() {
+        if tcp_only.contains(name) {
+            continue;
+        }
+        let path = dir.join(format!("{i}.sock"));
+        let at = ["--listen".to_string(), format!("unix:{}", path.display())];
+        let at: Vec<&str> = at.iter().map(String::as_str).collect();
+        let server = Logging::start_on(name, &at, args);
+        assert_eq!(
+            server.announced,
+            format!("unix:{}", path.display()),
+            "{name}"
+        );
+        let client = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        server.expect_log(name, "...connected from: unix:");
+        drop(client);
+        let more = server.stop();
+        assert!(
+            more.is_empty(),
+            "{name} {args:?} printed more on stdout: {more:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn listen_replaces_host_and_port_and_says_what_is_wrong() {
+    let err = failure("ack_server", &["--port", "0", "--listen", "tcp:0"]);
+    assert!(
+        err.contains("cannot be used with") && err.contains("'--listen <ENDPOINT>'"),
+        "stderr: {err}"
+    );
+    let err = failure("ack_server", &["--listen", "tcp:0:bakclog=5"]);
+    assert!(
+        err.contains(r#"unknown parameter "bakclog" in "tcp:0:bakclog=5""#),
+        "stderr: {err}"
+    );
+    // The threaded servers bind TCP addresses themselves, and say so.
+    let err = failure("thread_per_connection_server", &["--listen", "systemd:0"]);
+    assert!(
+        err.contains("listens on tcp: endpoints only"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn every_client_connects_to_an_endpoint() {
+    let servers: Vec<String> = tcp_servers("DIR")
+        .into_iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let mut clients = Vec::new();
+    for (name, source) in examples() {
+        let text = read_source(&source);
+        let client = TCP_CONNECTS.iter().any(|call| text.contains(call));
+        // soak is a load generator of its own servers.
+        if !client || servers.contains(&name) || name == "soak" {
+            continue;
+        }
+        let out = run_to_end(Command::new(example(&name)).arg("--help"), b"");
+        assert!(
+            out.stdout.contains("--connect <ENDPOINT>"),
+            "{name} connects but has no --connect"
+        );
+        clients.push(name);
+    }
+    assert!(clients.len() >= 2, "clients found: {clients:?}");
+    // And they use it: a timestamp exchange and an upload.
+    let server = Logging::start("timestamp_server", &[]);
+    let endpoint = format!("tcp:host=127.0.0.1:port={}", server.addr.port());
+    let out = run_to_end(
+        Command::new(example("timestamp_client")).args(["--connect", &endpoint]),
+        b"over an endpoint\n",
+    );
+    out.assert_success();
+    assert!(
+        out.stdout.contains("over an endpoint"),
+        "stdout: {}",
+        out.stdout
+    );
+    let dir = std::env::temp_dir().join(format!("example_connect_{}", std::process::id()));
+    let files = Logging::start("file_server", &["--dir", dir.to_str().unwrap()]);
+    let upload = dir.with_extension("upload");
+    std::fs::write(&upload, b"sent through --connect").unwrap();
+    let endpoint = format!("tcp:127.0.0.1:{}", files.addr.port());
+    let out = run_to_end(
+        Command::new(example("file_client"))
+            .args(["--connect", &endpoint, "upload"])
+            .arg(&upload)
+            .args(["--name", "endpoint.txt"]),
+        b"",
+    );
+    out.assert_success();
+    assert_eq!(
+        std::fs::read(dir.join("endpoint.txt")).unwrap(),
+        b"sent through --connect"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&upload);
 }
 
 #[test]

@@ -97,6 +97,8 @@ struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8123)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// Most bytes the server holds for one member that its client has not
     /// read yet; a line that would pass it disconnects the member instead.
     /// At least 131072, twice the longest line.
@@ -134,13 +136,13 @@ fn serve(args: &Args) -> Result<(), String> {
         slow_timeout: args.slow_timeout,
     };
     let tls = args.tls.server_config(&[])?;
-    common::serve(&args.host, args.port, |reactor, addr| {
+    common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let options = ListenOptions {
             write_buffer_limit: limits.max_backlog,
             ..ListenOptions::default()
         };
         let factory = ChatFactory::new(limits);
-        Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr())
+        common::tls::listen_on(reactor, endpoint, tls, factory, options)
     })
 }
 

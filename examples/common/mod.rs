@@ -1,5 +1,6 @@
 //! What every example binary shares: address resolution, the `listening on`
-//! line, logging, and the one-line error exit; the servers' log lines
+//! line, logging, and the one-line error exit; `--listen` and `--connect`
+//! ([`endpoint`]); the servers' log lines
 //! ([`logs`]: `...connected from: ADDR`, and what an id such as `#1.2`
 //! means); the hints that end address errors ([`hints`]); for the clients
 //! reading standard input on the reactor, [`input`]; `--proxy-protocol` for
@@ -8,6 +9,7 @@
 //! the line servers the seeds' clients talk to, [`unfinished`].
 #![allow(dead_code)]
 
+pub mod endpoint;
 pub mod hints;
 pub mod input;
 pub mod load;
@@ -22,6 +24,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use reactor::endpoint::{Listening, ServerEndpoint};
 use reactor::Reactor;
 
 /// Sends logs to stderr, at `info` unless `RUST_LOG` says otherwise.
@@ -42,8 +45,9 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{host} has no address"))
 }
 
-/// Prints the one stdout line scripts wait for, flushed so a pipe sees it at once.
-pub fn announce(addr: SocketAddr) -> Result<(), String> {
+/// Prints the one stdout line scripts wait for, flushed so a pipe sees it
+/// at once: `listening on 127.0.0.1:8000`, `listening on unix:/run/a.sock`.
+pub fn announce(addr: impl Display) -> Result<(), String> {
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {addr}")
         .and_then(|()| out.flush())
@@ -73,6 +77,39 @@ pub fn serve(
     let bound = listen(&mut reactor, addr).map_err(|e| hints::cannot_listen(addr, &e))?;
     announce(bound)?;
     reactor.run().map_err(|e| format!("reactor failed: {e}"))
+}
+
+/// Runs a stream server: a new reactor, `listen` listening on the endpoint
+/// `--listen` names (or TCP on `host:port`), the `listening on` line with
+/// the address it listens on, readiness told to whoever started the process
+/// with its sockets ([`reactor::restart::notify_ready`]), then the loop.
+pub fn serve_on(
+    host: &str,
+    port: u16,
+    flags: &endpoint::ListenArgs,
+    listen: impl FnOnce(&mut Reactor, &ServerEndpoint) -> io::Result<Listening>,
+) -> Result<(), String> {
+    let endpoint = flags.endpoint(host, port)?;
+    let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
+    let listening = listen(&mut reactor, &endpoint).map_err(|e| cannot_listen_on(&endpoint, &e))?;
+    announce(listening.local_addr())?;
+    if let Err(e) = reactor::restart::notify_ready() {
+        log::warn!("cannot tell NOTIFY_SOCKET this server is ready: {e}");
+    }
+    reactor.run().map_err(|e| format!("reactor failed: {e}"))
+}
+
+/// The message for a listener that could not listen on `endpoint`: the
+/// error, then a hint when one helps (for a TCP address, as `--port` has).
+fn cannot_listen_on(endpoint: &ServerEndpoint, e: &io::Error) -> String {
+    match endpoint {
+        ServerEndpoint::Tcp {
+            port,
+            interface: Some(ip),
+            ..
+        } => hints::cannot_listen(SocketAddr::new(*ip, *port), e),
+        _ => format!("cannot listen on {endpoint}: {e}"),
+    }
 }
 
 /// Parses a flag given in seconds, fractions allowed (`2`, `0.25`).

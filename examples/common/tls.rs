@@ -1,12 +1,14 @@
 //! The TLS flags the servers share: `--tls-cert PEM --tls-key PEM` make a
-//! server speak TLS only, on its usual `--host`/`--port`; without them it
-//! serves plain TCP as before.
+//! server speak TLS only, on its usual `--host`/`--port` or `--listen`
+//! endpoint; without them it serves plain TCP as before (or TLS, for a
+//! `--listen tls:...` endpoint).
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use reactor::endpoint::{Listening, ServerEndpoint};
 use reactor::tls::ServerConfig;
 use reactor::{Factory, ListenOptions, ListenerHandle, Reactor};
 
@@ -41,7 +43,7 @@ impl TlsArgs {
 }
 
 /// Listens on `addr` over TLS under `tls`, or plain TCP when it is `None`:
-/// the one place a server chooses between the two.
+/// for the servers whose listeners a `ReactorPool` binds, one per reactor.
 pub fn listen(
     reactor: &mut Reactor,
     addr: SocketAddr,
@@ -52,5 +54,22 @@ pub fn listen(
     match tls {
         Some(config) => reactor.listen_tls_with(addr, config, factory, options),
         None => reactor.listen_tcp_with(addr, factory, options),
+    }
+}
+
+/// Listens on `endpoint`, over TLS under `tls` (from `--tls-cert` and
+/// `--tls-key`) when it is given, else as the endpoint says (a `tls:`
+/// endpoint brings its own certificate and key): the one place a server
+/// chooses between TLS and plain TCP.
+pub fn listen_on(
+    reactor: &mut Reactor,
+    endpoint: &ServerEndpoint,
+    tls: Option<Arc<ServerConfig>>,
+    factory: impl Factory,
+    options: ListenOptions,
+) -> io::Result<Listening> {
+    match tls {
+        Some(config) => reactor.listen_on_tls(endpoint, config, factory, options),
+        None => reactor.listen_on_with(endpoint, factory, options),
     }
 }

@@ -121,6 +121,8 @@ struct Args {
     /// Port to listen on (0 picks a free one); 8080 is the seed's.
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// Directory the files are stored in and served from; created if missing.
     #[arg(long, value_name = "DIR", default_value = "files")]
     dir: PathBuf,
@@ -198,21 +200,23 @@ fn serve(args: &Args) -> Result<(), String> {
         Some(name) => Some(Rc::new(seed003::Served::new(&args.dir, name)?)),
         None => None,
     };
-    common::serve(&args.host, args.port, |reactor, addr| {
-        let listener = match (args.format, served) {
-            (Format::Default, _) => reactor.listen_tcp(addr, move || {
+    common::serve_on(
+        &args.host,
+        args.port,
+        &args.listen,
+        |reactor, endpoint| match (args.format, served) {
+            (Format::Default, _) => reactor.listen_on(endpoint, move || {
                 LengthPrefixedReceiver::new(FileSession::new(Rc::clone(&store)))
                     .with_max_length(MAX_HEADER)
-            })?,
+            }),
             (Format::Seed003, None) => {
-                reactor.listen_tcp(addr, move || seed003::uploads(Rc::clone(&store)))?
+                reactor.listen_on(endpoint, move || seed003::uploads(Rc::clone(&store)))
             }
-            (Format::Seed003, Some(served)) => reactor.listen_tcp(addr, move || {
+            (Format::Seed003, Some(served)) => reactor.listen_on(endpoint, move || {
                 seed003::SeedDownloads::new(Rc::clone(&served))
-            })?,
-        };
-        Ok(listener.local_addr())
-    })
+            }),
+        },
+    )
 }
 
 /// Creates the directory if it is missing and checks it is one.

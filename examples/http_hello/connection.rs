@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use log::debug;
 use reactor::framing::{LineHandler, LineReceiver, Lines};
-use reactor::{Protocol, Reason, Timeout, Transport};
+use reactor::{OnStop, Protocol, Reason, Timeout, Transport};
 
 use crate::parse::{parse_request_line, Method, Refusal, Request, Version};
 
@@ -161,6 +161,10 @@ struct Http {
     /// Bytes read that no line or body has accounted for yet: the start of a
     /// line the line receiver holds until its end arrives.
     unconsumed: usize,
+    /// The server is stopping (a restart handed its socket on): the request
+    /// under way is answered with `Connection: close`, then the connection
+    /// closes.
+    draining: bool,
 }
 
 impl Http {
@@ -171,6 +175,7 @@ impl Http {
             request: Request::default(),
             timeouts,
             unconsumed: 0,
+            draining: false,
         }
     }
 
@@ -204,7 +209,7 @@ impl Http {
         } else {
             canned.body
         };
-        let persistent = request.persistent();
+        let persistent = request.persistent() && !self.draining;
         let end = match (persistent, request.version) {
             (false, _) => END_CLOSE,
             (true, Version::Http10) => END_KEEP_ALIVE,
@@ -428,5 +433,22 @@ impl Protocol for HttpConnection {
 
     fn resume_producing(&mut self, transport: &mut dyn Transport) {
         self.0.resume_producing(transport);
+    }
+
+    /// A graceful stop (after a restart handed the socket on): a connection
+    /// idle between requests closes now, as nginx's do (a keep-alive client
+    /// retries on a new connection, RFC 9112 section 9.3.1); one whose
+    /// request has begun, or that has sent none yet (a client that just
+    /// connected is about to), is answered first, with `Connection: close`.
+    fn stopping(&mut self, _transport: &mut dyn Transport) -> OnStop {
+        let http = self.0.handler_mut();
+        match http.phase {
+            Phase::KeepAlive if http.unconsumed == 0 => OnStop::Close,
+            Phase::Done => OnStop::Close,
+            _ => {
+                http.draining = true;
+                OnStop::KeepOpen
+            }
+        }
     }
 }

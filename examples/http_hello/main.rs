@@ -54,6 +54,15 @@
 //! its own listener on it (SO_REUSEPORT: the kernel spreads connections
 //! among them; see [`reactor::ReactorPool`]).
 //!
+//! With one reactor, SIGHUP restarts the server without refusing a
+//! connection or losing a request ([`reactor::restart`]): it starts a new
+//! copy of itself with the
+//! same flags, handing it the listening socket, and once the copy is ready
+//! it stops accepting and finishes what it has (within 5 s): a request
+//! under way, or the first request of a client that has just connected, is
+//! answered with `Connection: close`; an idle keep-alive connection is
+//! closed, and its client reconnects to the new process.
+//!
 //! Prints `listening on ADDR`
 //! on stdout once bound; logs go to stderr (`RUST_LOG=debug` for each
 //! connection and refused request).
@@ -83,6 +92,8 @@ struct Args {
     /// Port to listen on (0 picks a free one); 8000 is the seed's.
     #[arg(long, default_value_t = 8000)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::ListenArgs,
     /// Seconds a request head (request line, headers and the empty line) may
     /// take to arrive in full, counted from its first byte (from the
     /// connection's start, for the first request) however slowly the bytes
@@ -123,7 +134,7 @@ fn serve(args: &Args) -> Result<(), String> {
     let tls = args.tls.server_config(&[b"http/1.1"])?;
     if args.reactors > 1 {
         // `--reactors N`: a ReactorPool, one listener per reactor.
-        let addr = common::resolve(&args.host, args.port)?;
+        let addr = args.listen.tcp_addr(&args.host, args.port, "--reactors")?;
         let pool = ReactorPool::new(args.reactors.into())
             .map_err(|e| format!("cannot start the reactors: {e}"))?;
         let bound = pool
@@ -139,10 +150,12 @@ fn serve(args: &Args) -> Result<(), String> {
         common::announce(bound)?;
         return pool.wait().map_err(|e| format!("reactor failed: {e}"));
     }
-    common::serve(&args.host, args.port, |reactor, addr| {
+    common::serve_on(&args.host, args.port, &args.listen, |reactor, endpoint| {
         let factory = move || HttpConnection::new(timeouts);
         let options = args.proxy.apply(ListenOptions::default());
-        Ok(common::tls::listen(reactor, addr, tls, factory, options)?.local_addr())
+        let listening = common::tls::listen_on(reactor, endpoint, tls, factory, options)?;
+        reactor.restart_on_sighup(vec![listening.clone()])?;
+        Ok(listening)
     })
 }
 

@@ -255,7 +255,6 @@ impl Reactor {
 
     /// A connect that fails before it starts (its arguments were invalid):
     /// the factory starts, then hears `reason` at the next turn.
-    #[cfg(feature = "tls")]
     pub(crate) fn connect_failing(
         &mut self,
         mut factory: Box<dyn ClientFactory>,

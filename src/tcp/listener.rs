@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use log::{debug, error, warn};
@@ -329,6 +330,13 @@ impl Reactor {
         }
         if let Source::Listener(mut listener) = self.slots.remove(id.key as usize).source {
             debug!("stopped listening on {}", listener.addr);
+            if let Some(socket) = &mut listener.socket {
+                // A socket handed to another process (crate::restart) stays
+                // open there, and epoll forgets a descriptor only once every
+                // copy is closed: without this, its events would go on
+                // waking this loop.
+                let _ = self.poll.registry().deregister(socket);
+            }
             if let Err(why) = crate::panic::catch(|| listener.factory.stop_factory()) {
                 error!("stop_factory panicked: {why}");
             }
@@ -560,8 +568,13 @@ impl Reactor {
     pub(crate) fn close_listening_sockets(&mut self) {
         for id in self.slot_ids(|s| matches!(s, Source::Listener(_))) {
             self.accept_queued(id);
-            if let Some(Source::Listener(listener)) = self.slot_mut(id) {
-                listener.socket = None;
+            let socket = match self.slot_mut(id) {
+                Some(Source::Listener(listener)) => listener.socket.take(),
+                _ => None,
+            };
+            if let Some(mut socket) = socket {
+                // As in `remove_listener`: a copy may live on elsewhere.
+                let _ = self.poll.registry().deregister(&mut socket);
             }
         }
     }
@@ -582,6 +595,34 @@ impl Reactor {
         for _ in 0..holds.div_ceil(MAX_ACCEPTS_PER_EVENT) {
             if !self.accept_burst(id) {
                 return;
+            }
+        }
+    }
+
+    /// The descriptor of `listener`'s socket, while it listens: what
+    /// [`crate::restart`] hands to a new process.
+    pub(crate) fn listening_fd(&self, listener: &ListenerHandle) -> Option<RawFd> {
+        match self.slots.get(listener.id.key as usize) {
+            Some(Slot {
+                generation,
+                source: Source::Listener(l),
+                ..
+            }) if *generation == listener.id.generation => match l.socket.as_ref()? {
+                ListeningSocket::Tcp(socket) => Some(socket.as_raw_fd()),
+                ListeningSocket::Unix { socket, .. } => Some(socket.as_raw_fd()),
+            },
+            _ => None,
+        }
+    }
+
+    /// Leaves `listener`'s socket file in place when it closes: the socket
+    /// was handed to another process ([`crate::restart`]), which serves it.
+    pub(crate) fn keep_socket_file(&mut self, listener: &ListenerHandle) {
+        if let Some(Source::Listener(l)) = self.slot_mut(listener.id) {
+            if let Some(ListeningSocket::Unix { _file, .. }) = l.socket.as_mut() {
+                if let Some(file) = _file.take() {
+                    file.keep();
+                }
             }
         }
     }

@@ -107,7 +107,7 @@ impl Reactor {
     }
 
     /// Binds a UNIX listener at `addr`; `tls` makes it a TLS one.
-    fn listen_unix_as(
+    pub(crate) fn listen_unix_as(
         &mut self,
         addr: UnixAddress,
         factory: Box<dyn Factory>,

@@ -65,8 +65,19 @@ impl SocketFile {
     }
 }
 
+impl SocketFile {
+    /// Forgets the file without removing it: its socket lives on in
+    /// another process, which a restart handed it to.
+    pub(crate) fn keep(mut self) {
+        self.path = PathBuf::new();
+    }
+}
+
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return; // kept
+        }
         if !self.is_ours() {
             debug!(
                 "{} is no longer our socket file: left in place",

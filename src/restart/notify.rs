@@ -1,0 +1,99 @@
+//! Readiness, told the way systemd's `Type=notify` services tell it
+//! (`sd_notify(3)`): a datagram `READY=1` sent to the UNIX socket named by
+//! `NOTIFY_SOCKET` (a path, or `@name` for an abstract name). The process
+//! handing its sockets over binds such a socket and waits on it; the new
+//! process sends to it once it listens, and so would tell systemd itself
+//! when systemd started it.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The variable naming the socket readiness is sent to.
+pub(crate) const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
+
+/// Tells the process that started this one (or systemd) that it is ready:
+/// sends `READY=1` and this process's pid (`MAINPID=`) to `NOTIFY_SOCKET`,
+/// then removes the variable, as `sd_notify(1, …)` does, so that programs
+/// this one starts do not send to it too. Returns whether there was anyone
+/// to tell.
+///
+/// Call it once every endpoint listens (the examples call it right after
+/// printing `listening on`): a process that hands its sockets over waits
+/// for it before it stops accepting ([`Reactor::hand_over`](crate::Reactor::hand_over)).
+///
+/// ```
+/// // Started by hand, nobody waits: nothing is sent.
+/// assert!(!reactor::restart::notify_ready()?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn notify_ready() -> io::Result<bool> {
+    let Some(target) = std::env::var_os(NOTIFY_SOCKET) else {
+        return Ok(false);
+    };
+    std::env::remove_var(NOTIFY_SOCKET);
+    let target = target.as_bytes();
+    let addr = match target.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None if target.starts_with(b"/") => {
+            SocketAddr::from_pathname(std::path::Path::new(OsStr::from_bytes(target)))?
+        }
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{NOTIFY_SOCKET}={:?} is neither a path nor an @abstract name",
+                    String::from_utf8_lossy(target)
+                ),
+            ))
+        }
+    };
+    let message = format!("READY=1\nMAINPID={}\n", std::process::id());
+    UnixDatagram::unbound()?.send_to_addr(message.as_bytes(), &addr)?;
+    Ok(true)
+}
+
+/// Whether a notification's lines include `READY=1`.
+pub(crate) fn says_ready(message: &[u8]) -> bool {
+    message
+        .split(|b| *b == b'\n')
+        .any(|line| line == b"READY=1")
+}
+
+/// A fresh abstract name for a notification socket: this process's pid,
+/// the time, and a counter, so two hand-overs never share one.
+pub(crate) fn fresh_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "reactor-restart-{}-{nanos:x}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Binds a non-blocking notification socket at abstract `name`.
+pub(crate) fn bind(name: &str) -> io::Result<mio::net::UnixDatagram> {
+    let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+    mio::net::UnixDatagram::bind_addr(&addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_is_a_line_of_its_own() {
+        assert!(says_ready(b"READY=1"));
+        assert!(says_ready(b"STATUS=up\nREADY=1\nMAINPID=7\n"));
+        assert!(!says_ready(b"READY=0\n"));
+        assert!(!says_ready(b"NOTREADY=1"));
+    }
+}
