@@ -2,13 +2,16 @@
 //! as one string (Twisted's `serverFromString` and `clientFromString`), so
 //! a program's command line or configuration can say `tcp:8000`,
 //! `unix:/run/app.sock`, `systemd:0` or `tls:443:cert=c.pem:key=k.pem`
-//! without the program knowing each kind.
+//! without the program knowing each kind. Datagram programs have their
+//! own two types in the same syntax, `udp:7000` and
+//! `udp:host=HOST:port=7000` (an extension: Twisted has none for UDP).
 //!
 //! | module | job |
 //! |---|---|
 //! | `parse` | the syntax: splitting, escapes, checking parameters, errors, quoting |
 //! | `server` | [`ServerEndpoint`], [`Listening`], [`Reactor::listen_on`](crate::Reactor::listen_on) |
 //! | `client` | [`ClientEndpoint`], [`Reactor::connect_to`](crate::Reactor::connect_to) |
+//! | `datagram` | [`DatagramServerEndpoint`] (`udp:PORT`), [`DatagramClientEndpoint`] (`udp:host=H:port=P`), [`Reactor::listen_datagram_on`](crate::Reactor::listen_datagram_on) |
 //! | `systemd` | sockets passed by socket activation (`LISTEN_FDS`/`LISTEN_PID`) |
 //!
 //! # The syntax
@@ -49,11 +52,13 @@
 //! its command line.
 
 mod client;
+mod datagram;
 mod parse;
 mod server;
 pub(crate) mod systemd;
 
 pub use self::client::ClientEndpoint;
+pub use self::datagram::{DatagramClientEndpoint, DatagramServerEndpoint};
 pub use self::parse::{EndpointError, Problem};
 pub use self::server::{Listening, ServerEndpoint};
 

@@ -213,8 +213,8 @@ impl fmt::Display for ServerEndpoint {
     }
 }
 
-/// The address a `tcp:` or `tls:` endpoint binds.
-fn bind_addr(port: u16, interface: Option<IpAddr>) -> SocketAddr {
+/// The address a `tcp:`, `tls:` or `udp:` endpoint binds.
+pub(super) fn bind_addr(port: u16, interface: Option<IpAddr>) -> SocketAddr {
     SocketAddr::new(interface.unwrap_or(Ipv4Addr::UNSPECIFIED.into()), port)
 }
 

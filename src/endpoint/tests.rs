@@ -1,7 +1,7 @@
 //! The endpoint strings: every documented form, escapes, every error, and
 //! round trips through `Display`.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::*;
@@ -354,4 +354,184 @@ fn problems_can_be_matched() {
         err.problem(),
         Problem::BadValue { name: "port", value, .. } if value == "80x"
     ));
+}
+
+fn datagram_server(s: &str) -> DatagramServerEndpoint {
+    s.parse()
+        .unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
+}
+
+fn datagram_client(s: &str) -> DatagramClientEndpoint {
+    s.parse()
+        .unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
+}
+
+#[test]
+fn udp_servers() {
+    assert_eq!(
+        datagram_server("udp:7000"),
+        DatagramServerEndpoint::Udp {
+            port: 7000,
+            interface: None
+        }
+    );
+    let local = DatagramServerEndpoint::Udp {
+        port: 0,
+        interface: Some(LOCAL),
+    };
+    assert_eq!(datagram_server("udp:0:interface=127.0.0.1"), local);
+    assert_eq!(datagram_server("UDP:interface=127.0.0.1:port=0"), local);
+    let v6 = DatagramServerEndpoint::Udp {
+        port: 53,
+        interface: Some(Ipv6Addr::LOCALHOST.into()),
+    };
+    assert_eq!(datagram_server(r"udp:53:interface=\:\:1"), v6);
+    assert_eq!(datagram_server(r"udp:53:interface=[\:\:1]"), v6);
+    // The default interface is tcp:'s, every IPv4 interface.
+    assert_eq!(
+        datagram_server("udp:7000").bind_addr(),
+        SocketAddr::from(([0, 0, 0, 0], 7000))
+    );
+    assert_eq!(
+        v6.bind_addr(),
+        SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 53)
+    );
+}
+
+#[test]
+fn udp_clients() {
+    let udp = DatagramClientEndpoint::Udp {
+        host: "example.com".into(),
+        port: 21567,
+    };
+    assert_eq!(datagram_client("udp:host=example.com:port=21567"), udp);
+    assert_eq!(datagram_client("udp:port=21567:host=example.com"), udp);
+    assert_eq!(datagram_client("udp:example.com:21567"), udp);
+    assert_eq!((udp.host(), udp.port()), ("example.com", 21567));
+    assert_eq!(
+        datagram_client(r"udp:host=\:\:1:port=7"),
+        DatagramClientEndpoint::Udp {
+            host: "::1".into(),
+            port: 7
+        }
+    );
+}
+
+#[test]
+fn udp_forms_round_trip_through_display() {
+    let servers = [
+        ("udp:7000", "udp:7000"),
+        (
+            "udp:interface=127.0.0.1:port=0",
+            "udp:0:interface=127.0.0.1",
+        ),
+        (r"udp:53:interface=[\:\:1]", r"udp:53:interface=\:\:1"),
+    ];
+    for (input, shown) in servers {
+        let endpoint = datagram_server(input);
+        assert_eq!(endpoint.to_string(), shown, "{input}");
+        assert_eq!(datagram_server(shown), endpoint, "{shown} parses back");
+    }
+    let clients = [
+        ("udp:example.com:53", "udp:host=example.com:port=53"),
+        (r"udp:\:\:1:7", r"udp:host=\:\:1:port=7"),
+        (r"udp:host=a\=b:port=1", "udp:host=a=b:port=1"),
+    ];
+    for (input, shown) in clients {
+        let endpoint = datagram_client(input);
+        assert_eq!(endpoint.to_string(), shown, "{input}");
+        assert_eq!(datagram_client(shown), endpoint, "{shown} parses back");
+    }
+}
+
+#[test]
+fn udp_errors_name_the_bad_part() {
+    let error = |s: &str| match s.parse::<DatagramServerEndpoint>() {
+        Ok(e) => panic!("{s:?} should not parse, but gave {e:?}"),
+        Err(e) => {
+            assert_eq!(e.input(), s);
+            e.to_string()
+        }
+    };
+    let cases = [
+        (
+            "udp:7000:backlog=5",
+            r#"unknown parameter "backlog" in "udp:7000:backlog=5" (udp takes PORT:interface=ADDR)"#,
+        ),
+        (
+            "udp:70x",
+            r#"port "70x" is not a number from 0 to 65535 in "udp:70x" (udp takes PORT:interface=ADDR)"#,
+        ),
+        ("udp", r#"missing parameter "port" in "udp""#),
+        (
+            "udp:65536",
+            r#"port "65536" is not a number from 0 to 65535"#,
+        ),
+        ("udp:1:2", r#"unexpected parameter "2" in "udp:1:2""#),
+        ("udp:1:port=2", r#"parameter "port" given twice"#),
+        (
+            "udp:1:interface=localhost",
+            r#"interface "localhost" is not an IP address"#,
+        ),
+        (
+            "udp:1:interface=::1",
+            r#"unexpected parameter "" in "udp:1:interface=::1" (escape each colon of an IPv6 address: \:\:1)"#,
+        ),
+        (
+            "tcp:7000",
+            r#"unknown endpoint type "tcp" in "tcp:7000" (datagram servers are udp:)"#,
+        ),
+        (
+            "unix:/a.sock",
+            r#"unknown endpoint type "unix" in "unix:/a.sock" (datagram servers are udp:)"#,
+        ),
+        (
+            "",
+            "empty endpoint: write TYPE:PARAMETERS, such as tcp:8000",
+        ),
+    ];
+    for (input, message) in cases {
+        let got = error(input);
+        assert!(
+            got.starts_with(message),
+            "{input:?} gave {got:?}, expected {message:?}"
+        );
+    }
+    let error = |s: &str| match s.parse::<DatagramClientEndpoint>() {
+        Ok(e) => panic!("{s:?} should not parse, but gave {e:?}"),
+        Err(e) => e.to_string(),
+    };
+    let cases = [
+        (
+            "udp:host=h",
+            r#"missing parameter "port" in "udp:host=h" (udp takes host=HOST:port=PORT)"#,
+        ),
+        ("udp:port=53", r#"missing parameter "host""#),
+        ("udp:h:0", r#"port "0" is not a number from 1 to 65535"#),
+        (
+            "udp:host=:port=53",
+            r#"host "" is not a host name or IP address"#,
+        ),
+        ("udp:h:53:x", r#"unexpected parameter "x""#),
+        (
+            "udp:h:53:interface=127.0.0.1",
+            r#"unknown parameter "interface""#,
+        ),
+        (
+            "tcp:host=h:port=53",
+            r#"unknown endpoint type "tcp" in "tcp:host=h:port=53" (datagram clients are udp:)"#,
+        ),
+    ];
+    for (input, message) in cases {
+        let got = error(input);
+        assert!(
+            got.starts_with(message),
+            "{input:?} gave {got:?}, expected {message:?}"
+        );
+    }
+    // And the stream endpoints refuse udp:, naming their own kinds.
+    assert!(server_error("udp:7000")
+        .starts_with(r#"unknown endpoint type "udp" in "udp:7000" (servers are tcp:"#));
+    assert!(client_error("udp:h:53")
+        .starts_with(r#"unknown endpoint type "udp" in "udp:h:53" (clients are tcp:"#));
 }
