@@ -40,6 +40,8 @@ use reactor::{DatagramProtocol, DatagramTransport, Reactor};
     about = "Broadcast receiver: prints `from ADDR: MESSAGE` for each datagram",
     after_help = "Seed 000's receiver binds 0.0.0.0:6475 to hear broadcasts from the whole \
                   network; the same here is:\n  broadcast_receiver --host 0.0.0.0 --port 6475\n\
+                  or, as an endpoint (whose interface defaults to 0.0.0.0):\n  \
+                  broadcast_receiver --listen udp:6475\n\
                   The default, 127.0.0.1:6475, hears only this machine."
 )]
 struct Args {
@@ -50,6 +52,8 @@ struct Args {
     /// UDP port to listen on (0 picks a free one); the seed's is 6475.
     #[arg(long, default_value_t = 6475)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::UdpListenArgs,
     /// Exit (status 0) after this many datagrams; by default, run until killed.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
@@ -92,17 +96,17 @@ fn stop(t: &mut dyn DatagramTransport) {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let endpoint = args.listen.endpoint(&args.host, args.port)?;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let failure = Rc::new(RefCell::new(None));
     let receiver = Receiver {
         remaining: args.count,
         failure: Rc::clone(&failure),
     };
-    let endpoint = reactor
-        .listen_udp(addr, receiver)
-        .map_err(|e| common::hints::cannot_listen(addr, &e))?;
-    common::announce(endpoint.local_addr())?;
+    let udp = reactor
+        .listen_datagram_on(&endpoint, receiver)
+        .map_err(|e| common::hints::cannot_listen(endpoint.bind_addr(), &e))?;
+    common::announce(udp.local_addr())?;
     reactor.run().map_err(|e| format!("reactor failed: {e}"))?;
     match failure.take() {
         Some(e) => Err(e),

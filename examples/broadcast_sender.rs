@@ -25,6 +25,11 @@
 //! cargo run --release --example broadcast_sender -- --host 0.0.0.0 --dest 255.255.255.255:6475
 //! ```
 //!
+//! It takes no `--connect udp:...` as the UDP clients do: its `--host` and
+//! `--port` say where it sends *from* (what `--connect` would replace), and
+//! its destination, a broadcast address, is `--dest IP:PORT`, never a host
+//! name to look up.
+//!
 //! Prints nothing on stdout; logs and errors go to stderr. Exits 1 if a
 //! datagram could not be sent (`RUST_LOG=debug` tells why).
 

@@ -50,6 +50,8 @@ struct Args {
     /// UDP port to listen on (0 picks a free one); 8081 is the seed's.
     #[arg(long, default_value_t = 8081)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::UdpListenArgs,
     /// `threading` (a thread per datagram) or `udp` (one at a time).
     #[arg(long, value_enum, default_value_t = Server::Threading)]
     server: Server,
@@ -67,7 +69,7 @@ impl DatagramHandler for Upper {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    let addr = common::resolve(&args.host, args.port)?;
+    let addr = args.listen.addr(&args.host, args.port)?;
     let cannot = |e: io::Error| common::hints::cannot_listen(addr, &e);
     match args.server {
         Server::Threading => {

@@ -57,6 +57,8 @@ struct Args {
     /// UDP port of the timestamp server.
     #[arg(long, default_value_t = 21567)]
     port: u16,
+    #[command(flatten)]
+    connect: common::endpoint::UdpConnectArgs,
     /// Seconds to wait for each reply before giving up on it and going on
     /// with the next line (a plain number, fractions allowed).
     #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = common::parse_duration)]
@@ -201,7 +203,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let server = common::resolve(&args.host, args.port)?;
+    let server = args.connect.addr(&args.host, args.port)?;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let handle = reactor
         .handle()

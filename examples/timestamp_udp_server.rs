@@ -36,6 +36,8 @@ struct Args {
     /// UDP port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 21567)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::UdpListenArgs,
 }
 
 struct TsServ {
@@ -69,9 +71,9 @@ impl DatagramProtocol for TsServ {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    common::serve(&args.host, args.port, |reactor, addr| {
+    common::serve_udp(&args.host, args.port, &args.listen, |reactor, endpoint| {
         Ok(reactor
-            .listen_udp(addr, TsServ { reply: Vec::new() })?
+            .listen_datagram_on(endpoint, TsServ { reply: Vec::new() })?
             .local_addr())
     })
 }

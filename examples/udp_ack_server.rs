@@ -38,6 +38,8 @@ struct Args {
     /// UDP port to listen on (0 picks a free one); 8888 is the seed's.
     #[arg(long, default_value_t = 8888)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::UdpListenArgs,
 }
 
 /// The seed's answer, byte for byte.
@@ -53,8 +55,8 @@ impl DatagramProtocol for Ack {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    common::serve(&args.host, args.port, |reactor, addr| {
-        Ok(reactor.listen_udp(addr, Ack)?.local_addr())
+    common::serve_udp(&args.host, args.port, &args.listen, |reactor, endpoint| {
+        Ok(reactor.listen_datagram_on(endpoint, Ack)?.local_addr())
     })
 }
 

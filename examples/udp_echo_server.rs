@@ -30,6 +30,8 @@ struct Args {
     /// Port to listen on (0 picks a free one); 7000 is udp_load's default.
     #[arg(long, default_value_t = 7000)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::UdpListenArgs,
 }
 
 /// Sends every datagram back where it came from.
@@ -43,8 +45,8 @@ impl DatagramProtocol for UdpEcho {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    common::serve(&args.host, args.port, |reactor, addr| {
-        Ok(reactor.listen_udp(addr, UdpEcho)?.local_addr())
+    common::serve_udp(&args.host, args.port, &args.listen, |reactor, endpoint| {
+        Ok(reactor.listen_datagram_on(endpoint, UdpEcho)?.local_addr())
     })
 }
 

@@ -36,6 +36,8 @@ struct Args {
     /// UDP port to listen on (0 picks a free one); 8080 is the seed's.
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    #[command(flatten)]
+    listen: common::endpoint::UdpListenArgs,
 }
 
 struct Upper {
@@ -55,9 +57,9 @@ impl DatagramProtocol for Upper {
 }
 
 fn serve(args: &Args) -> Result<(), String> {
-    common::serve(&args.host, args.port, |reactor, addr| {
+    common::serve_udp(&args.host, args.port, &args.listen, |reactor, endpoint| {
         Ok(reactor
-            .listen_udp(addr, Upper { reply: Vec::new() })?
+            .listen_datagram_on(endpoint, Upper { reply: Vec::new() })?
             .local_addr())
     })
 }

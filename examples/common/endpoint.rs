@@ -2,11 +2,15 @@
 //! clients ([`reactor::endpoint`]'s strings), beside their `--host` and
 //! `--port`: each example flattens one of these structs into its flags
 //! (`#[command(flatten)]`), and the functions here turn the lot into the one
-//! endpoint it uses.
+//! endpoint it uses. The stream programs take [`ListenArgs`] and
+//! [`ConnectArgs`]; the UDP ones [`UdpListenArgs`] (`udp:PORT`) and
+//! [`UdpConnectArgs`] (`udp:host=HOST:port=PORT`).
 
 use std::net::SocketAddr;
 
-use reactor::endpoint::{ClientEndpoint, ServerEndpoint};
+use reactor::endpoint::{
+    ClientEndpoint, DatagramClientEndpoint, DatagramServerEndpoint, ServerEndpoint,
+};
 use reactor::threaded;
 
 /// `--listen`, flattened into a server's flags. It replaces `--host` and
@@ -148,5 +152,61 @@ pub fn target_text(endpoint: &ClientEndpoint) -> String {
             Err(_) => endpoint.to_string(),
         },
         other => other.to_string(),
+    }
+}
+
+/// `--listen` for the UDP servers, flattened into their flags. It replaces
+/// `--host` and `--port`, which it conflicts with.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct UdpListenArgs {
+    /// Where to listen instead of --host/--port, as a UDP endpoint:
+    /// `udp:PORT[:interface=ADDR]` (port 0 picks a free one; the interface
+    /// defaults to 0.0.0.0, every IPv4 one). A `\` escapes a colon
+    /// (`interface=\:\:1`).
+    #[arg(long, value_name = "ENDPOINT", conflicts_with_all = ["host", "port"])]
+    pub listen: Option<DatagramServerEndpoint>,
+}
+
+impl UdpListenArgs {
+    /// The endpoint to bind: `--listen`, or UDP on `host:port` (a host name
+    /// is resolved here, once, before the reactor runs).
+    pub fn endpoint(&self, host: &str, port: u16) -> Result<DatagramServerEndpoint, String> {
+        if let Some(endpoint) = &self.listen {
+            return Ok(endpoint.clone());
+        }
+        let addr = super::resolve(host, port)?;
+        Ok(DatagramServerEndpoint::Udp {
+            port: addr.port(),
+            interface: Some(addr.ip()),
+        })
+    }
+
+    /// For the servers that bind a UDP socket themselves (the
+    /// `socketserver`-style one): the address [`endpoint`](Self::endpoint)
+    /// binds.
+    pub fn addr(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        Ok(self.endpoint(host, port)?.bind_addr())
+    }
+}
+
+/// `--connect` for the UDP clients, flattened into their flags. It replaces
+/// `--host` and `--port`, which it conflicts with.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct UdpConnectArgs {
+    /// Where to send instead of --host/--port, as a UDP endpoint:
+    /// `udp:host=HOST:port=PORT` (or `udp:HOST:PORT`). A `\` escapes a
+    /// colon (`host=\:\:1`).
+    #[arg(long, value_name = "ENDPOINT", conflicts_with_all = ["host", "port"])]
+    pub connect: Option<DatagramClientEndpoint>,
+}
+
+impl UdpConnectArgs {
+    /// The address to send to: `--connect`'s, or `host:port`'s, a host name
+    /// resolved here, once, before the reactor runs.
+    pub fn addr(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        match &self.connect {
+            Some(endpoint) => super::resolve(endpoint.host(), endpoint.port()),
+            None => super::resolve(host, port),
+        }
     }
 }

@@ -24,7 +24,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use reactor::endpoint::{Listening, ServerEndpoint};
+use reactor::endpoint::{DatagramServerEndpoint, Listening, ServerEndpoint};
 use reactor::Reactor;
 
 /// Sends logs to stderr, at `info` unless `RUST_LOG` says otherwise.
@@ -65,16 +65,19 @@ pub fn exit_with(name: &str, result: Result<(), impl Display>) -> ExitCode {
     }
 }
 
-/// Runs a server: a new reactor, `listen` binding it on `host:port`, the
-/// `listening on` line with the address `listen` returns, then the loop.
-pub fn serve(
+/// Runs a UDP server: a new reactor, `listen` binding it on the endpoint
+/// `--listen` names (or UDP on `host:port`), the `listening on` line with
+/// the address `listen` returns, then the loop.
+pub fn serve_udp(
     host: &str,
     port: u16,
-    listen: impl FnOnce(&mut Reactor, SocketAddr) -> io::Result<SocketAddr>,
+    flags: &endpoint::UdpListenArgs,
+    listen: impl FnOnce(&mut Reactor, &DatagramServerEndpoint) -> io::Result<SocketAddr>,
 ) -> Result<(), String> {
-    let addr = resolve(host, port)?;
+    let endpoint = flags.endpoint(host, port)?;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let bound = listen(&mut reactor, addr).map_err(|e| hints::cannot_listen(addr, &e))?;
+    let bound = listen(&mut reactor, &endpoint)
+        .map_err(|e| hints::cannot_listen(endpoint.bind_addr(), &e))?;
     announce(bound)?;
     reactor.run().map_err(|e| format!("reactor failed: {e}"))
 }
