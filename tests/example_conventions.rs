@@ -1,8 +1,9 @@
 //! What every example shares, checked on the built binaries: `--version`,
 //! the `...connected from: ADDR` and `ADDR: closed (REASON)` log lines of
 //! every TCP server, `--listen ENDPOINT` on every TCP server and
-//! `--connect ENDPOINT` on every client, the hints that end address
-//! errors, and default ports that no two examples share.
+//! `--connect ENDPOINT` on every client, `--listen udp:...` on every UDP
+//! server and `--connect udp:...` on the UDP client, the hints that end
+//! address errors, and default ports that no two examples share.
 //!
 //! `cargo test` builds the examples first; with a target filter
 //! (`cargo test --test example_conventions`), run `cargo build --examples`
@@ -381,6 +382,154 @@ fn every_client_connects_to_an_endpoint() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&upload);
+}
+
+/// Calls in an example's source that make it a UDP server or sender.
+const UDP_BINDS: &[&str] = &["listen_udp", "listen_datagram_on", "UdpServer"];
+
+/// What a UDP server answers to a datagram.
+enum Answer {
+    /// Exactly these bytes.
+    Exactly(&'static [u8]),
+    /// `[YYYY-MM-DD HH:MM:SS] ` then the datagram.
+    Stamped,
+    /// Nothing: it prints `from ADDR: MESSAGE` on stdout instead.
+    Printed,
+}
+
+/// Every UDP server with the flags each of its modes needs, and what it
+/// answers to the datagram `ping`.
+fn udp_servers() -> Vec<(&'static str, &'static [&'static str], Answer)> {
+    vec![
+        ("udp_echo_server", &[], Answer::Exactly(b"ping")),
+        ("udp_upper_server", &[], Answer::Exactly(b"PING")),
+        ("udp_ack_server", &[], Answer::Exactly(b"Thank for you msg")),
+        ("timestamp_udp_server", &[], Answer::Stamped),
+        (
+            "socketserver_udp_server",
+            &["--server", "threading"],
+            Answer::Exactly(b"PING"),
+        ),
+        (
+            "socketserver_udp_server",
+            &["--server", "udp"],
+            Answer::Exactly(b"PING"),
+        ),
+        ("broadcast_receiver", &[], Answer::Printed),
+    ]
+}
+
+/// Examples that bind a UDP socket only to send from it: not servers.
+/// broadcast_sender's `--host`/`--port` are where it sends from and its
+/// `--dest` a broadcast address, which no `--connect` would name better.
+const UDP_SENDERS: &[&str] = &["timestamp_udp_client", "broadcast_sender", "soak"];
+
+#[test]
+fn every_udp_server_listens_on_an_endpoint() {
+    let servers = udp_servers();
+    // Every UDP server in examples/ is in the list: a new one cannot be
+    // forgotten.
+    let listed: Vec<&str> = servers.iter().map(|(name, _, _)| *name).collect();
+    for (name, source) in examples() {
+        let text = read_source(&source);
+        if UDP_BINDS.iter().any(|call| text.contains(call)) {
+            assert!(
+                listed.contains(&name.as_str()) || UDP_SENDERS.contains(&name.as_str()),
+                "{name} binds UDP but is not checked here"
+            );
+        }
+    }
+    for (name, args, answer) in &servers {
+        let at = ["--listen", "udp:0:interface=127.0.0.1"];
+        let server = Logging::start_on(name, &at, args);
+        assert_eq!(
+            server.addr.ip(),
+            std::net::Ipv4Addr::LOCALHOST,
+            "{name} {args:?}"
+        );
+        // Port 0 took a free port, not the example's default: the endpoint,
+        // not --host/--port, was used.
+        let help = run_to_end(Command::new(example(name)).arg("--help"), b"").stdout;
+        assert!(help.contains("udp:PORT[:interface=ADDR]"), "{name} --help");
+        let default = default_port(&help).map(|(port, _)| port);
+        assert_ne!(Some(server.addr.port()), default, "{name} {args:?}");
+        let client = UdpSocket::bind("127.0.0.1:0").expect("bind a client socket");
+        client.set_read_timeout(Some(WAIT)).expect("a read timeout");
+        client
+            .send_to(b"ping", server.addr)
+            .expect("send a datagram");
+        let me = client.local_addr().expect("local address");
+        let mut more = match answer {
+            Answer::Printed => {
+                let line = server.stdout.recv_timeout(WAIT);
+                assert_eq!(line, Ok(format!("from {me}: ping")), "{name}");
+                server.stop()
+            }
+            _ => {
+                let mut reply = [0; 100];
+                let (n, from) = client
+                    .recv_from(&mut reply)
+                    .unwrap_or_else(|e| panic!("{name} {args:?} did not answer: {e}"));
+                assert_eq!(from, server.addr, "{name} {args:?}");
+                let reply = &reply[..n];
+                match answer {
+                    Answer::Exactly(want) => assert_eq!(reply, *want, "{name} {args:?}"),
+                    _ => assert!(
+                        reply.starts_with(b"[")
+                            && reply.ends_with(b"] ping")
+                            && n == "[YYYY-MM-DD HH:MM:SS] ping".len(),
+                        "{name}: {:?}",
+                        String::from_utf8_lossy(reply)
+                    ),
+                }
+                server.stop()
+            }
+        };
+        more.retain(|line| !line.is_empty());
+        assert!(
+            more.is_empty(),
+            "{name} {args:?} printed more on stdout: {more:?}"
+        );
+    }
+}
+
+#[test]
+fn the_udp_client_connects_to_an_endpoint() {
+    let out = run_to_end(
+        Command::new(example("timestamp_udp_client")).arg("--help"),
+        b"",
+    );
+    assert!(
+        out.stdout.contains("--connect <ENDPOINT>")
+            && out.stdout.contains("udp:host=HOST:port=PORT"),
+        "timestamp_udp_client --help: {}",
+        out.stdout
+    );
+    let server = Logging::start("timestamp_udp_server", &[]);
+    let endpoint = format!("udp:host=127.0.0.1:port={}", server.addr.port());
+    let out = run_to_end(
+        Command::new(example("timestamp_udp_client")).args(["--connect", &endpoint]),
+        b"over a udp endpoint\n",
+    );
+    out.assert_success();
+    assert!(
+        out.stdout.ends_with("] over a udp endpoint\n") && out.stdout.starts_with('['),
+        "stdout: {:?}",
+        out.stdout
+    );
+    server.expect_log(
+        "timestamp_udp_server",
+        "...received from and returned to: 127.0.0.1:",
+    );
+    // A malformed endpoint is refused by the parser, naming the bad part.
+    let err = failure(
+        "timestamp_udp_client",
+        &["--connect", "udp:host=127.0.0.1:port=0"],
+    );
+    assert!(
+        err.contains(r#"port "0" is not a number from 1 to 65535 in "udp:host=127.0.0.1:port=0""#),
+        "stderr: {err}"
+    );
 }
 
 #[test]
