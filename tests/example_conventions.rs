@@ -647,7 +647,7 @@ fn default_ports_are_unique_per_protocol() {
             continue;
         }
         let text = read_source(&source);
-        let table = if text.contains("listen_udp") || text.contains("UdpServer") {
+        let table = if UDP_BINDS.iter().any(|call| text.contains(call)) {
             &mut udp
         } else if TCP_LISTENS.iter().any(|call| text.contains(call)) {
             &mut tcp
