@@ -123,6 +123,69 @@ fn a_burst_queued_from_several_peers_is_read_in_batches_whole_and_in_order() {
     }
 }
 
+/// Answers each datagram; before answering one from `second`, looks (for
+/// at most [`WAIT`]) whether `first` already holds its answer, and records
+/// what it saw.
+struct AnswerInTurn {
+    first: UdpSocket,
+    second: SocketAddr,
+    first_answered_before_second_ran: Rc<RefCell<Option<bool>>>,
+}
+
+impl DatagramProtocol for AnswerInTurn {
+    fn datagram_received(&mut self, t: &mut dyn DatagramTransport, data: &[u8], from: SocketAddr) {
+        if from == self.second {
+            let mut buf = [0u8; 64];
+            self.first.set_nonblocking(true).unwrap();
+            let started = std::time::Instant::now();
+            let seen = loop {
+                match self.first.recv(&mut buf) {
+                    Ok(n) => break &buf[..n] == b"answer:a",
+                    Err(_) if started.elapsed() < WAIT => std::thread::yield_now(),
+                    Err(_) => break false,
+                }
+            };
+            *self.first_answered_before_second_ran.borrow_mut() = Some(seen);
+            t.reactor().unwrap().stop();
+        }
+        let mut answer = b"answer:".to_vec();
+        answer.extend_from_slice(data);
+        t.write_to(&answer, from);
+    }
+}
+
+/// Lock-step clients (one request in flight each) are answered in turn:
+/// an answer to one peer leaves before the callback for the next peer's
+/// datagram of the same batch runs, so batching never delays a reply
+/// behind other peers' callbacks (runs to one peer still go together).
+#[test]
+fn an_answer_leaves_before_the_next_peers_datagram_is_handled() {
+    let mut reactor = Reactor::new().unwrap();
+    let a = peer();
+    let b = peer();
+    let seen = Rc::new(RefCell::new(None));
+    let protocol = AnswerInTurn {
+        first: a.try_clone().unwrap(),
+        second: b.local_addr().unwrap(),
+        first_answered_before_second_ran: seen.clone(),
+    };
+    let to = reactor
+        .listen_udp(localhost(), protocol)
+        .unwrap()
+        .local_addr();
+    // Both wait in the queue before the reactor reads: one batch.
+    a.send_to(b"a", to).unwrap();
+    b.send_to(b"b", to).unwrap();
+    reactor.call_later(WAIT * 2, |r| r.stop()); // in case one never comes
+    reactor.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        Some(true),
+        "a's answer was out before b's callback"
+    );
+    assert_eq!(receive(&b, 1), [b"answer:b".to_vec()]);
+}
+
 /// Datagram `i` of a burst: `equal` ones are 1,000 bytes (the last 300),
 /// `mixed` ones 0 to 1,399; each with bytes of its own.
 fn burst_datagram(kind: &str, i: usize) -> Vec<u8> {

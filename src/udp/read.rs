@@ -88,9 +88,16 @@ impl Reactor {
     }
 
     /// Hands the `n` datagrams of the last receive to `datagram_received`,
-    /// in order, then sends what the callbacks wrote in as few calls as it
-    /// takes. Stops early if the endpoint or the reactor stops.
+    /// in order, and sends what the callbacks wrote in as few calls as it
+    /// takes: what the callbacks for one peer's datagrams wrote goes out
+    /// before a datagram from another peer is handled, so a lock-step
+    /// client's answer never waits behind other peers' callbacks (tokio
+    /// answers each datagram at once; batching across peers doubled the
+    /// median round trip of ten lock-step clients), while a run of one
+    /// peer's requests still leaves together, as a GSO run. Stops early if
+    /// the endpoint or the reactor stops.
     fn deliver(&mut self, id: SlotId, batch: &RecvBatch, n: usize, connected: Option<SocketAddr>) {
+        let mut previous: Option<SocketAddr> = None;
         for i in 0..n {
             if self.is_stopping() {
                 break;
@@ -114,6 +121,10 @@ impl Reactor {
                 );
                 continue;
             };
+            if previous.is_some_and(|p| p != from) {
+                self.flush_udp(id);
+            }
+            previous = Some(from);
             self.run_datagram_callback(id, AfterCallback::KeepStaged, |p, t| {
                 p.datagram_received(t, data, from)
             });
