@@ -164,6 +164,27 @@ fn sockets_meant_for_another_process_are_not_taken() {
     );
 }
 
+/// A `LISTEN_FDS` far past any real count is refused at once, naming the
+/// bound, instead of the start looking at two billion descriptors.
+#[test]
+fn an_absurd_socket_count_is_refused_not_walked() {
+    let out = run_to_end(
+        Command::new("sh")
+            .arg("-c")
+            .arg("LISTEN_PID=$$ LISTEN_FDS=2000000000 exec \"$0\" --listen systemd:0")
+            .arg(example("ack_server"))
+            .stdin(Stdio::null()),
+        b"",
+    );
+    assert!(!out.status.success(), "stdout: {}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("LISTEN_FDS=2000000000 is more sockets than the 1024 this process takes"),
+        "stderr: {}",
+        out.stderr
+    );
+}
+
 /// The checks [`inherited_sockets_are_taken_once`] runs in a child: this
 /// test binary, started again with a TCP listener at descriptor 3 and a
 /// UDP socket at 4. Ignored when run by hand: it needs those descriptors.

@@ -33,6 +33,10 @@ use crate::address::UnixAddress;
 pub(crate) const LISTEN_FDS_START: RawFd = 3;
 /// How many sockets were passed.
 pub(crate) const LISTEN_FDS: &str = "LISTEN_FDS";
+/// The most inherited sockets taken: far more than any service listens on,
+/// and small enough that a wrong `LISTEN_FDS` cannot make the start look
+/// at billions of descriptors (each costs a few system calls and a slot).
+const MAX_LISTEN_FDS: RawFd = 1024;
 /// The pid they were passed to.
 pub(crate) const LISTEN_PID: &str = "LISTEN_PID";
 /// Their names (systemd's `FileDescriptorName=`), removed with the others.
@@ -87,7 +91,12 @@ fn read_environment() -> Inherited {
         ));
     }
     let count: RawFd = match fds.trim().parse() {
-        Ok(n) if (0..=RawFd::MAX - LISTEN_FDS_START).contains(&n) => n,
+        Ok(n) if (0..=MAX_LISTEN_FDS).contains(&n) => n,
+        Ok(n) if n > MAX_LISTEN_FDS => {
+            return Inherited::NoneFor(format!(
+                "LISTEN_FDS={n} is more sockets than the {MAX_LISTEN_FDS} this process takes"
+            ))
+        }
         _ => return Inherited::NoneFor(format!("LISTEN_FDS={fds:?} is not a count of sockets")),
     };
     let mut sockets = Vec::new();

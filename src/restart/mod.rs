@@ -259,7 +259,7 @@ impl Reactor {
             let mut buf = [0u8; 1024];
             loop {
                 match socket.recv(&mut buf) {
-                    Ok(n) if notify::says_ready(&buf[..n]) => {
+                    Ok(n) if notify::says_ready(&buf[..n], pid) => {
                         return finish(reactor, &on_message, Ok(()));
                     }
                     Ok(_) => {}

@@ -57,11 +57,19 @@ pub fn notify_ready() -> io::Result<bool> {
     Ok(true)
 }
 
-/// Whether a notification's lines include `READY=1`.
-pub(crate) fn says_ready(message: &[u8]) -> bool {
-    message
-        .split(|b| *b == b'\n')
-        .any(|line| line == b"READY=1")
+/// Whether a notification's lines include `READY=1` and name `pid` as its
+/// sender (`MAINPID=`): a process the successor starts inherits nothing
+/// of ours, but one that finds the name (abstract names are listed in
+/// `/proc/net/unix`) must at least name the successor. This is a check
+/// against mistakes, not an authentication (see design.md, "Restarts").
+pub(crate) fn says_ready(message: &[u8], pid: u32) -> bool {
+    let mainpid = format!("MAINPID={pid}");
+    let (mut ready, mut named) = (false, false);
+    for line in message.split(|b| *b == b'\n') {
+        ready |= line == b"READY=1";
+        named |= line == mainpid.as_bytes();
+    }
+    ready && named
 }
 
 /// A fresh abstract name for a notification socket: this process's pid,
@@ -91,9 +99,12 @@ mod tests {
 
     #[test]
     fn ready_is_a_line_of_its_own() {
-        assert!(says_ready(b"READY=1"));
-        assert!(says_ready(b"STATUS=up\nREADY=1\nMAINPID=7\n"));
-        assert!(!says_ready(b"READY=0\n"));
-        assert!(!says_ready(b"NOTREADY=1"));
+        assert!(says_ready(b"READY=1\nMAINPID=7", 7));
+        assert!(says_ready(b"STATUS=up\nREADY=1\nMAINPID=7\n", 7));
+        assert!(!says_ready(b"READY=1", 7), "no sender named");
+        assert!(!says_ready(b"READY=1\nMAINPID=8\n", 7), "another process");
+        assert!(!says_ready(b"READY=1\nMAINPID=77\n", 7));
+        assert!(!says_ready(b"READY=0\nMAINPID=7\n", 7));
+        assert!(!says_ready(b"NOTREADY=1\nMAINPID=7", 7));
     }
 }

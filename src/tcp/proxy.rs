@@ -172,7 +172,8 @@ impl Reactor {
     fn take_header(&mut self, id: ConnectionId, header: ProxyHeader, readiness: Readiness) {
         let mut buf = std::mem::take(&mut self.read_buf);
         let consumed = match self.conn(id) {
-            Some(conn) => read_exactly(&conn.stream, &mut buf[..header.len]),
+            // A peek has just seen these bytes queued.
+            Some(conn) => (&conn.stream).read_exact(&mut buf[..header.len]),
             None => Ok(()),
         };
         self.read_buf = buf;
@@ -344,18 +345,4 @@ fn peek(stream: &Stream, buf: &mut [u8]) -> Seen {
             Err(e) => Seen::Failed(e),
         };
     }
-}
-
-/// Reads exactly `buf.len()` bytes, which a peek has just seen queued.
-fn read_exactly(stream: &Stream, buf: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match (&*stream).read(&mut buf[done..]) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
