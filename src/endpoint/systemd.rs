@@ -46,14 +46,20 @@ pub(crate) const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
 enum Inherited {
     /// Not looked at yet.
     Unread,
-    /// The sockets, by index; `None` once claimed (or unusable: see `bad`).
-    Taken {
-        sockets: Vec<Option<Socket>>,
-        /// Why an index holds no usable socket, by index.
-        bad: Vec<Option<String>>,
-    },
+    /// What each passed descriptor is now, by index.
+    Taken(Vec<Passed>),
     /// None were passed to this process: why, for `systemd:N`'s error.
     NoneFor(String),
+}
+
+/// One descriptor passed by socket activation.
+enum Passed {
+    /// A listening socket no endpoint has claimed yet.
+    Ready(Socket),
+    /// Claimed by an endpoint.
+    Claimed,
+    /// Not a listening stream socket: why, for `systemd:N`'s error.
+    Unusable(String),
 }
 
 static INHERITED: Mutex<Inherited> = Mutex::new(Inherited::Unread);
@@ -99,26 +105,22 @@ fn read_environment() -> Inherited {
         }
         _ => return Inherited::NoneFor(format!("LISTEN_FDS={fds:?} is not a count of sockets")),
     };
-    let mut sockets = Vec::new();
-    let mut bad = Vec::new();
-    for fd in LISTEN_FDS_START..LISTEN_FDS_START + count {
-        match adopt(fd) {
+    let passed = (LISTEN_FDS_START..LISTEN_FDS_START + count)
+        .map(|fd| match adopt(fd) {
             Ok(socket) => {
                 debug!(
                     "inherited listening socket {} (descriptor {fd})",
                     describe(&socket)
                 );
-                sockets.push(Some(socket));
-                bad.push(None);
+                Passed::Ready(socket)
             }
             Err(why) => {
                 warn!("descriptor {fd} passed by LISTEN_FDS cannot be used: {why}");
-                sockets.push(None);
-                bad.push(Some(why));
+                Passed::Unusable(why)
             }
-        }
-    }
-    Inherited::Taken { sockets, bad }
+        })
+        .collect();
+    Inherited::Taken(passed)
 }
 
 /// Takes ownership of descriptor `fd` if it is a listening stream socket,
@@ -189,19 +191,25 @@ pub(crate) fn take_index(index: usize) -> io::Result<Socket> {
             io::ErrorKind::NotFound,
             format!("systemd:{index}: {why}"),
         )),
-        Inherited::Taken { sockets, bad } => {
-            let count = sockets.len();
-            match (sockets.get_mut(index), bad.get(index)) {
-                (Some(slot), Some(why)) => slot.take().ok_or_else(|| {
-                    let why = why
-                        .as_deref()
-                        .unwrap_or("claimed already by another endpoint");
-                    io::Error::new(
-                        io::ErrorKind::AddrInUse,
-                        format!("systemd:{index} (descriptor {}): {why}", fd_of(index)),
-                    )
-                }),
-                _ => Err(io::Error::new(
+        Inherited::Taken(passed) => {
+            let count = passed.len();
+            let unavailable = |why: &str| {
+                io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("systemd:{index} (descriptor {}): {why}", fd_of(index)),
+                )
+            };
+            match passed.get_mut(index) {
+                Some(slot) => match std::mem::replace(slot, Passed::Claimed) {
+                    Passed::Ready(socket) => Ok(socket),
+                    Passed::Claimed => Err(unavailable("claimed already by another endpoint")),
+                    Passed::Unusable(why) => {
+                        let error = unavailable(&why);
+                        *slot = Passed::Unusable(why);
+                        Err(error)
+                    }
+                },
+                None => Err(io::Error::new(
                     io::ErrorKind::NotFound,
                     format!(
                         "systemd:{index}: only {count} socket{} passed (LISTEN_FDS={count}; \
@@ -235,13 +243,17 @@ pub(crate) fn take_unix(path: &UnixAddress) -> Option<Socket> {
 
 fn take_matching(wanted: impl Fn(&Bound) -> bool) -> Option<Socket> {
     with_inherited(|inherited| {
-        let Inherited::Taken { sockets, .. } = inherited else {
+        let Inherited::Taken(passed) = inherited else {
             return None;
         };
-        let slot = sockets
-            .iter_mut()
-            .find(|s| s.as_ref().and_then(local).is_some_and(|b| wanted(&b)))?;
-        slot.take()
+        let slot = passed.iter_mut().find(|p| match p {
+            Passed::Ready(socket) => local(socket).is_some_and(|b| wanted(&b)),
+            Passed::Claimed | Passed::Unusable(_) => false,
+        })?;
+        match std::mem::replace(slot, Passed::Claimed) {
+            Passed::Ready(socket) => Some(socket),
+            Passed::Claimed | Passed::Unusable(_) => None,
+        }
     })
 }
 
