@@ -45,6 +45,20 @@ pub enum Address {
 }
 
 /// The name of one end of a UNIX socket.
+///
+/// ```
+/// use std::path::Path;
+/// use reactor::{Address, UnixAddress};
+///
+/// let file = UnixAddress::new("/run/app.sock");
+/// assert_eq!(file.path(), Some(Path::new("/run/app.sock")));
+/// let name = UnixAddress::new("@app");
+/// assert_eq!(name, UnixAddress::Abstract(b"app".to_vec()));
+/// assert_eq!(name.to_string(), "unix:@app");
+/// assert_eq!(UnixAddress::Unnamed.to_string(), "unix:(unnamed)");
+/// // Any of them is an Address.
+/// assert_eq!(Address::from(name).to_string(), "unix:@app");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum UnixAddress {
     /// A socket file in the file system.
@@ -58,11 +72,29 @@ pub enum UnixAddress {
 
 impl Address {
     /// The IP address, for an IP peer.
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// use reactor::{Address, UnixAddress};
+    ///
+    /// let peer = Address::from(std::net::SocketAddr::from(([127, 0, 0, 1], 8000)));
+    /// assert_eq!(peer.ip(), Some(Ipv4Addr::LOCALHOST.into()));
+    /// assert_eq!(Address::Unix(UnixAddress::Unnamed).ip(), None);
+    /// ```
     pub fn ip(&self) -> Option<IpAddr> {
         self.socket_addr().map(|addr| addr.ip())
     }
 
     /// The IP address and port, for an IP peer.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use reactor::Address;
+    ///
+    /// let addr: SocketAddr = "[::1]:8000".parse().unwrap();
+    /// assert_eq!(Address::from(addr).socket_addr(), Some(addr));
+    /// assert_eq!(Address::Pipe.socket_addr(), None);
+    /// ```
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self {
             Address::Ip(addr) => Some(*addr),
@@ -71,11 +103,28 @@ impl Address {
     }
 
     /// The port, for an IP peer.
+    ///
+    /// ```
+    /// use reactor::Address;
+    ///
+    /// let peer = Address::from(std::net::SocketAddr::from(([127, 0, 0, 1], 8000)));
+    /// assert_eq!(peer.port(), Some(8000));
+    /// assert_eq!(Address::Pipe.port(), None);
+    /// ```
     pub fn port(&self) -> Option<u16> {
         self.socket_addr().map(|addr| addr.port())
     }
 
     /// The UNIX socket's name, for a UNIX peer.
+    ///
+    /// ```
+    /// use reactor::{Address, UnixAddress};
+    ///
+    /// let peer = Address::from(UnixAddress::new("@app"));
+    /// assert_eq!(peer.unix(), Some(&UnixAddress::Abstract(b"app".to_vec())));
+    /// let tcp = Address::from(std::net::SocketAddr::from(([127, 0, 0, 1], 8000)));
+    /// assert_eq!(tcp.unix(), None);
+    /// ```
     pub fn unix(&self) -> Option<&UnixAddress> {
         match self {
             Address::Unix(unix) => Some(unix),
@@ -110,6 +159,15 @@ impl UnixAddress {
     }
 
     /// The socket file's path, for a [`Path`](UnixAddress::Path) address.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use reactor::UnixAddress;
+    ///
+    /// assert_eq!(UnixAddress::new("/run/app.sock").path(), Some(Path::new("/run/app.sock")));
+    /// assert_eq!(UnixAddress::new("@app").path(), None); // abstract: no file
+    /// assert_eq!(UnixAddress::Unnamed.path(), None);
+    /// ```
     pub fn path(&self) -> Option<&Path> {
         match self {
             UnixAddress::Path(path) => Some(path),

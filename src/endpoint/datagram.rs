@@ -147,6 +147,16 @@ impl fmt::Display for DatagramServerEndpoint {
 impl DatagramServerEndpoint {
     /// The address a socket for this endpoint binds: the interface (default
     /// `0.0.0.0`) and the port.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use reactor::endpoint::DatagramServerEndpoint;
+    ///
+    /// let endpoint: DatagramServerEndpoint = "udp:7000:interface=127.0.0.1".parse().unwrap();
+    /// assert_eq!(endpoint.bind_addr(), "127.0.0.1:7000".parse::<SocketAddr>().unwrap());
+    /// let every: DatagramServerEndpoint = "udp:7000".parse().unwrap();
+    /// assert_eq!(every.bind_addr(), "0.0.0.0:7000".parse::<SocketAddr>().unwrap());
+    /// ```
     pub fn bind_addr(&self) -> SocketAddr {
         match self {
             DatagramServerEndpoint::Udp { port, interface } => bind_addr(*port, *interface),
@@ -178,6 +188,15 @@ impl fmt::Display for DatagramClientEndpoint {
 
 impl DatagramClientEndpoint {
     /// The host to send to, as written: an IP address or a host name.
+    ///
+    /// ```
+    /// use reactor::endpoint::DatagramClientEndpoint;
+    ///
+    /// let endpoint: DatagramClientEndpoint = "udp:host=localhost:port=7000".parse().unwrap();
+    /// assert_eq!(endpoint.host(), "localhost"); // not looked up
+    /// let v6: DatagramClientEndpoint = r"udp:host=\:\:1:port=7000".parse().unwrap();
+    /// assert_eq!(v6.host(), "::1");
+    /// ```
     pub fn host(&self) -> &str {
         match self {
             DatagramClientEndpoint::Udp { host, .. } => host,
@@ -185,6 +204,14 @@ impl DatagramClientEndpoint {
     }
 
     /// The port to send to, 1 to 65535.
+    ///
+    /// ```
+    /// use reactor::endpoint::DatagramClientEndpoint;
+    ///
+    /// let endpoint: DatagramClientEndpoint = "udp:host=127.0.0.1:port=7000".parse().unwrap();
+    /// assert_eq!(endpoint.port(), 7000);
+    /// assert!("udp:host=127.0.0.1:port=0".parse::<DatagramClientEndpoint>().is_err());
+    /// ```
     pub fn port(&self) -> u16 {
         match self {
             DatagramClientEndpoint::Udp { port, .. } => *port,

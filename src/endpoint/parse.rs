@@ -29,8 +29,19 @@ pub struct EndpointError {
     usage: Option<&'static str>,
 }
 
-/// What is wrong with an endpoint string ([`EndpointError::problem`] has
-/// an example).
+/// What is wrong with an endpoint string, for a program that reacts to
+/// the kind of mistake ([`EndpointError::problem`]).
+///
+/// ```
+/// use reactor::endpoint::{Problem, ServerEndpoint};
+///
+/// let problem = |s: &str| s.parse::<ServerEndpoint>().unwrap_err().problem().clone();
+/// assert_eq!(problem(""), Problem::Empty);
+/// assert_eq!(problem("tpc:80"), Problem::UnknownType("tpc".into()));
+/// assert_eq!(problem("tcp:80:backlog=5:backlog=6"), Problem::Repeated("backlog".into()));
+/// assert_eq!(problem("tls:443:cert=c.pem"), Problem::Missing("key"));
+/// assert_eq!(Problem::Missing("port").to_string(), r#"missing parameter "port""#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Problem {

@@ -242,17 +242,49 @@ pub struct Listening {
 impl Listening {
     /// Where it listens, with the real port when port 0 was asked for. It
     /// prints as a user writes it: `127.0.0.1:8000`, `unix:/run/app.sock`.
+    ///
+    /// ```
+    /// # use reactor::protocols::Echo;
+    /// # let mut reactor = reactor::Reactor::new()?;
+    /// let endpoint = "tcp:0:interface=127.0.0.1".parse().unwrap();
+    /// let listening = reactor.listen_on(&endpoint, || Echo)?;
+    /// assert_eq!(listening.local_addr().ip(), Some([127, 0, 0, 1].into()));
+    /// assert_ne!(listening.local_addr().port(), Some(0)); // the real port
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> &Address {
         &self.address
     }
 
     /// The listener's handle, for [`Reactor::listener_stats`] and
     /// [`Reactor::stop_listening`].
+    ///
+    /// ```
+    /// # use reactor::protocols::Echo;
+    /// # let mut reactor = reactor::Reactor::new()?;
+    /// let endpoint = "tcp:0:interface=127.0.0.1".parse().unwrap();
+    /// let listening = reactor.listen_on(&endpoint, || Echo)?;
+    /// let stats = reactor.listener_stats(listening.handle()).unwrap();
+    /// assert_eq!((stats.open, stats.refused), (0, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn handle(&self) -> &ListenerHandle {
         &self.handle
     }
 
-    /// Stops listening (see [`Reactor::stop_listening`]).
+    /// Stops listening (see [`Reactor::stop_listening`]): true if it was
+    /// listening.
+    ///
+    /// ```
+    /// # use reactor::protocols::Echo;
+    /// # let mut reactor = reactor::Reactor::new()?;
+    /// let endpoint = "tcp:0:interface=127.0.0.1".parse().unwrap();
+    /// let listening = reactor.listen_on(&endpoint, || Echo)?;
+    /// assert!(listening.stop(&mut reactor));
+    /// assert!(reactor.listener_stats(listening.handle()).is_none()); // gone
+    /// assert!(!listening.stop(&mut reactor)); // stopped already
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stop(&self, reactor: &mut Reactor) -> bool {
         reactor.stop_listening(&self.handle)
     }
