@@ -22,6 +22,12 @@ use crate::transport::ConnectionId;
 /// Threads the reactor's resolver pool may use: lookups mostly wait on the
 /// network, so a few overlap well, and few enough that a burst of connects
 /// to dead names cannot start a thread each.
+///
+/// ```
+/// // Lookups in flight before a connect by name is refused at once
+/// // (`RESOLVER_QUEUE` shows the refusal).
+/// assert_eq!(reactor::RESOLVER_THREADS + reactor::RESOLVER_QUEUE, 68);
+/// ```
 pub const RESOLVER_THREADS: usize = 4;
 
 /// Lookups that may wait for a resolver thread. A connect by name beyond
@@ -30,6 +36,45 @@ pub const RESOLVER_THREADS: usize = 4;
 /// busy"), as [`Reactor::run_in_thread`] refuses a job when its pool is
 /// full: waiting would block the loop, and an unbounded queue would hide
 /// an overload.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use std::sync::{mpsc, Arc, Mutex};
+/// use std::time::Duration;
+/// use reactor::protocols::Discard;
+/// use reactor::{client_factory, Reactor, Reason, RESOLVER_QUEUE, RESOLVER_THREADS};
+///
+/// let mut reactor = Reactor::new()?;
+/// // A resolver that answers nothing until `open` is dropped.
+/// let (open, gate) = mpsc::channel::<()>();
+/// let gate = Arc::new(Mutex::new(gate));
+/// reactor.set_resolver(move |_, _| {
+///     let _ = gate.lock().unwrap().recv(); // Err once `open` is dropped
+///     Err(std::io::Error::other("no such name"))
+/// });
+/// let failures: Rc<RefCell<Vec<Reason>>> = Rc::default();
+/// let timeout = Duration::from_secs(5);
+/// for _ in 0..RESOLVER_THREADS + RESOLVER_QUEUE {
+///     let kept = failures.clone();
+///     let factory = client_factory(|| Discard, move |_, why| kept.borrow_mut().push(why.clone()));
+///     reactor.connect_tcp(("db.internal", 5432), factory, timeout);
+/// }
+/// // One lookup more than the pool holds is refused, before any answer.
+/// let kept = failures.clone();
+/// let mut open = Some(open);
+/// let refused = client_factory(|| Discard, move |reactor, why| {
+///     kept.borrow_mut().push(why.clone());
+///     open.take(); // let the others through
+///     reactor.stop();
+/// });
+/// reactor.connect_tcp(("db.internal", 5432), refused, timeout);
+/// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case
+/// reactor.run()?;
+/// let first = failures.borrow()[0].clone();
+/// assert!(matches!(&first, Reason::Unresolved { why, .. } if why.contains("busy")), "{first}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const RESOLVER_QUEUE: usize = 64;
 
 /// A function from a host name and port to the addresses to try, in the

@@ -126,6 +126,14 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the specification asks for at least 3 s, to cover a TCP retransmit; a
 /// proxy sends the header with its first segment, so only a peer that is
 /// not a proxy, or a broken one, ever waits this long.
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::{ListenOptions, DEFAULT_PROXY_HEADER_TIMEOUT};
+///
+/// assert_eq!(ListenOptions::default().proxy_header_timeout, DEFAULT_PROXY_HEADER_TIMEOUT);
+/// assert!(DEFAULT_PROXY_HEADER_TIMEOUT >= Duration::from_secs(3)); // as the specification asks
+/// ```
 pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[cfg(test)]

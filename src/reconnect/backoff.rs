@@ -49,16 +49,41 @@ pub struct Backoff {
 }
 
 /// Twisted's `ReconnectingClientFactory.factor`: e.
+///
+/// ```
+/// use reactor::reconnect::{Backoff, TWISTED_FACTOR};
+///
+/// assert_eq!(Backoff::default().factor, TWISTED_FACTOR);
+/// assert_eq!(TWISTED_FACTOR, std::f64::consts::E);
+/// ```
 pub const TWISTED_FACTOR: f64 = std::f64::consts::E;
 
 /// Twisted's `ReconnectingClientFactory.jitter`, as its source has it
 /// today (older releases had 0.11962656472).
+///
+/// ```
+/// use reactor::reconnect::{Backoff, TWISTED_JITTER};
+///
+/// assert_eq!(Backoff::default().jitter, TWISTED_JITTER);
+/// ```
 pub const TWISTED_JITTER: f64 = 0.119626565582;
 
 /// How far from its nominal value jitter may take a delay, in standard
 /// deviations. Twisted draws from an unbounded normal distribution; this
 /// cut (0.27 % of draws reach it) keeps every delay within 64 % and 136 %
 /// of its nominal value with Twisted's jitter, and never negative.
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::reconnect::{Backoff, JITTER_CUT};
+///
+/// let backoff = Backoff::default();
+/// let one = Duration::from_secs(1);
+/// // A draw past the cut waits what a draw at the cut waits.
+/// assert_eq!(backoff.next_delay(one, 100.0), backoff.next_delay(one, JITTER_CUT));
+/// assert_eq!(backoff.next_delay(one, -100.0), backoff.next_delay(one, -JITTER_CUT));
+/// assert!(backoff.next_delay(one, -100.0) > Duration::ZERO);
+/// ```
 pub const JITTER_CUT: f64 = 3.0;
 
 impl Default for Backoff {
@@ -167,6 +192,17 @@ pub struct XorShift {
 
 impl XorShift {
     /// A generator whose sequence `seed` decides, for tests.
+    ///
+    /// ```
+    /// use reactor::reconnect::{RandomSource, XorShift};
+    ///
+    /// let draws = |seed| {
+    ///     let mut random = XorShift::seeded(seed);
+    ///     [random.uniform(), random.uniform(), random.uniform()]
+    /// };
+    /// assert_eq!(draws(1), draws(1));
+    /// assert_ne!(draws(1), draws(2)); // nearby seeds draw apart
+    /// ```
     pub fn seeded(seed: u64) -> XorShift {
         // splitmix64 spreads nearby seeds apart and never yields the one
         // state xorshift cannot leave (zero) for long: it is replaced.
@@ -181,6 +217,13 @@ impl XorShift {
 
     /// A generator seeded from the clock and the process id, so clients
     /// started together still draw apart.
+    ///
+    /// ```
+    /// use reactor::reconnect::{RandomSource, XorShift};
+    ///
+    /// let mut random = XorShift::from_time();
+    /// assert!((0.0..1.0).contains(&random.uniform()));
+    /// ```
     pub fn from_time() -> XorShift {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -96,12 +96,49 @@ use crate::timer::TimerId;
 
 /// How long [`Reactor::hand_over`] waits for the new process to say it is
 /// ready, by default ([`Restart::ready_timeout`] changes it).
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::restart::{Restart, DEFAULT_READY_TIMEOUT};
+///
+/// assert_eq!(DEFAULT_READY_TIMEOUT, Duration::from_secs(10));
+/// // A program that loads a large cache before it listens:
+/// let restart = Restart::this_program()?.ready_timeout(6 * DEFAULT_READY_TIMEOUT);
+/// # let _ = restart;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a hand-over looks whether the new process has exited.
 const EXIT_CHECK: Duration = Duration::from_millis(50);
 
 /// The program a hand-over starts, and how long it may take to be ready.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use reactor::protocols::Echo;
+/// use reactor::restart::Restart;
+/// use reactor::Reactor;
+///
+/// let mut reactor = Reactor::new()?;
+/// let endpoint = "tcp:0:interface=127.0.0.1".parse().unwrap();
+/// let listening = reactor.listen_on(&endpoint, || Echo)?;
+/// // A successor that never says it is ready: it is killed at the timeout.
+/// let never_ready = Restart::program("sleep", ["30"]).ready_timeout(Duration::from_millis(200));
+/// let outcome = Rc::new(RefCell::new(None));
+/// let kept = outcome.clone();
+/// reactor.hand_over(&[listening.clone()], never_ready, move |reactor, result| {
+///     *kept.borrow_mut() = Some(result);
+///     reactor.stop();
+/// })?;
+/// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case
+/// reactor.run()?;
+/// let error = outcome.borrow_mut().take().expect("the hand-over ended").unwrap_err();
+/// assert!(error.to_string().contains("not ready within 200ms"), "{error}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Restart {
     program: PathBuf,

@@ -345,6 +345,22 @@ impl Reactor {
     }
 
     /// The peer address of connection `id`, while it exists.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::protocols::{Discard, Echo};
+    /// use reactor::{Reactor, UnixAddress};
+    ///
+    /// // An abstract name: no file to create or clean up.
+    /// let name = format!("@reactor-doc-peer-addr-{}", std::process::id());
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen_unix(&name, || Echo)?;
+    /// let id = reactor.connect_unix(&name, || Discard, Duration::from_secs(5));
+    /// let peer = reactor.peer_addr(id).expect("the connection exists");
+    /// assert_eq!(peer.unix(), Some(&UnixAddress::new(&name)));
+    /// reactor.abort_connection(id);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self, id: ConnectionId) -> Option<Address> {
         match self.conn(id) {
             Some(conn) => Some(conn.peer.address()),
@@ -354,6 +370,23 @@ impl Reactor {
 
     /// The credentials of the process at the other end of UNIX connection
     /// `id` (see [`Transport::peer_credentials`]); `None` for a TCP one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::protocols::{Discard, Echo};
+    /// use reactor::Reactor;
+    ///
+    /// // An abstract name: no file to create or clean up.
+    /// let name = format!("@reactor-doc-peer-credentials-{}", std::process::id());
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen_unix(&name, || Echo)?;
+    /// let id = reactor.connect_unix(&name, || Discard, Duration::from_secs(5));
+    /// // The server's, known once the connect returns: this very process.
+    /// let server = reactor.peer_credentials(id).expect("a UNIX connection");
+    /// assert_eq!(server.pid, Some(std::process::id()));
+    /// reactor.abort_connection(id);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_credentials(&self, id: ConnectionId) -> Option<crate::PeerCredentials> {
         self.conn(id).and_then(|c| c.peer.credentials())
     }

@@ -295,6 +295,19 @@ impl Reactor {
 
     /// Where a listener listens, while it does: an IP address and port,
     /// or a UNIX socket's name (`unix:/run/app.sock`, `unix:@name`).
+    ///
+    /// ```
+    /// use reactor::protocols::Echo;
+    /// use reactor::Reactor;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let listener = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), || Echo)?;
+    /// let address = reactor.listener_address(&listener).unwrap();
+    /// assert_eq!(address, listener.local_addr()); // the real port
+    /// reactor.stop_listening(&listener);
+    /// assert_eq!(reactor.listener_address(&listener), None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn listener_address(&self, listener: &ListenerHandle) -> Option<Address> {
         match self.slots.get(listener.id.key as usize) {
             Some(Slot {

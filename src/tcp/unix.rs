@@ -97,6 +97,27 @@ impl Reactor {
 
     /// [`listen_unix`](Reactor::listen_unix) with explicit options
     /// (`reuse_address` and `only_v6` do not apply).
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use reactor::protocols::Echo;
+    /// use reactor::{ListenOptions, Reactor};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("reactor-doc-with-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("private.sock");
+    /// let mut reactor = Reactor::new()?;
+    /// let options = ListenOptions {
+    ///     file_mode: Some(0o600), // only this user may connect
+    ///     ..ListenOptions::default()
+    /// };
+    /// let listener = reactor.listen_unix_with(&path, || Echo, options)?;
+    /// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+    /// reactor.stop_listening(&listener);
+    /// assert!(!path.exists()); // removed on stop
+    /// # std::fs::remove_dir(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn listen_unix_with(
         &mut self,
         path: impl AsRef<Path>,
@@ -234,7 +255,29 @@ mod tls {
 
     impl Reactor {
         /// [`listen_unix`](Reactor::listen_unix) for TLS connections, as
-        /// [`listen_tls`](Reactor::listen_tls) is `listen_tcp` for them.
+        /// [`listen_tls`](Reactor::listen_tls) is `listen_tcp` for them
+        /// ([`connect_unix_tls`](Reactor::connect_unix_tls) shows a client).
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use reactor::protocols::Echo;
+        /// use reactor::Reactor;
+        ///
+        /// // A self-signed certificate for localhost (in a real program:
+        /// // `reactor::tls::server_config("cert.pem", "key.pem")`).
+        /// # let localhost = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+        /// # let cert = localhost.cert.der().clone();
+        /// # let key = rustls::pki_types::PrivateKeyDer::Pkcs8(localhost.signing_key.serialize_der().into());
+        /// # let server_config = rustls::ServerConfig::builder()
+        /// #     .with_no_client_auth()
+        /// #     .with_single_cert(vec![cert.clone()], key)?;
+        /// let name = format!("@reactor-doc-listen-tls-{}", std::process::id());
+        /// let mut reactor = Reactor::new()?;
+        /// let listener = reactor.listen_unix_tls(&name, Arc::new(server_config), || Echo)?;
+        /// let address = reactor.listener_address(&listener).unwrap();
+        /// assert_eq!(address.to_string(), format!("unix:{name}"));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn listen_unix_tls(
             &mut self,
             path: impl AsRef<Path>,
@@ -245,6 +288,34 @@ mod tls {
         }
 
         /// [`listen_unix_tls`](Reactor::listen_unix_tls) with explicit options.
+        ///
+        /// ```
+        /// use std::os::unix::fs::PermissionsExt;
+        /// use std::sync::Arc;
+        /// use reactor::protocols::Echo;
+        /// use reactor::{ListenOptions, Reactor};
+        ///
+        /// # let localhost = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+        /// # let cert = localhost.cert.der().clone();
+        /// # let key = rustls::pki_types::PrivateKeyDer::Pkcs8(localhost.signing_key.serialize_der().into());
+        /// # let server_config = rustls::ServerConfig::builder()
+        /// #     .with_no_client_auth()
+        /// #     .with_single_cert(vec![cert.clone()], key)?;
+        /// let dir = std::env::temp_dir().join(format!("reactor-doc-tls-{}", std::process::id()));
+        /// std::fs::create_dir_all(&dir)?;
+        /// let path = dir.join("tls.sock");
+        /// let options = ListenOptions {
+        ///     file_mode: Some(0o660), // this user and its group
+        ///     ..ListenOptions::default()
+        /// };
+        /// let mut reactor = Reactor::new()?;
+        /// let config = Arc::new(server_config);
+        /// let listener = reactor.listen_unix_tls_with(&path, config, || Echo, options)?;
+        /// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o660);
+        /// reactor.stop_listening(&listener);
+        /// # std::fs::remove_dir(&dir)?;
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn listen_unix_tls_with(
             &mut self,
             path: impl AsRef<Path>,
@@ -263,6 +334,51 @@ mod tls {
         /// [`connect_unix`](Reactor::connect_unix) over TLS, as
         /// [`connect_tls`](Reactor::connect_tls) is `connect_tcp` over it:
         /// the server's certificate must be valid for `server_name`.
+        ///
+        /// ```
+        /// use std::cell::RefCell;
+        /// use std::rc::Rc;
+        /// use std::sync::Arc;
+        /// use std::time::Duration;
+        /// use reactor::protocols::Echo;
+        /// use reactor::{Protocol, Reactor, Transport};
+        ///
+        /// /// Says hello over TLS, keeps the echo, stops the reactor.
+        /// struct Hello(Rc<RefCell<Vec<u8>>>);
+        /// impl Protocol for Hello {
+        ///     fn connection_made(&mut self, t: &mut dyn Transport) {
+        ///         t.write(b"hello"); // the handshake is done by now
+        ///     }
+        ///     fn data_received(&mut self, t: &mut dyn Transport, data: &[u8]) {
+        ///         self.0.borrow_mut().extend_from_slice(data);
+        ///         t.reactor().unwrap().stop();
+        ///     }
+        /// }
+        ///
+        /// // A self-signed certificate for localhost, trusted by the client.
+        /// # let localhost = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+        /// # let cert = localhost.cert.der().clone();
+        /// # let key = rustls::pki_types::PrivateKeyDer::Pkcs8(localhost.signing_key.serialize_der().into());
+        /// # let server_config = rustls::ServerConfig::builder()
+        /// #     .with_no_client_auth()
+        /// #     .with_single_cert(vec![cert.clone()], key)?;
+        /// # let mut roots = rustls::RootCertStore::empty();
+        /// # roots.add(cert)?;
+        /// # let client_config = rustls::ClientConfig::builder()
+        /// #     .with_root_certificates(roots)
+        /// #     .with_no_client_auth();
+        /// let name = format!("@reactor-doc-connect-tls-{}", std::process::id());
+        /// let mut reactor = Reactor::new()?;
+        /// reactor.listen_unix_tls(&name, Arc::new(server_config), || Echo)?;
+        /// let echo = Rc::new(RefCell::new(Vec::new()));
+        /// let hello = { let echo = echo.clone(); move || Hello(echo.clone()) };
+        /// let (client, timeout) = (Arc::new(client_config), Duration::from_secs(5));
+        /// reactor.connect_unix_tls(&name, "localhost", client, hello, timeout);
+        /// reactor.call_later(Duration::from_secs(10), |r| r.stop()); // in case
+        /// reactor.run()?;
+        /// assert_eq!(*echo.borrow(), b"hello");
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn connect_unix_tls(
             &mut self,
             path: impl AsRef<Path>,

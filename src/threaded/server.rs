@@ -100,6 +100,33 @@ impl ThreadedServer {
     /// a file that is not a socket never removed; the file is removed when
     /// the server finishes. Each protocol's transport reports the peer's
     /// [`peer_credentials`](crate::Transport::peer_credentials).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::protocols::Echo;
+    /// use reactor::threaded::{ThreadedOptions, ThreadedServer};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("reactor-doc-threaded-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("echo.sock");
+    /// let options = ThreadedOptions {
+    ///     file_mode: Some(0o600), // only this user may connect
+    ///     ..ThreadedOptions::default()
+    /// };
+    /// let server = ThreadedServer::listen_unix_with(&path, || Echo, options)?;
+    /// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+    /// let mut client = UnixStream::connect(&path)?;
+    /// client.write_all(b"hello")?;
+    /// let mut reply = [0; 5];
+    /// client.read_exact(&mut reply)?;
+    /// assert_eq!(&reply, b"hello");
+    /// server.shutdown();
+    /// assert!(!path.exists()); // removed when the server finishes
+    /// # std::fs::remove_dir(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn listen_unix_with(
         path: impl AsRef<Path>,
         factory: impl Factory + Send,
@@ -159,6 +186,17 @@ impl ThreadedServer {
     }
 
     /// Where it listens: an IP address and port, or a UNIX socket's name.
+    ///
+    /// ```
+    /// use reactor::protocols::Echo;
+    /// use reactor::threaded;
+    ///
+    /// let server = threaded::listen_tcp("127.0.0.1:0".parse().unwrap(), || Echo)?;
+    /// assert_eq!(*server.address(), server.local_addr()); // the real port
+    /// assert_eq!(server.address().ip(), Some([127, 0, 0, 1].into()));
+    /// server.shutdown();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn address(&self) -> &Address {
         &self.addr
     }
