@@ -126,7 +126,9 @@ const EXIT_CHECK: Duration = Duration::from_millis(50);
 /// let endpoint = "tcp:0:interface=127.0.0.1".parse().unwrap();
 /// let listening = reactor.listen_on(&endpoint, || Echo)?;
 /// // A successor that never says it is ready: it is killed at the timeout.
-/// let never_ready = Restart::program("sleep", ["30"]).ready_timeout(Duration::from_millis(200));
+/// // (The program is a path: `PATH` is not searched.)
+/// let never_ready = Restart::program("/bin/sh", ["-c", "exec sleep 30"])
+///     .ready_timeout(Duration::from_millis(200));
 /// let outcome = Rc::new(RefCell::new(None));
 /// let kept = outcome.clone();
 /// reactor.hand_over(&[listening.clone()], never_ready, move |reactor, result| {
