@@ -42,9 +42,10 @@
 //! over) finds its listening sockets at descriptors 3, 4, …, announced by
 //! `LISTEN_FDS` (how many) and `LISTEN_PID` (for which process). They are
 //! taken once, the first time an endpoint listens: only if `LISTEN_PID` is
-//! this process's pid; each is made close-on-exec; the three variables
-//! (`LISTEN_FDNAMES` too) are removed from the environment, as
-//! `sd_listen_fds(1)` does. `systemd:N` listens on socket `N`, whatever its
+//! this process's pid; each is made close-on-exec; the variables are left in
+//! the environment (as `sd_listen_fds(0)` leaves them: writing the
+//! environment could race with other threads reading it, and a child is
+//! never fooled, since `LISTEN_PID` names this process). `systemd:N` listens on socket `N`, whatever its
 //! family (TCP or UNIX, found with `getsockname`). A `tcp:`, `tls:` or
 //! `unix:` endpoint first looks for an inherited socket bound to the
 //! address it would bind (for port 0, any port on its interface) and takes

@@ -2,16 +2,17 @@
 //! `LISTEN_FDS`/`LISTEN_PID` protocol (`sd_listen_fds(3)`), which
 //! [`crate::restart`] speaks too when it hands sockets to a new process.
 //!
-//! The rules, as `sd_listen_fds(unset_environment = 1)` applies them:
+//! The rules, as `sd_listen_fds(unset_environment = 0)` applies them:
 //! - The sockets are descriptors 3, 4, … (`LISTEN_FDS` of them), and they
 //!   are this process's only if `LISTEN_PID` is its pid (otherwise they
 //!   were meant for a parent, and are left alone).
 //! - They are taken once, when an endpoint first asks: each is made
 //!   close-on-exec (a program this one starts does not inherit them
-//!   unasked), and the variables (`LISTEN_FDNAMES` too) are removed from
-//!   the environment so that no child mistakes them for its own. The take
-//!   should happen before the program starts threads that read the
-//!   environment: listen before starting them.
+//!   unasked). The variables are left as they are: removing them would
+//!   write the environment while other threads (a resolver in
+//!   `getaddrinfo`) may read it, which C's `getenv` does not guard, and a
+//!   child cannot mistake them for its own since `LISTEN_PID` names this
+//!   process, not the child.
 //! - Each socket is claimed by at most one endpoint: by index
 //!   (`systemd:N`), or by the address it is bound to (a `tcp:`, `tls:` or
 //!   `unix:` endpoint that would bind that address takes it instead, as
@@ -39,7 +40,7 @@ pub(crate) const LISTEN_FDS: &str = "LISTEN_FDS";
 const MAX_LISTEN_FDS: RawFd = 1024;
 /// The pid they were passed to.
 pub(crate) const LISTEN_PID: &str = "LISTEN_PID";
-/// Their names (systemd's `FileDescriptorName=`), removed with the others.
+/// Their names (systemd's `FileDescriptorName=`); a successor is started without them.
 pub(crate) const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
 
 /// What this process inherited, once taken from the environment.
@@ -74,14 +75,11 @@ fn with_inherited<T>(f: impl FnOnce(&mut Inherited) -> T) -> T {
     f(&mut inherited)
 }
 
-/// `sd_listen_fds(1)`: reads and removes the variables, and takes the
-/// descriptors if they are this process's.
+/// `sd_listen_fds(0)`: reads the variables, and takes the descriptors if
+/// they are this process's.
 fn read_environment() -> Inherited {
     let pid = std::env::var(LISTEN_PID).ok();
     let fds = std::env::var(LISTEN_FDS).ok();
-    for name in [LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES] {
-        std::env::remove_var(name);
-    }
     let (Some(pid), Some(fds)) = (pid, fds) else {
         return Inherited::NoneFor(
             "no socket was passed to this process (LISTEN_FDS and LISTEN_PID are not both set: \

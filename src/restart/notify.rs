@@ -17,10 +17,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub(crate) const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 
 /// Tells the process that started this one (or systemd) that it is ready:
-/// sends `READY=1` and this process's pid (`MAINPID=`) to `NOTIFY_SOCKET`,
-/// then removes the variable, as `sd_notify(1, …)` does, so that programs
-/// this one starts do not send to it too. Returns whether there was anyone
-/// to tell.
+/// sends `READY=1` and this process's pid (`MAINPID=`) to `NOTIFY_SOCKET`.
+/// The variable stays set (`sd_notify(0, …)`): removing it would write the
+/// environment while other threads may read it, and a program this one
+/// starts that sent to it too would name its own pid, which the waiting
+/// process ignores. Returns whether there was anyone to tell.
 ///
 /// Call it once every endpoint listens (the examples call it right after
 /// printing `listening on`): a process that hands its sockets over waits
@@ -35,7 +36,6 @@ pub fn notify_ready() -> io::Result<bool> {
     let Some(target) = std::env::var_os(NOTIFY_SOCKET) else {
         return Ok(false);
     };
-    std::env::remove_var(NOTIFY_SOCKET);
     let target = target.as_bytes();
     let addr = match target.strip_prefix(b"@") {
         Some(name) => SocketAddr::from_abstract_name(name)?,
