@@ -15,6 +15,35 @@ impl ReactorPool {
     /// free port, the same for all. `builder` makes each reactor's factory:
     /// it is called once per reactor, on that reactor's thread, with its
     /// [`Siblings`]; what it captures is what the reactors share.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::sync::{Arc, Mutex};
+    /// use reactor::protocols::Echo;
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// // The builder runs once per reactor and sees which one it builds for.
+    /// let built_for = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = built_for.clone();
+    /// let addr = pool.listen_tcp("127.0.0.1:0".parse().unwrap(), move |siblings| {
+    ///     seen.lock().unwrap().push(siblings.index());
+    ///     || Echo
+    /// })?;
+    /// let mut indexes = built_for.lock().unwrap().clone();
+    /// indexes.sort();
+    /// assert_eq!(indexes, [0, 1]);
+    ///
+    /// let mut client = TcpStream::connect(addr)?; // one port, whichever reactor
+    /// client.write_all(b"ping")?;
+    /// let mut echo = [0; 4];
+    /// client.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"ping");
+    /// pool.stop();
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn listen_tcp<F: Factory>(
         &self,
         addr: SocketAddr,
@@ -25,6 +54,33 @@ impl ReactorPool {
 
     /// [`listen_tcp`](Self::listen_tcp) with explicit options; their limits
     /// (`max_connections`, …) apply to each reactor's listener on its own.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use reactor::protocols::Echo;
+    /// use reactor::{ListenOptions, ReactorPool};
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// let options = ListenOptions {
+    ///     idle_timeout: Some(Duration::from_millis(100)),
+    ///     ..ListenOptions::default()
+    /// };
+    /// let addr = pool.listen_tcp_with("127.0.0.1:0".parse().unwrap(), options, |_| || Echo)?;
+    ///
+    /// let mut client = TcpStream::connect(addr)?;
+    /// client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    /// client.write_all(b"ping")?;
+    /// let mut echo = [0; 4];
+    /// client.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"ping");
+    /// // Then quiet: whichever reactor has it closes it after 100 ms.
+    /// assert_eq!(client.read(&mut echo)?, 0);
+    /// pool.stop();
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn listen_tcp_with<F: Factory>(
         &self,
         addr: SocketAddr,
@@ -39,6 +95,47 @@ impl ReactorPool {
     /// [`listen_tcp`](Self::listen_tcp) over TLS under `config` (see
     /// [`Reactor::listen_tls`]); the configuration is shared by every
     /// reactor (its session cache and ticketer too).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::sync::Arc;
+    /// use reactor::protocols::Echo;
+    /// use reactor::ReactorPool;
+    /// # use reactor::tls::rustls;
+    /// # // A self-signed certificate for localhost (in a real program:
+    /// # // `reactor::tls::server_config("cert.pem", "key.pem")`).
+    /// # let localhost = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    /// # let cert = localhost.cert.der().clone();
+    /// # let key = localhost.signing_key.serialize_der();
+    /// # let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.into());
+    /// # let server_config = rustls::ServerConfig::builder()
+    /// #     .with_no_client_auth()
+    /// #     .with_single_cert(vec![cert.clone()], key)?;
+    /// # let mut roots = rustls::RootCertStore::empty();
+    /// # roots.add(cert)?;
+    /// # let client_config = Arc::new(
+    /// #     rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth(),
+    /// # );
+    /// # // A blocking TLS client over a std socket.
+    /// # let tls_client = |addr: std::net::SocketAddr| -> Result<_, Box<dyn std::error::Error>> {
+    /// #     let name = "localhost".try_into()?;
+    /// #     let session = rustls::ClientConnection::new(client_config.clone(), name)?;
+    /// #     Ok(rustls::StreamOwned::new(session, std::net::TcpStream::connect(addr)?))
+    /// # };
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// let config = Arc::new(server_config); // one configuration for every reactor
+    /// let addr = pool.listen_tls("127.0.0.1:0".parse().unwrap(), config, |_| || Echo)?;
+    ///
+    /// let mut client = tls_client(addr)?; // handshake, then plaintext both ways
+    /// client.write_all(b"ping")?;
+    /// let mut echo = [0; 4];
+    /// client.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"ping");
+    /// pool.stop();
+    /// pool.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "tls")]
     pub fn listen_tls<F: Factory>(
         &self,
@@ -50,6 +147,56 @@ impl ReactorPool {
     }
 
     /// [`listen_tls`](Self::listen_tls) with explicit options.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use reactor::protocols::Echo;
+    /// use reactor::{ListenOptions, ReactorPool};
+    /// # use reactor::tls::rustls;
+    /// # // A self-signed certificate for localhost (in a real program:
+    /// # // `reactor::tls::server_config("cert.pem", "key.pem")`).
+    /// # let localhost = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    /// # let cert = localhost.cert.der().clone();
+    /// # let key = localhost.signing_key.serialize_der();
+    /// # let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.into());
+    /// # let server_config = rustls::ServerConfig::builder()
+    /// #     .with_no_client_auth()
+    /// #     .with_single_cert(vec![cert.clone()], key)?;
+    /// # let mut roots = rustls::RootCertStore::empty();
+    /// # roots.add(cert)?;
+    /// # let client_config = Arc::new(
+    /// #     rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth(),
+    /// # );
+    /// # // A blocking TLS client over a std socket.
+    /// # let tls_client = |addr: std::net::SocketAddr| -> Result<_, Box<dyn std::error::Error>> {
+    /// #     let name = "localhost".try_into()?;
+    /// #     let session = rustls::ClientConnection::new(client_config.clone(), name)?;
+    /// #     Ok(rustls::StreamOwned::new(session, std::net::TcpStream::connect(addr)?))
+    /// # };
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// let options = ListenOptions {
+    ///     tls_handshake_timeout: Duration::from_secs(2),
+    ///     ..ListenOptions::default()
+    /// };
+    /// let addr = pool.listen_tls_with(
+    ///     "127.0.0.1:0".parse().unwrap(),
+    ///     Arc::new(server_config),
+    ///     options,
+    ///     |_| || Echo,
+    /// )?;
+    ///
+    /// let mut client = tls_client(addr)?;
+    /// client.write_all(b"ping")?;
+    /// let mut echo = [0; 4];
+    /// client.read_exact(&mut echo)?;
+    /// assert_eq!(&echo, b"ping");
+    /// pool.stop();
+    /// pool.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "tls")]
     pub fn listen_tls_with<F: Factory>(
         &self,

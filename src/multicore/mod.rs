@@ -181,6 +181,18 @@ impl ReactorPool {
     /// `reactor-INDEX`, with nothing to serve yet. Fails if `reactors` is 0,
     /// or if a reactor or its thread cannot be created (the ones already
     /// started are ended then).
+    ///
+    /// ```
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// let name = pool.call_on(1, |_, _| std::thread::current().name().map(String::from))?;
+    /// assert_eq!(name.as_deref(), Some("reactor-1"));
+    /// assert!(ReactorPool::new(0).is_err());
+    /// pool.stop();
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new(reactors: usize) -> io::Result<ReactorPool> {
         if reactors == 0 {
             return Err(io::Error::new(
@@ -232,17 +244,43 @@ impl ReactorPool {
 
     /// A reactor per core: as many as [`std::thread::available_parallelism`]
     /// says this process may use (it counts `taskset` and cgroup limits).
+    ///
+    /// ```
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::per_core()?;
+    /// assert_eq!(pool.count(), std::thread::available_parallelism()?.get());
+    /// pool.stop();
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn per_core() -> io::Result<ReactorPool> {
         ReactorPool::new(thread::available_parallelism()?.get())
     }
 
     /// How many reactors the pool runs.
+    ///
+    /// ```
+    /// let pool = reactor::ReactorPool::new(3)?;
+    /// assert_eq!(pool.count(), 3);
+    /// # pool.stop();
+    /// # pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn count(&self) -> usize {
         self.handles.len()
     }
 
     /// Every reactor's handle, in index order. Stopping any one of them
     /// stops the pool.
+    ///
+    /// ```
+    /// let pool = reactor::ReactorPool::new(2)?;
+    /// assert_eq!(pool.handles().len(), 2);
+    /// pool.handles()[1].stop(); // reactor 1's stop stops reactor 0 too
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn handles(&self) -> &[ReactorHandle] {
         &self.handles
     }
@@ -252,6 +290,20 @@ impl ReactorPool {
     /// has stopped, if `f` panicked, or if called from one of the pool's
     /// own reactors (it would wait for itself: queue a closure on a sibling
     /// with [`Siblings`] instead).
+    ///
+    /// ```
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// let (index, count) = pool.call_on(1, |_reactor, siblings| {
+    ///     (siblings.index(), siblings.count())
+    /// })?;
+    /// assert_eq!((index, count), (1, 2));
+    /// assert!(pool.call_on(2, |_, _| ()).is_err()); // no reactor 2
+    /// pool.stop();
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn call_on<R: Send + 'static>(
         &self,
         index: usize,
@@ -271,6 +323,20 @@ impl ReactorPool {
     /// thread) and returns the results in index order, blocking until all
     /// have run. Fails as [`call_on`](Self::call_on) does, naming the first
     /// reactor that did not answer.
+    ///
+    /// ```
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::new(3)?;
+    /// let names = pool.call_on_each(|_reactor, _| {
+    ///     std::thread::current().name().map(String::from)
+    /// })?;
+    /// let names: Vec<_> = names.iter().map(|name| name.as_deref().unwrap()).collect();
+    /// assert_eq!(names, ["reactor-0", "reactor-1", "reactor-2"]);
+    /// pool.stop();
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn call_on_each<R: Send + 'static>(
         &self,
         f: impl Fn(&mut Reactor, &Siblings) -> R + Send + Sync + 'static,
@@ -307,6 +373,19 @@ impl ReactorPool {
 
     /// Stops every reactor gracefully (see [`Reactor::run`] for what a stop
     /// does), without waiting: [`wait`](Self::wait) does.
+    ///
+    /// ```
+    /// use std::net::TcpStream;
+    /// use reactor::protocols::Echo;
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// let addr = pool.listen_tcp("127.0.0.1:0".parse().unwrap(), |_| || Echo)?;
+    /// pool.stop(); // returns at once
+    /// pool.wait()?; // every reactor has stopped, and its listener closed
+    /// assert!(TcpStream::connect(addr).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stop(&self) {
         for handle in self.handles.iter() {
             handle.stop();
@@ -317,12 +396,41 @@ impl ReactorPool {
     /// [`Reactor::stop_on_signals`] does for one reactor (it is registered
     /// on reactor 0, whose stop stops the others); a second signal exits the
     /// process at once.
+    ///
+    /// ```
+    /// use std::sync::mpsc::channel;
+    /// use std::time::Duration;
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// pool.stop_on_signals()?;
+    /// // Hear reactor 1 begin its stop, though the signal goes to reactor 0.
+    /// let (stopping, stopped) = channel();
+    /// pool.call_on(1, move |reactor, _| {
+    ///     reactor.add_shutdown_hook(move |_| stopping.send(()).unwrap());
+    /// })?;
+    /// signal_hook::low_level::raise(signal_hook::consts::SIGTERM)?; // as `kill` does
+    /// stopped.recv_timeout(Duration::from_secs(10)).expect("the signal stops the pool");
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stop_on_signals(&self) -> io::Result<()> {
         self.call_on(0, |reactor, _| reactor.stop_on_signals())?
     }
 
     /// Sets every reactor's shutdown grace ([`Reactor::set_shutdown_grace`]):
     /// each drains its own connections within it, all at the same time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// assert!(pool.set_shutdown_grace(Duration::from_secs(2)).is_ok());
+    /// pool.stop(); // every reactor's connections get 2 s to finish
+    /// pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_shutdown_grace(&self, grace: Duration) -> io::Result<()> {
         self.call_on_each(move |reactor, _| reactor.set_shutdown_grace(grace))
             .map(drop)
@@ -332,6 +440,16 @@ impl ReactorPool {
     /// signal, or a stop of any one of them) and its thread has ended.
     /// Returns the first error a reactor's `run` returned. Must not be
     /// called from one of the pool's own reactors.
+    ///
+    /// ```
+    /// use reactor::ReactorPool;
+    ///
+    /// let pool = ReactorPool::new(2)?;
+    /// // A stop from a callback on any one reactor ends the wait too.
+    /// pool.call_on(1, |reactor, _| reactor.stop())?;
+    /// assert!(pool.wait().is_ok());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn wait(mut self) -> io::Result<()> {
         self.refuse_own_thread()?;
         self.join_all()

@@ -52,32 +52,96 @@ impl Siblings {
 
     /// This reactor's index in the pool, from 0 to [`count`](Self::count)` - 1`
     /// (its thread is named `reactor-INDEX`).
+    ///
+    /// ```
+    /// # let pool = reactor::ReactorPool::new(3)?;
+    /// let index = pool.call_on(2, |_, siblings| siblings.index())?;
+    /// assert_eq!(index, 2);
+    /// # pool.stop();
+    /// # pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn index(&self) -> usize {
         self.index
     }
 
     /// How many reactors the pool runs.
+    ///
+    /// ```
+    /// # let pool = reactor::ReactorPool::new(3)?;
+    /// assert_eq!(pool.call_on(0, |_, siblings| siblings.count())?, 3);
+    /// # pool.stop();
+    /// # pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn count(&self) -> usize {
         self.handles.len()
     }
 
     /// The handle on reactor `index`, if there is one.
+    ///
+    /// ```
+    /// # let pool = reactor::ReactorPool::new(3)?;
+    /// let found = pool.call_on(0, |_, siblings| {
+    ///     (siblings.handle(2).is_some(), siblings.handle(3).is_some())
+    /// })?;
+    /// assert_eq!(found, (true, false));
+    /// # pool.stop();
+    /// # pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn handle(&self, index: usize) -> Option<&ReactorHandle> {
         self.handles.get(index)
     }
 
     /// The handle on this reactor itself (a closure sent through it runs at
     /// this reactor's next turn).
+    ///
+    /// ```
+    /// use std::sync::mpsc::channel;
+    /// use std::time::Duration;
+    /// # let pool = reactor::ReactorPool::new(3)?;
+    /// let (tx, rx) = channel();
+    /// pool.call_on(1, move |_, siblings| {
+    ///     siblings.own().call_from_thread(move |_| {
+    ///         tx.send(std::thread::current().name().map(String::from)).unwrap();
+    ///     });
+    /// })?;
+    /// let ran_on = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    /// assert_eq!(ran_on.as_deref(), Some("reactor-1"));
+    /// # pool.stop();
+    /// # pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn own(&self) -> &ReactorHandle {
         &self.handles[self.index]
     }
 
     /// Every reactor's handle, in index order, this one's included.
+    ///
+    /// ```
+    /// # let pool = reactor::ReactorPool::new(3)?;
+    /// assert_eq!(pool.call_on(1, |_, siblings| siblings.handles().len())?, 3);
+    /// # pool.stop();
+    /// # pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn handles(&self) -> &[ReactorHandle] {
         &self.handles
     }
 
     /// The other reactors' handles, with their indexes.
+    ///
+    /// ```
+    /// # let pool = reactor::ReactorPool::new(3)?;
+    /// let others: Vec<usize> = pool.call_on(1, |_, siblings| {
+    ///     siblings.others().map(|(index, _)| index).collect()
+    /// })?;
+    /// assert_eq!(others, [0, 2]);
+    /// # pool.stop();
+    /// # pool.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn others(&self) -> impl Iterator<Item = (usize, &ReactorHandle)> {
         let own = self.index;
         self.handles

@@ -17,6 +17,19 @@ use std::time::Duration;
 /// The most bytes a version 1 header may take, `PROXY` to CRLF included
 /// (the specification's worst case, `PROXY UNKNOWN` with two full IPv6
 /// addresses and ports). No CRLF by then is [`ProxyHeaderError::V1TooLong`].
+///
+/// ```
+/// use reactor::proxy::{parse_header, ProxyHeaderError, MAX_V1_HEADER};
+///
+/// let max = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+/// let worst = format!("PROXY UNKNOWN {max} {max} 65535 65535\r\n");
+/// assert_eq!(worst.len(), MAX_V1_HEADER);
+/// assert_eq!(parse_header(worst.as_bytes()).unwrap().unwrap().len, MAX_V1_HEADER);
+///
+/// let mut endless = b"PROXY UNKNOWN ".to_vec();
+/// endless.resize(MAX_V1_HEADER, b'x'); // and still no CRLF
+/// assert_eq!(parse_header(&endless), Err(ProxyHeaderError::V1TooLong));
+/// ```
 pub const MAX_V1_HEADER: usize = 107;
 
 /// The most bytes a version 2 header may announce after its 16 fixed bytes
@@ -24,10 +37,38 @@ pub const MAX_V1_HEADER: usize = 107;
 /// every TLV it can send but a custom one, take a few hundred, and a UNIX
 /// socket pair takes 216. More is [`ProxyHeaderError::V2TooLong`]: a peer
 /// cannot make a connection hold more than this, unread, while it waits.
+///
+/// ```
+/// use reactor::proxy::{parse_header, ProxyHeaderError, MAX_V2_BODY};
+///
+/// // Version 2's signature, version 2 `PROXY`, TCP over IPv4, then the length.
+/// let header = |len: u16| {
+///     [b"\r\n\r\n\0\r\nQUIT\n\x21\x11".as_slice(), &len.to_be_bytes()].concat()
+/// };
+/// let at_most = MAX_V2_BODY as u16;
+/// assert_eq!(parse_header(&header(at_most)), Ok(None)); // the rest may come
+/// assert_eq!(
+///     parse_header(&header(at_most + 1)),
+///     Err(ProxyHeaderError::V2TooLong { len: at_most + 1 })
+/// );
+/// ```
 pub const MAX_V2_BODY: usize = 4096;
 
 /// The most bytes any header may take, so the most a connection waiting
 /// for one ever needs to look at.
+///
+/// ```
+/// use reactor::proxy::{parse_header, MAX_HEADER, MAX_V1_HEADER, MAX_V2_BODY};
+///
+/// assert_eq!(MAX_HEADER, 16 + MAX_V2_BODY);
+/// assert!(MAX_HEADER > MAX_V1_HEADER);
+///
+/// // The longest header there is: a version 2 `LOCAL` one with a full body.
+/// let mut longest = b"\r\n\r\n\0\r\nQUIT\n\x20\x00".to_vec();
+/// longest.extend_from_slice(&(MAX_V2_BODY as u16).to_be_bytes());
+/// longest.resize(MAX_HEADER, 0);
+/// assert_eq!(parse_header(&longest).unwrap().unwrap().len, MAX_HEADER);
+/// ```
 pub const MAX_HEADER: usize = V2_FIXED + MAX_V2_BODY;
 
 /// Version 1's signature: `PROXY` and its one space.
@@ -41,6 +82,15 @@ const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
 const V2_FIXED: usize = 16;
 
 /// A whole PROXY header, as [`parse_header`] found it.
+///
+/// ```
+/// use reactor::proxy::{parse_header, ProxyHeader};
+///
+/// // A version 2 `LOCAL` header, the proxy's own health check: no addresses.
+/// let local = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+/// let header = ProxyHeader { version: 2, len: 16, addresses: None };
+/// assert_eq!(parse_header(local), Ok(Some(header)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProxyHeader {
     /// 1 or 2.
@@ -58,6 +108,22 @@ pub struct ProxyHeader {
 }
 
 /// The two ends of the connection a proxy relays.
+///
+/// ```
+/// use reactor::proxy::{parse_header, ProxiedAddresses};
+///
+/// // Version 2, `PROXY`, TCP over IPv4, 12 bytes: the two addresses, then
+/// // the two ports.
+/// let mut input = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+/// input.extend_from_slice(&[192, 0, 2, 7, 192, 0, 2, 1]);
+/// input.extend_from_slice(&[0xdc, 0x04, 0x01, 0xbb]); // 56324, 443
+/// let header = parse_header(&input).unwrap().unwrap();
+/// let expected = ProxiedAddresses {
+///     source: "192.0.2.7:56324".parse().unwrap(),
+///     destination: "192.0.2.1:443".parse().unwrap(),
+/// };
+/// assert_eq!(header.addresses, Some(expected));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProxiedAddresses {
     /// The client: the connection's real peer.
@@ -68,6 +134,18 @@ pub struct ProxiedAddresses {
 
 /// What was wrong with a connection's PROXY header: the reason a listener
 /// that expects one closed it ([`Reason::ProxyHeader`](crate::Reason::ProxyHeader)).
+///
+/// ```
+/// use reactor::proxy::{parse_header, ProxyHeaderError};
+///
+/// let bad_port = parse_header(b"PROXY TCP4 192.0.2.7 192.0.2.1 99999 443\r\n").unwrap_err();
+/// assert_eq!(bad_port, ProxyHeaderError::V1Malformed("source port"));
+/// assert_eq!(bad_port.to_string(), "PROXY v1 header with a bad source port");
+///
+/// // Version 2's signature with version 1 in the 13th byte.
+/// let input = b"\r\n\r\n\0\r\nQUIT\n\x11\x11\x00\x0c";
+/// assert_eq!(parse_header(input), Err(ProxyHeaderError::V2Version(1)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProxyHeaderError {

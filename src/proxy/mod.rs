@@ -103,6 +103,39 @@ pub use self::header::{
 
 /// Whether a listener's connections must start with a PROXY header (see
 /// the [module](self) for the rule on who may reach such a port).
+///
+/// ```
+/// use std::io::{ErrorKind, Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+/// use reactor::protocols::Echo;
+/// use reactor::{ListenOptions, ProxyProtocol, ReactorPool};
+///
+/// let required: ProxyProtocol = "required".parse().unwrap(); // as a `--proxy` flag says it
+/// assert_eq!(required, ProxyProtocol::Required);
+/// let options = ListenOptions { proxy_protocol: Some(required), ..ListenOptions::default() };
+///
+/// // Loopback only: just this process may claim addresses here.
+/// let pool = ReactorPool::new(1)?;
+/// let addr = pool.listen_tcp_with("127.0.0.1:0".parse().unwrap(), options, |_| || Echo)?;
+///
+/// // As a proxy: the header, then the client's bytes; only those reach the protocol.
+/// let mut proxy = TcpStream::connect(addr)?;
+/// proxy.write_all(b"PROXY TCP4 192.0.2.7 192.0.2.1 56324 443\r\nping")?;
+/// let mut echo = [0; 4];
+/// proxy.read_exact(&mut echo)?;
+/// assert_eq!(&echo, b"ping");
+///
+/// // Without a header: closed, with a reset, and nothing echoed.
+/// let mut direct = TcpStream::connect(addr)?;
+/// direct.set_read_timeout(Some(Duration::from_secs(10)))?;
+/// direct.write_all(b"ping")?;
+/// let closed = direct.read(&mut echo).map_err(|e| e.kind());
+/// assert!(matches!(closed, Ok(0) | Err(ErrorKind::ConnectionReset)), "{closed:?}");
+/// pool.stop();
+/// pool.wait()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProxyProtocol {
     /// Every connection must start with a header; one that does not is
