@@ -177,7 +177,9 @@ impl Restart {
     /// `program`, run with `args` (not counting its own name): another
     /// program that takes its sockets by socket activation (`systemd:N`
     /// endpoints, or any `sd_listen_fds` user) and tells readiness through
-    /// `NOTIFY_SOCKET`.
+    /// `NOTIFY_SOCKET`. The path is used as given, not looked up in `PATH`
+    /// (the child calls `execve` itself, between fork and exec, where a
+    /// lookup is not async-signal-safe): give a path, not a bare name.
     ///
     /// ```
     /// use reactor::restart::Restart;
