@@ -5,13 +5,12 @@
 //! process sends to it once it listens, and so would tell systemd itself
 //! when systemd started it.
 
-use std::ffi::OsStr;
 use std::io;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::address::UnixAddress;
 
 /// The variable naming the socket readiness is sent to.
 pub(crate) const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
@@ -36,21 +35,19 @@ pub fn notify_ready() -> io::Result<bool> {
     let Some(target) = std::env::var_os(NOTIFY_SOCKET) else {
         return Ok(false);
     };
-    let target = target.as_bytes();
-    let addr = match target.strip_prefix(b"@") {
-        Some(name) => SocketAddr::from_abstract_name(name)?,
-        None if target.starts_with(b"/") => {
-            SocketAddr::from_pathname(std::path::Path::new(OsStr::from_bytes(target)))?
-        }
-        None => {
+    // `@name` is an abstract name, as everywhere in the crate; a path must
+    // be absolute, as sd_notify requires.
+    let addr = match UnixAddress::new(&target) {
+        UnixAddress::Path(path) if !path.is_absolute() => {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
                     "{NOTIFY_SOCKET}={:?} is neither a path nor an @abstract name",
-                    String::from_utf8_lossy(target)
+                    path.display().to_string()
                 ),
             ))
         }
+        unix => unix.to_std()?,
     };
     let message = format!("READY=1\nMAINPID={}\n", std::process::id());
     UnixDatagram::unbound()?.send_to_addr(message.as_bytes(), &addr)?;
@@ -89,7 +86,7 @@ pub(crate) fn fresh_name() -> String {
 
 /// Binds a non-blocking notification socket at abstract `name`.
 pub(crate) fn bind(name: &str) -> io::Result<mio::net::UnixDatagram> {
-    let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+    let addr = UnixAddress::Abstract(name.as_bytes().to_vec()).to_std()?;
     mio::net::UnixDatagram::bind_addr(&addr)
 }
 
