@@ -1,33 +1,63 @@
 //! Idle timeouts and deadlines (Twisted's `TimeoutMixin`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::debug;
 
 use super::state::{ConnState, Deadline};
 use crate::protocol::Timeout;
-use crate::reactor::{Reactor, TimerAction};
+use crate::reactor::{Reactor, Source, TimerAction};
 use crate::reason::Reason;
 use crate::rules::{idle_check, DEADLINE_GRACE};
+use crate::timer::TimerId;
 use crate::transport::ConnectionId;
 
+/// The timeout state every stream connection keeps, whichever kind holds
+/// it (a socket's `Conn`, or a fake reactor's `MemoryConn`): one set of
+/// idle and deadline rules serves both.
+struct Timing<'a> {
+    state: ConnState,
+    idle: &'a mut Option<(Duration, TimerId)>,
+    last_activity: &'a mut Instant,
+    deadline: &'a mut Deadline,
+}
+
 impl Reactor {
+    /// Connection `id`'s timeout state, a socket's or a memory one's.
+    fn timing(&mut self, id: ConnectionId) -> Option<Timing<'_>> {
+        match self.slot_mut(id.into()) {
+            Some(Source::Conn(c)) => Some(Timing {
+                state: c.state,
+                idle: &mut c.idle,
+                last_activity: &mut c.last_activity,
+                deadline: &mut c.deadline,
+            }),
+            Some(Source::Memory(m)) => Some(Timing {
+                state: m.state,
+                idle: &mut m.idle,
+                last_activity: &mut m.last_activity,
+                deadline: &mut m.deadline,
+            }),
+            _ => None,
+        }
+    }
+
     /// Sets connection `id`'s idle timeout (see
     /// [`Transport::set_idle_timeout`](crate::Transport::set_idle_timeout)).
     pub fn set_idle_timeout(&mut self, id: ConnectionId, timeout: Option<Duration>) {
         let now = self.turn_now;
-        let Some(conn) = self.conn_mut(id) else {
-            return self.memory_set_idle_timeout(id, timeout);
+        let Some(timing) = self.timing(id) else {
+            return;
         };
-        let old = conn.idle.take();
-        conn.last_activity = now;
+        let old = timing.idle.take();
+        *timing.last_activity = now;
         if let Some((_, timer)) = old {
             self.cancel(timer);
         }
         if let Some(timeout) = timeout {
             let timer = self.schedule(timeout, TimerAction::IdleCheck(id));
-            if let Some(conn) = self.conn_mut(id) {
-                conn.idle = Some((timeout, timer));
+            if let Some(timing) = self.timing(id) {
+                *timing.idle = Some((timeout, timer));
             }
         }
     }
@@ -35,17 +65,17 @@ impl Reactor {
     /// Sets connection `id`'s deadline, `after` from now (see
     /// [`Transport::set_deadline`](crate::Transport::set_deadline)).
     pub fn set_deadline(&mut self, id: ConnectionId, after: Option<Duration>) {
-        let Some(conn) = self.conn_mut(id) else {
-            return self.memory_set_deadline(id, after);
+        let Some(timing) = self.timing(id) else {
+            return;
         };
-        let old = std::mem::take(&mut conn.deadline);
+        let old = std::mem::take(timing.deadline);
         if let Some(timer) = old.timer() {
             self.cancel(timer);
         }
         if let Some(after) = after {
             let timer = self.schedule(after, TimerAction::Deadline(id));
-            if let Some(conn) = self.conn_mut(id) {
-                conn.deadline = Deadline::Pending(timer);
+            if let Some(timing) = self.timing(id) {
+                *timing.deadline = Deadline::Pending(timer);
             }
         }
     }
@@ -55,17 +85,17 @@ impl Reactor {
     /// has been flushing (to a peer that does not read) that long.
     pub(crate) fn idle_check(&mut self, id: ConnectionId) {
         let now = self.now();
-        let Some(conn) = self.conn_mut(id) else {
-            return self.memory_idle_check(id);
-        };
-        let Some((timeout, _)) = conn.idle else {
+        let Some(timing) = self.timing(id) else {
             return;
         };
-        let (due, next) = idle_check(conn.last_activity, timeout, now);
-        let state = conn.state;
+        let Some((timeout, _)) = *timing.idle else {
+            return;
+        };
+        let (due, next) = idle_check(*timing.last_activity, timeout, now);
+        let state = timing.state;
         let timer = self.schedule(next, TimerAction::IdleCheck(id));
-        if let Some(conn) = self.conn_mut(id) {
-            conn.idle = Some((timeout, timer));
+        if let Some(timing) = self.timing(id) {
+            *timing.idle = Some((timeout, timer));
         }
         if !due {
             return;
@@ -83,22 +113,22 @@ impl Reactor {
     }
 
     pub(crate) fn deadline_passed(&mut self, id: ConnectionId) {
-        let Some(conn) = self.conn_mut(id) else {
-            return self.memory_deadline_passed(id);
+        let Some(timing) = self.timing(id) else {
+            return;
         };
-        let fired = std::mem::take(&mut conn.deadline);
-        match (conn.state, fired) {
+        let fired = std::mem::take(timing.deadline);
+        match (timing.state, fired) {
             (ConnState::Open { .. }, Deadline::Pending(_)) => {
                 self.with_protocol(id, |p, t| p.timeout_connection(t, Timeout::Deadline));
-                let Some(conn) = self.conn_mut(id) else {
+                let Some(timing) = self.timing(id) else {
                     return;
                 };
                 // The hook set a new deadline: that one stands. Otherwise the
                 // connection is over soon, whatever the hook did.
-                if conn.deadline == Deadline::None && conn.state != ConnState::Closed {
+                if *timing.deadline == Deadline::None && timing.state != ConnState::Closed {
                     let timer = self.schedule(DEADLINE_GRACE, TimerAction::Deadline(id));
-                    if let Some(conn) = self.conn_mut(id) {
-                        conn.deadline = Deadline::Grace(timer);
+                    if let Some(timing) = self.timing(id) {
+                        *timing.deadline = Deadline::Grace(timer);
                     }
                 }
             }
@@ -109,7 +139,7 @@ impl Reactor {
                 self.queue_close(id, Reason::Aborted);
             }
             // The deadline of a connection waiting for its PROXY header is
-            // the header's timeout.
+            // the header's timeout (memory connections never wait for one).
             (ConnState::AwaitingProxyHeader, _) => self.proxy_header_late(id),
             (ConnState::Connecting | ConnState::Closed, _) => {}
         }

@@ -1,17 +1,11 @@
-//! A memory connection's flow control and timeouts: the arms of
-//! `tcp/flow.rs`, `tcp/timeouts.rs` and the connect timeout, under the same
-//! rules (the producer membrane, flow control's own read pause, idle
-//! checks, the deadline's grace).
+//! A memory connection's flow control and connect timeout: the arms of
+//! `tcp/flow.rs` and the connector, under the same rules (the producer
+//! membrane, flow control's own read pause). Idle timeouts and deadlines
+//! need no arms: `tcp/timeouts.rs` serves both kinds of connection.
 
-use std::time::Duration;
-
-use log::debug;
-
-use crate::protocol::Timeout;
-use crate::reactor::{Reactor, TimerAction};
+use crate::reactor::Reactor;
 use crate::reason::Reason;
-use crate::rules::{idle_check, DEADLINE_GRACE};
-use crate::tcp::{ConnState, Deadline, Origin};
+use crate::tcp::{ConnState, Origin};
 use crate::transport::ConnectionId;
 
 impl Reactor {
@@ -131,105 +125,6 @@ impl Reactor {
         if conn.read_pause.by_user {
             conn.read_pause.by_user = false;
             self.memory_ready(id);
-        }
-    }
-
-    /// `set_idle_timeout` on a memory connection.
-    pub(crate) fn memory_set_idle_timeout(&mut self, id: ConnectionId, timeout: Option<Duration>) {
-        let now = self.now();
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return;
-        };
-        let old = conn.idle.take();
-        conn.last_activity = now;
-        if let Some((_, timer)) = old {
-            self.cancel(timer);
-        }
-        if let Some(timeout) = timeout {
-            let timer = self.schedule(timeout, TimerAction::IdleCheck(id));
-            if let Some(conn) = self.memory_conn_mut(id) {
-                conn.idle = Some((timeout, timer));
-            }
-        }
-    }
-
-    /// `set_deadline` on a memory connection.
-    pub(crate) fn memory_set_deadline(&mut self, id: ConnectionId, after: Option<Duration>) {
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return;
-        };
-        let old = std::mem::take(&mut conn.deadline);
-        if let Some(timer) = old.timer() {
-            self.cancel(timer);
-        }
-        if let Some(after) = after {
-            let timer = self.schedule(after, TimerAction::Deadline(id));
-            if let Some(conn) = self.memory_conn_mut(id) {
-                conn.deadline = Deadline::Pending(timer);
-            }
-        }
-    }
-
-    /// An idle check of a memory connection came due: a whole timeout
-    /// without input or the peer reading means `timeout_connection`, or an
-    /// abort for a connection that has been closing that long.
-    pub(crate) fn memory_idle_check(&mut self, id: ConnectionId) {
-        let now = self.now();
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return;
-        };
-        let Some((timeout, _)) = conn.idle else {
-            return;
-        };
-        let (due, next) = idle_check(conn.last_activity, timeout, now);
-        let state = conn.state;
-        let timer = self.schedule(next, TimerAction::IdleCheck(id));
-        if let Some(conn) = self.memory_conn_mut(id) {
-            conn.idle = Some((timeout, timer));
-        }
-        if !due {
-            return;
-        }
-        match state {
-            ConnState::Open { .. } => {
-                self.with_protocol(id, |p, t| p.timeout_connection(t, Timeout::Idle));
-            }
-            ConnState::Flushing(_) => {
-                debug!("connection {id} made no progress closing for {timeout:?}; aborting");
-                self.queue_close(id, Reason::Aborted);
-            }
-            // Memory connections never wait for a PROXY header.
-            ConnState::Connecting | ConnState::AwaitingProxyHeader | ConnState::Closed => {}
-        }
-    }
-
-    /// A memory connection's deadline passed: its hook first, then, after
-    /// the grace, an abort.
-    pub(crate) fn memory_deadline_passed(&mut self, id: ConnectionId) {
-        let Some(conn) = self.memory_conn_mut(id) else {
-            return;
-        };
-        let fired = std::mem::take(&mut conn.deadline);
-        match (conn.state, fired) {
-            (ConnState::Open { .. }, Deadline::Pending(_)) => {
-                self.with_protocol(id, |p, t| p.timeout_connection(t, Timeout::Deadline));
-                let Some(conn) = self.memory_conn_mut(id) else {
-                    return;
-                };
-                if conn.deadline == Deadline::None && conn.state != ConnState::Closed {
-                    let timer = self.schedule(DEADLINE_GRACE, TimerAction::Deadline(id));
-                    if let Some(conn) = self.memory_conn_mut(id) {
-                        conn.deadline = Deadline::Grace(timer);
-                    }
-                }
-            }
-            (ConnState::Open { .. } | ConnState::Flushing(_), _) => {
-                debug!(
-                    "connection {id} still open {DEADLINE_GRACE:?} after its deadline; aborting"
-                );
-                self.queue_close(id, Reason::Aborted);
-            }
-            (ConnState::Connecting | ConnState::AwaitingProxyHeader | ConnState::Closed, _) => {}
         }
     }
 
