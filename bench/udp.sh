@@ -17,6 +17,13 @@
 #   START_DELAY seconds from launching them to their common start (0.5)
 #   PIN         1 to pin the server to CPU 0 and the load to the others (0)
 #   NO_BUILD    1 to skip `cargo build --release --workspace --examples`
+#   REACTOR_BIN the server measured in the "reactor" columns
+#               (target/release/examples/udp_echo_server)
+#   BASELINE_BIN the server in the "tokio" columns
+#               (target/release/examples/tokio_udp_echo_server). Either may
+#               be target/release/examples/blocking_udp_echo_server, the
+#               floor: one blocking recv_from and send_to per datagram, no
+#               event loop (see design.md, "UDP request/answer, batched")
 #
 # Every run is bounded in time, talks to 127.0.0.1 only, and every child is
 # killed when the script exits. Progress goes to stderr, the summary to stdout.
@@ -60,7 +67,9 @@ BIN=target/release/examples
 LOAD_BIN=$BIN/udp_load
 LOAD_COUNT=--clients
 LOAD_ARGS=()
-declare -A SERVER_BIN=([reactor]=$BIN/udp_echo_server [tokio]=$BIN/tokio_udp_echo_server)
+REACTOR_BIN=${REACTOR_BIN:-$BIN/udp_echo_server}
+BASELINE_BIN=${BASELINE_BIN:-$BIN/tokio_udp_echo_server}
+declare -A SERVER_BIN=([reactor]=$REACTOR_BIN [tokio]=$BASELINE_BIN)
 SERVERS=(reactor tokio)
 
 # shellcheck source=bench/lib.sh
@@ -108,6 +117,7 @@ done
 echo
 echo "== UDP echo benchmark: reactor udp_echo_server vs tokio current-thread UDP echo server =="
 echo "machine: $CPUS CPUs, load average at start $LOADAVG_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "servers: reactor columns $REACTOR_BIN, tokio columns $BASELINE_BIN"
 echo "runs: $ROUNDS rounds x ${SECS}s per load, servers alternated per round, fresh process per run, pin=$PIN"
 echo "load: min(clients, $LOAD_PROCS) udp_load processes at once per run; msgs/s summed, p50/p99 the max of theirs"
 echo

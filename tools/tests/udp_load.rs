@@ -145,3 +145,18 @@ fn every_garbled_answer_is_one_error() {
     // Given up at once, not left to time out.
     assert_eq!((r.lost, r.late), (0, 0), "{r:?}");
 }
+
+/// The benchmark's baselines, tokio's server and the blocking floor, must
+/// echo exactly too, lock-step and windowed, or their figures mean nothing.
+#[test]
+fn the_baseline_servers_answer_every_request() {
+    for name in ["tokio_udp_echo_server", "blocking_udp_echo_server"] {
+        let server = programs::Server::start(name);
+        for (window, connected) in [(1, true), (WINDOW, false)] {
+            let r = load(server.addr, window, connected);
+            let run = format!("{name}, window {window}, connected {connected}");
+            assert!(r.msgs > 10, "{run}: {r:?}");
+            assert_eq!((r.errors, r.lost, r.late), (0, 0, 0), "{run}: {r:?}");
+        }
+    }
+}
