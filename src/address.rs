@@ -5,6 +5,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+#[cfg(target_os = "linux")]
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::SocketAddr as StdUnixAddr;
@@ -66,7 +67,8 @@ pub enum UnixAddress {
     /// A socket file in the file system.
     Path(PathBuf),
     /// A Linux abstract name (no file; gone with the last socket using it),
-    /// without its leading NUL byte.
+    /// without its leading NUL byte. Off Linux there are none: such an
+    /// address cannot be listened on or connected to (`Unsupported`).
     Abstract(Vec<u8>),
     /// No name: the client end of most connections, or a socket pair.
     Unnamed,
@@ -142,7 +144,8 @@ impl UnixAddress {
     /// path starting with `@` names a Linux abstract socket (`@app` is the
     /// abstract name `app`), as systemd's `ListenStream=` and Go's `net`
     /// write it; any other path is a socket file. A file whose name starts
-    /// with `@` is written `./@name`.
+    /// with `@` is written `./@name`. (Off Linux `@app` still reads as an
+    /// abstract name, which cannot be listened on or connected to there.)
     ///
     /// ```
     /// use std::path::PathBuf;
@@ -180,8 +183,18 @@ impl UnixAddress {
     /// The address as std names it, to connect to; an unnamed address
     /// cannot be connected to (`InvalidInput`), nor can a path or name
     /// longer than a `sockaddr_un` holds.
+    #[cfg(target_os = "linux")]
     pub(crate) fn to_std(&self) -> io::Result<StdUnixAddr> {
         self.to_name(StdUnixAddr::from_pathname, StdUnixAddr::from_abstract_name)
+    }
+
+    /// The address as std names it, to connect to: as on Linux, but std
+    /// has no spelling for an abstract name here, nor needs one:
+    /// [`to_name`](Self::to_name) refuses an abstract address before asking
+    /// how it is spelt.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn to_std(&self) -> io::Result<StdUnixAddr> {
+        self.to_name(StdUnixAddr::from_pathname, |_| Err(no_abstract_names()))
     }
 
     /// The address as socket2 names it, to bind to: as
@@ -198,7 +211,9 @@ impl UnixAddress {
 
     /// The one rule from an address to the name a socket binds or connects
     /// to, whichever library spells it: a path names a socket file, an
-    /// abstract name an abstract socket, and an unnamed address nothing.
+    /// abstract name an abstract socket (on Linux only), and an unnamed
+    /// address nothing.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     fn to_name<'a, T>(
         &'a self,
         path: impl FnOnce(&'a Path) -> io::Result<T>,
@@ -206,7 +221,10 @@ impl UnixAddress {
     ) -> io::Result<T> {
         match self {
             UnixAddress::Path(name) => path(name),
+            #[cfg(target_os = "linux")]
             UnixAddress::Abstract(name) => abstract_name(name),
+            #[cfg(not(target_os = "linux"))]
+            UnixAddress::Abstract(_) => Err(no_abstract_names()),
             UnixAddress::Unnamed => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an unnamed UNIX address cannot be listened on or connected to",
@@ -232,9 +250,26 @@ impl UnixAddress {
     }
 }
 
+/// Why an abstract address cannot be listened on or connected to off
+/// Linux.
+#[cfg(not(target_os = "linux"))]
+fn no_abstract_names() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract UNIX socket names exist only on Linux",
+    )
+}
+
 impl From<&StdUnixAddr> for UnixAddress {
+    #[cfg(target_os = "linux")]
     fn from(addr: &StdUnixAddr) -> Self {
         UnixAddress::from_name(addr.as_pathname(), addr.as_abstract_name())
+    }
+
+    /// Off Linux a socket has a path or no name: never an abstract one.
+    #[cfg(not(target_os = "linux"))]
+    fn from(addr: &StdUnixAddr) -> Self {
+        UnixAddress::from_name(addr.as_pathname(), None)
     }
 }
 

@@ -134,10 +134,10 @@ fn adopt(fd: RawFd) -> Result<Socket, String> {
         if socket.r#type()? != Type::STREAM {
             return Ok(Err("not a stream socket".into()));
         }
-        if !socket.is_listener()? {
+        if !listens(&socket)? {
             return Ok(Err("not listening".into()));
         }
-        let domain = socket.domain()?;
+        let domain = family(&socket)?;
         if ![Domain::IPV4, Domain::IPV6, Domain::UNIX].contains(&domain) {
             return Ok(Err(format!("a socket of family {domain:?}")));
         }
@@ -149,6 +149,45 @@ fn adopt(fd: RawFd) -> Result<Socket, String> {
         Ok(Err(why)) => Err(why),
         Err(e) => Err(format!("not a usable socket: {e}")),
     }
+}
+
+/// Whether `socket` listens, as the kernel says (SO_ACCEPTCONN).
+#[cfg(target_os = "linux")]
+fn listens(socket: &Socket) -> io::Result<bool> {
+    socket.is_listener()
+}
+
+/// Whether `socket` listens, as the kernel says (SO_ACCEPTCONN; socket2
+/// asks it only on Linux and FreeBSD).
+#[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+fn listens(socket: &Socket) -> io::Result<bool> {
+    Ok(rustix::net::sockopt::socket_acceptconn(socket)?)
+}
+
+/// Whether `socket` may listen: Apple's systems declare SO_ACCEPTCONN but
+/// do not answer it, so the most that can be told is that a socket with a
+/// peer is a connection, not a listener; one without is taken as listening.
+#[cfg(target_vendor = "apple")]
+fn listens(socket: &Socket) -> io::Result<bool> {
+    match socket.peer_addr() {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// The address family of `socket`, as the kernel says (SO_DOMAIN).
+#[cfg(target_os = "linux")]
+fn family(socket: &Socket) -> io::Result<Domain> {
+    socket.domain()
+}
+
+/// The address family of `socket`: off Linux there is no SO_DOMAIN to
+/// ask, and the family of the address it is bound to (`getsockname`)
+/// tells the same.
+#[cfg(not(target_os = "linux"))]
+fn family(socket: &Socket) -> io::Result<Domain> {
+    Ok(socket.local_addr()?.domain())
 }
 
 /// A socket's bound address, for logs.

@@ -1,6 +1,6 @@
 //! Who is at the other end of a UNIX socket: SO_PEERCRED for a
-//! connection; SO_PASSCRED and SCM_CREDENTIALS for the sender of each
-//! datagram.
+//! connection (`getpeereid` on the BSDs and macOS); SO_PASSCRED and
+//! SCM_CREDENTIALS for the sender of each datagram (Linux only).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -9,7 +9,9 @@ use std::os::fd::{AsFd, AsRawFd};
 /// as the kernel recorded them when the connection was made (SO_PEERCRED):
 /// for a server, the client's at its `connect`; for a client, the server's
 /// at its `listen`. They do not change if that process later changes its
-/// ids, and cannot be forged by it.
+/// ids, and cannot be forged by it. On the BSDs and macOS they are read
+/// with `getpeereid`, which tells the ids but no pid; on other systems
+/// without either call a UNIX connection has none.
 ///
 /// Read through [`Transport::peer_credentials`](crate::Transport::peer_credentials),
 /// which is `None` for a TCP connection:
@@ -37,7 +39,8 @@ use std::os::fd::{AsFd, AsRawFd};
 pub struct PeerCredentials {
     /// The peer's process id; `None` when that process is not visible from
     /// ours (it lives in another PID namespace: a container), which the
-    /// kernel reports as 0.
+    /// kernel reports as 0, and always off Linux, where `getpeereid`
+    /// reports no pid.
     pub pid: Option<u32>,
     /// The peer's effective user id.
     pub uid: u32,
@@ -48,6 +51,7 @@ pub struct PeerCredentials {
 impl PeerCredentials {
     /// The credentials of the peer of `socket`, a connected UNIX stream
     /// socket.
+    #[cfg(target_os = "linux")]
     pub(crate) fn of(socket: &impl AsFd) -> io::Result<PeerCredentials> {
         let fd = socket.as_fd().as_raw_fd();
         let mut cred = libc::ucred {
@@ -76,8 +80,53 @@ impl PeerCredentials {
         }
         Ok(PeerCredentials::from(cred))
     }
+
+    /// The credentials of the peer of `socket`, a connected UNIX stream
+    /// socket, as `getpeereid` tells them: the ids the peer had when the
+    /// connection was made, and no pid.
+    #[cfg(any(
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_vendor = "apple",
+    ))]
+    pub(crate) fn of(socket: &impl AsFd) -> io::Result<PeerCredentials> {
+        let fd = socket.as_fd().as_raw_fd();
+        let (mut uid, mut gid): (libc::uid_t, libc::gid_t) = (0, 0);
+        // SAFETY: `fd` is borrowed from a live socket for the duration of
+        // the call, and `uid` and `gid` are valid, exclusively borrowed
+        // integers of the types the call writes.
+        let rc = unsafe { libc::getpeereid(fd, &mut uid, &mut gid) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PeerCredentials {
+            pid: None,
+            uid,
+            gid,
+        })
+    }
+
+    /// Elsewhere there is no call this crate knows for a peer's
+    /// credentials: `Unsupported`, so a UNIX connection has none.
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_vendor = "apple",
+    )))]
+    pub(crate) fn of(_socket: &impl AsFd) -> io::Result<PeerCredentials> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a UNIX peer's credentials cannot be read on this system",
+        ))
+    }
 }
 
+#[cfg(target_os = "linux")]
 impl From<libc::ucred> for PeerCredentials {
     /// The kernel's record; a pid of 0 (not visible here) becomes `None`.
     fn from(cred: libc::ucred) -> PeerCredentials {
