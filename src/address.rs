@@ -10,6 +10,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::SocketAddr as StdUnixAddr;
 use std::path::{Path, PathBuf};
 
+use socket2::SockAddr;
+
 /// One end of a connection, as [`Transport::peer_addr`](crate::Transport::peer_addr)
 /// and [`Transport::local_addr`](crate::Transport::local_addr) report it.
 ///
@@ -179,26 +181,60 @@ impl UnixAddress {
     /// cannot be connected to (`InvalidInput`), nor can a path or name
     /// longer than a `sockaddr_un` holds.
     pub(crate) fn to_std(&self) -> io::Result<StdUnixAddr> {
+        self.to_name(StdUnixAddr::from_pathname, StdUnixAddr::from_abstract_name)
+    }
+
+    /// The address as socket2 names it, to bind to: as
+    /// [`to_std`](Self::to_std), with socket2's spelling of an abstract
+    /// name (a leading NUL byte).
+    pub(crate) fn to_sockaddr(&self) -> io::Result<SockAddr> {
+        self.to_name(SockAddr::unix, |name| {
+            let mut bytes = Vec::with_capacity(name.len() + 1);
+            bytes.push(0);
+            bytes.extend_from_slice(name);
+            SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes))
+        })
+    }
+
+    /// The one rule from an address to the name a socket binds or connects
+    /// to, whichever library spells it: a path names a socket file, an
+    /// abstract name an abstract socket, and an unnamed address nothing.
+    fn to_name<'a, T>(
+        &'a self,
+        path: impl FnOnce(&'a Path) -> io::Result<T>,
+        abstract_name: impl FnOnce(&'a [u8]) -> io::Result<T>,
+    ) -> io::Result<T> {
         match self {
-            UnixAddress::Path(path) => StdUnixAddr::from_pathname(path),
-            UnixAddress::Abstract(name) => StdUnixAddr::from_abstract_name(name),
+            UnixAddress::Path(name) => path(name),
+            UnixAddress::Abstract(name) => abstract_name(name),
             UnixAddress::Unnamed => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an unnamed UNIX address cannot be listened on or connected to",
             )),
         }
     }
+
+    /// The address of a socket, as `getsockname` reports it through
+    /// socket2; `None` if it is not a UNIX socket.
+    pub(crate) fn from_sockaddr(addr: &SockAddr) -> Option<UnixAddress> {
+        addr.is_unix()
+            .then(|| UnixAddress::from_name(addr.as_pathname(), addr.as_abstract_namespace()))
+    }
+
+    /// The one rule from a socket's name, whichever library reports it, to
+    /// an address: its path, else its abstract name, else unnamed.
+    fn from_name(path: Option<&Path>, abstract_name: Option<&[u8]>) -> UnixAddress {
+        match (path, abstract_name) {
+            (Some(path), _) => UnixAddress::Path(path.to_path_buf()),
+            (None, Some(name)) => UnixAddress::Abstract(name.to_vec()),
+            (None, None) => UnixAddress::Unnamed,
+        }
+    }
 }
 
 impl From<&StdUnixAddr> for UnixAddress {
     fn from(addr: &StdUnixAddr) -> Self {
-        if let Some(path) = addr.as_pathname() {
-            UnixAddress::Path(path.to_path_buf())
-        } else if let Some(name) = addr.as_abstract_name() {
-            UnixAddress::Abstract(name.to_vec())
-        } else {
-            UnixAddress::Unnamed
-        }
+        UnixAddress::from_name(addr.as_pathname(), addr.as_abstract_name())
     }
 }
 

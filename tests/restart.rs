@@ -3,7 +3,8 @@
 //! sequence-numbered lines; not one connection may be refused, and every
 //! echo must come back whole and exact. Each old process must then finish
 //! its connections and exit 0 on its own. The same for `http_hello`, one
-//! request per connection, every answer exact.
+//! request per connection, every answer exact. A `READY=1` forged by
+//! another process (this test) is ignored: only the new process is heard.
 //!
 //! The processes form a chain (each generation starts the next and exits),
 //! so this test makes itself their subreaper: orphaned generations become
@@ -512,5 +513,98 @@ fn a_unix_socket_and_its_file_survive_a_restart() {
     assert!(status.success(), "the first process: {status}");
     // The old process is gone and left the file to the new one.
     echo(b"after");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_forged_ready_from_another_process_is_ignored() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+    // SAFETY: as above.
+    let made = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(made, 0, "cannot become a subreaper");
+    let generations = Generations {
+        pids: Mutex::new(Vec::new()),
+    };
+    let dir = std::env::temp_dir().join(format!("reactor-restart-forged-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = dir.join("echo_server");
+    replace_program(&program, &std::fs::read(example("echo_server")).unwrap());
+    let mut server = start_server(&program, Kind::Echo);
+    let old = server.id() as i32;
+    generations.add(old);
+    let stdout = lines(server.stdout.take().unwrap());
+    let stderr = lines(server.stderr.take().unwrap());
+    let mut log = Vec::new();
+    let listening = |line: &str| line.strip_prefix("listening on ").map(str::to_string);
+    let addr: SocketAddr = wait_for(&stdout, &mut log, "listening on", listening)
+        .parse()
+        .unwrap();
+    let echo = |what: &[u8]| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(STEP)).unwrap();
+        stream.write_all(what).unwrap();
+        let mut answer = vec![0; what.len()];
+        stream.read_exact(&mut answer).expect("an echo");
+        assert_eq!(answer, what);
+    };
+    echo(b"before\n");
+
+    // The next generation is held at a gate (a FIFO it reads a line from)
+    // before it becomes the server: it holds the sockets but does not
+    // accept, nor say it is ready. Opened read-write here, the FIFO never
+    // blocks an open, and what is written waits in it for the gate.
+    let fifo = dir.join("gate");
+    let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let mut gate = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let script = format!(
+        "#!/bin/sh\necho \"gate: successor $$ waits; NOTIFY_SOCKET=$NOTIFY_SOCKET\" >&2\n\
+         read go < '{}'\nexec '{}' \"$@\"\n",
+        fifo.display(),
+        example("echo_server").display()
+    );
+    replace_program(&program, script.as_bytes());
+    // SAFETY: kill takes plain integers.
+    assert_eq!(unsafe { libc::kill(old, libc::SIGHUP) }, 0);
+    let (next, notify_name) = wait_for(&stderr, &mut log, "gate: successor", |l| {
+        let next = pid_after(l, "gate: successor ")?;
+        let name = l.split("NOTIFY_SOCKET=@").nth(1)?;
+        Some((next, name.to_string()))
+    });
+    generations.add(next);
+
+    // This process names the successor, as notify_ready would, but the
+    // kernel tells the old process who sent it.
+    let me = std::process::id();
+    let forged = format!("READY=1\nMAINPID={next}\n");
+    let notify_socket = UnixAddr::from_abstract_name(notify_name.as_bytes()).unwrap();
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to_addr(forged.as_bytes(), &notify_socket)
+        .unwrap();
+    let handed_over = "is ready: stopped accepting";
+    wait_for(&stderr, &mut log, "the forgery ignored", |l| {
+        assert!(!l.contains(handed_over), "a forged READY was taken: {l}");
+        let ignored = format!("ignored a notification from pid {me}: only the new process");
+        (l.contains(&ignored) && l.contains(&format!("(pid {next})"))).then_some(())
+    });
+    // Nobody else accepts yet: this echo is the old process's.
+    echo(b"still serving\n");
+
+    // Through the gate: the real server takes over.
+    gate.write_all(b"go\n").unwrap();
+    let ready = wait_for(&stderr, &mut log, handed_over, |l| {
+        pid_after(l, "pid ").filter(|_| l.contains(handed_over))
+    });
+    assert_eq!(ready, next);
+    let status = server.wait().expect("wait for the first process");
+    assert!(status.success(), "the first process: {status}");
+    echo(b"after\n");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -172,13 +172,7 @@ pub(crate) fn local(socket: &Socket) -> Option<Bound> {
     if let Some(ip) = addr.as_socket() {
         return Some(Bound::Ip(ip));
     }
-    if let Some(path) = addr.as_pathname() {
-        return Some(Bound::Unix(UnixAddress::Path(path.to_path_buf())));
-    }
-    if let Some(name) = addr.as_abstract_namespace() {
-        return Some(Bound::Unix(UnixAddress::Abstract(name.to_vec())));
-    }
-    addr.is_unix().then_some(Bound::Unix(UnixAddress::Unnamed))
+    UnixAddress::from_sockaddr(&addr).map(Bound::Unix)
 }
 
 /// Claims inherited socket `index` (`systemd:INDEX`).

@@ -22,9 +22,10 @@
 //!    socket bound to its address (so its command line is the old one's)
 //!    or, for `systemd:N`, socket `N`. It then sends `READY=1`
 //!    ([`notify_ready`]).
-//! 3. On `READY=1` the old process closes its copies of the sockets (they
-//!    stay open in the new one: nothing that waits in their queues is
-//!    lost, and no connection is ever refused) and the application
+//! 3. On `READY=1` from the new process itself (its pid, as the kernel
+//!    tells it: see below) the old process closes its copies of the
+//!    sockets (they stay open in the new one: nothing that waits in their
+//!    queues is lost, and no connection is ever refused) and the application
 //!    finishes: [`Reactor::restart_on_sighup`] stops the reactor, whose
 //!    graceful stop lets every open connection finish within the grace.
 //! 4. If the new process exits, or is not ready within its timeout
@@ -70,9 +71,17 @@
 //!
 //! Readiness could also be a line on the shared standard output, but that
 //! belongs to the user; or a pipe, which is what `NOTIFY_SOCKET` is with a
-//! standard name. A forged `READY=1` (any local process that guesses the
-//! abstract name could send one) would only make the old process stop
-//! accepting early: the new one holds the sockets already.
+//! standard name. Any local process may find the abstract name (they are
+//! listed in `/proc/net/unix`) and send to it, so `READY=1` counts only
+//! from the new process itself: the socket asks the kernel for each
+//! sender's credentials (SO_PASSCRED), and a datagram whose sender's pid
+//! is not the new process's is ignored with a warning, as systemd's
+//! `NotifyAccess=main` does (a process the new one starts is not heard
+//! either: a wrapper script must `exec` the server). A forged `READY=1`
+//! would otherwise make the old process stop accepting before the new one
+//! does. Only a process with CAP_SYS_ADMIN can claim another's pid; and
+//! the new process is this one's child, not reaped while the wait lasts,
+//! so its pid cannot pass to another process meanwhile.
 
 mod notify;
 mod spawn;
@@ -89,6 +98,7 @@ use log::{error, info, warn};
 use mio::Interest;
 
 pub use self::notify::notify_ready;
+use self::notify::Heard;
 use crate::endpoint::Listening;
 use crate::reactor::{Reactor, SourceId};
 use crate::tcp::ListenerHandle;
@@ -299,11 +309,20 @@ impl Reactor {
         let notify = self.add_source(socket, Interest::READABLE, move |reactor, socket, _| {
             let mut buf = [0u8; 1024];
             loop {
-                match socket.recv(&mut buf) {
-                    Ok(n) if notify::says_ready(&buf[..n], pid) => {
-                        return finish(reactor, &on_message, Ok(()));
-                    }
-                    Ok(_) => {}
+                let heard = notify::receive(socket, &mut buf)
+                    .map(|(n, sender)| notify::hear(&buf[..n], sender, pid));
+                match heard {
+                    Ok(Heard::Ready) => return finish(reactor, &on_message, Ok(())),
+                    Ok(Heard::NotYet) => {}
+                    Ok(Heard::Stranger(sender)) => warn!(
+                        "ignored a notification from {}: only the new process \
+                         (pid {pid}) may say it is ready",
+                        match sender {
+                            Some(sender) => format!("pid {sender}"),
+                            None => "a process of unknown pid".to_string(),
+                        }
+                    ),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(e) => {
                         return finish(

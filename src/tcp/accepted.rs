@@ -9,6 +9,8 @@ use super::admission::Admission;
 use super::connection::{Conn, Origin};
 use super::lent::TlsHost;
 use super::listener::ListenOptions;
+#[cfg(feature = "tls")]
+use super::listener::Listener;
 use super::peer::Peer;
 use super::state::ConnState;
 use super::stream::Stream;
@@ -105,5 +107,50 @@ impl Reactor {
                 None
             }
         }
+    }
+
+    pub(super) fn add_connection(
+        &mut self,
+        stream: Stream,
+        peer: Peer,
+        protocol: Box<dyn Protocol>,
+        admission: Admission,
+        options: ListenOptions,
+        tls: TlsHost,
+    ) {
+        let Some(id) = self.insert_accepted(stream, peer, ConnState::OPEN, admission) else {
+            crate::panic::drop_caught(protocol, "a protocol");
+            return;
+        };
+        self.start_accepted(id, protocol, tls, options);
+    }
+
+    /// The TLS layer for a connection `listener` accepted from `peer`, if it
+    /// is a TLS listener.
+    pub(super) fn tls_for_accepted(
+        &mut self,
+        listener: SlotId,
+        peer: &Peer,
+    ) -> Result<TlsHost, ()> {
+        #[cfg(feature = "tls")]
+        if let Some(Source::Listener(Listener {
+            tls: Some(role),
+            options,
+            ..
+        })) = self.slot_mut(listener)
+        {
+            return match crate::tls::TlsProtocol::unattached((**role).clone(), false) {
+                Ok(mut layer) => {
+                    layer.set_handshake_timeout(options.tls_handshake_timeout);
+                    Ok(TlsHost::with_layer(layer))
+                }
+                Err(e) => {
+                    error!("{peer}: cannot start TLS: {e}; connection dropped");
+                    Err(())
+                }
+            };
+        }
+        let _ = (listener, peer);
+        Ok(TlsHost::plain())
     }
 }

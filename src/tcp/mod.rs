@@ -11,7 +11,11 @@
 //! | `transport` | `ConnTransport`, the reactor's `Transport` |
 //! | `lent` | a connection's protocol lent to a callback, alone or inside its TLS layer |
 //! | `tls` | `listen_tls`, `connect_tls`, `start_tls`; plaintext written to a TLS connection |
-//! | `listener` | listening sockets, accepting |
+//! | `listener` | a listener: what its slot keeps; `ListenOptions`, `ListenerStats`, `ListenerHandle` |
+//! | `listen` | binding and registering listeners (`listen_tcp`, `add_listener`), looking one up |
+//! | `accept` | the accept loop: bursts of `accept`, each connection admitted, the back-off when `accept` fails |
+//! | `listener_stop` | stopping listeners: `stop_listening`, and on a reactor stop each queue accepted before its socket closes |
+//! | `memory_listener` | listeners of a reactor in memory: no socket, protocols built under the same limits |
 //! | `admission` | a listener's counts: admitting a connection against its limits, releasing it |
 //! | `accepted` | making an accepted connection: its slot, protocol and TLS layer |
 //! | `proxy` | accepted connections waiting for their PROXY protocol header |
@@ -24,6 +28,7 @@
 //! | `timeouts` | idle timeouts and deadlines |
 //! | `stop` | what a stop does to each connection |
 
+mod accept;
 mod accepted;
 mod admission;
 mod close;
@@ -33,7 +38,10 @@ mod flow;
 mod happy;
 mod lent;
 mod linger;
+mod listen;
 mod listener;
+mod listener_stop;
+mod memory_listener;
 mod peer;
 mod proxy;
 mod state;

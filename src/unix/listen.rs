@@ -4,13 +4,12 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use log::{debug, warn};
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
 use crate::address::UnixAddress;
 
@@ -105,7 +104,7 @@ pub(crate) fn listen(
     backlog: i32,
     mode: Option<u32>,
 ) -> io::Result<(UnixListener, Option<SocketFile>)> {
-    let sockaddr = sockaddr(addr)?;
+    let sockaddr = addr.to_sockaddr()?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     let file = match addr {
@@ -130,24 +129,6 @@ pub(crate) fn listen(
     };
     socket.listen(backlog)?;
     Ok((socket.into(), file))
-}
-
-/// The `sockaddr_un` for `addr`: a path, or an abstract name (a leading
-/// NUL byte, which socket2 takes for one).
-fn sockaddr(addr: &UnixAddress) -> io::Result<SockAddr> {
-    match addr {
-        UnixAddress::Path(path) => SockAddr::unix(path),
-        UnixAddress::Abstract(name) => {
-            let mut bytes = Vec::with_capacity(name.len() + 1);
-            bytes.push(0);
-            bytes.extend_from_slice(name);
-            SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes))
-        }
-        UnixAddress::Unnamed => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "an unnamed UNIX address cannot be listened on",
-        )),
-    }
 }
 
 /// Removes the socket file at `path` if nothing listens on it any more;
