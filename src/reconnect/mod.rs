@@ -34,7 +34,8 @@
 //!   way (its factory hears `client_connection_failed` with
 //!   [`Reason::Aborted`]); a connection already made stays open, and is
 //!   not replaced when it ends.
-//! - A reactor that is stopping makes no new attempts.
+//! - A reactor that is stopping makes no new attempts: a retry that
+//!   comes due during its graceful stop ends the client instead.
 //! - The user's factory hears `start_factory` once, before the first
 //!   attempt, and `stop_factory` once, when the client is done for good
 //!   (Twisted calls them around every attempt).
