@@ -12,7 +12,7 @@ use crate::reactor::Reactor;
 use crate::reason::Reason;
 use crate::transport::Transport;
 
-/// The factory of one attempt of a [`ReconnectingClient`]: what its
+/// The factory of one attempt of a [`ReconnectingClient`](super::ReconnectingClient): what its
 /// connector hands the reactor's connect. Every hook goes to the user's
 /// factory; the protocol it builds is wrapped to tell the client when the
 /// connection is made.

@@ -9,10 +9,10 @@
 //! | `attempt` | [`Attempt`], each attempt's factory, and the protocol wrapper that reports the connection made |
 //! | `backoff` | `Backoff` and its one pure function (`next_delay`); the random source of its jitter |
 //!
-//! A [`ReconnectingClient`] wraps any [`ClientFactory`]. Each attempt gets
+//! A [`ReconnectingClient`] wraps any [`ClientFactory`](crate::ClientFactory). Each attempt gets
 //! a factory of its own ([`Attempt`]) that passes every hook on to the
 //! user's factory and, once the attempt failed or its connection ended,
-//! schedules the next one with [`Reactor::call_later`]. The rules are
+//! schedules the next one with [`Reactor::call_later`](crate::Reactor::call_later). The rules are
 //! Twisted's:
 //!
 //! - After a failed attempt *or a lost connection*, whatever the reason,
@@ -32,7 +32,7 @@
 //!   and calls [`reset_delay`](ReconnectingClient::reset_delay) itself.
 //! - `stop_trying` cancels a pending retry and aborts an attempt under
 //!   way (its factory hears `client_connection_failed` with
-//!   [`Reason::Aborted`]); a connection already made stays open, and is
+//!   [`Reason::Aborted`](crate::Reason::Aborted)); a connection already made stays open, and is
 //!   not replaced when it ends.
 //! - A reactor that is stopping makes no new attempts: a retry that
 //!   comes due during its graceful stop ends the client instead.
