@@ -3,6 +3,10 @@
 //! copy is ready, then stops accepting and finishes the connections it has
 //! while the copy takes every new one.
 //!
+//! Linux only: the readiness socket is an abstract UNIX name, and who may
+//! say `READY=1` is told by `SO_PASSCRED`; elsewhere [`Reactor::hand_over`]
+//! fails at once with `Unsupported`.
+//!
 //! | module | job |
 //! |---|---|
 //! | here | [`Reactor::hand_over`], [`Restart`], [`Reactor::restart_on_sighup`] |
