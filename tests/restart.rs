@@ -45,6 +45,18 @@ struct Generations {
 }
 
 impl Generations {
+    /// Makes this process the subreaper of its descendants (orphaned ones
+    /// become its children, so it can reap and kill them) and starts an
+    /// empty list.
+    fn reaping() -> Generations {
+        // SAFETY: prctl with integer arguments.
+        let made = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(made, 0, "cannot become a subreaper");
+        Generations {
+            pids: Mutex::new(Vec::new()),
+        }
+    }
+
     fn add(&self, pid: i32) {
         self.pids.lock().unwrap().push(pid);
     }
@@ -61,6 +73,14 @@ impl Drop for Generations {
             }
         }
     }
+}
+
+/// An empty directory of this test process's own, named after `what`.
+fn scratch_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Lines from a pipe, on a thread.
@@ -323,13 +343,7 @@ fn http_hello_restarted_three_times_answers_every_request() {
 /// Restarts `name` [`RESTARTS`] times by SIGHUP while [`CLIENTS`] clients
 /// of `kind` keep connecting.
 fn restarts_under_load(kind: Kind, name: &str) {
-    // SAFETY: prctl with integer arguments; orphaned descendants become
-    // this process's children, so it can reap and kill them.
-    let made = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(made, 0, "cannot become a subreaper");
-    let generations = Generations {
-        pids: Mutex::new(Vec::new()),
-    };
+    let generations = Generations::reaping();
     let mut first = start_server(&example(name), kind);
     let mut current = first.id() as i32;
     generations.add(current);
@@ -395,16 +409,10 @@ fn replace_program(path: &std::path::Path, contents: &[u8]) {
 
 #[test]
 fn a_restart_whose_new_process_dies_keeps_serving() {
-    // SAFETY: as above.
-    let made = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(made, 0, "cannot become a subreaper");
-    let generations = Generations {
-        pids: Mutex::new(Vec::new()),
-    };
+    let generations = Generations::reaping();
     // A copy of the server, so that the test can replace it as an upgrade
     // would: a restart starts whatever is at the path now.
-    let dir = std::env::temp_dir().join(format!("reactor-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("reactor-restart");
     let program = dir.join("echo_server");
     let real = std::fs::read(example("echo_server")).unwrap();
     replace_program(&program, &real);
@@ -457,14 +465,8 @@ fn a_restart_whose_new_process_dies_keeps_serving() {
 #[test]
 fn a_unix_socket_and_its_file_survive_a_restart() {
     use std::os::unix::net::UnixStream;
-    // SAFETY: as above.
-    let made = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(made, 0, "cannot become a subreaper");
-    let generations = Generations {
-        pids: Mutex::new(Vec::new()),
-    };
-    let dir = std::env::temp_dir().join(format!("reactor-restart-unix-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let generations = Generations::reaping();
+    let dir = scratch_dir("reactor-restart-unix");
     let path = dir.join("echo.sock");
     let mut first = Command::new(example("echo_server"))
         .args(["--graceful", "--quiet", "5", "--listen"])
@@ -520,14 +522,8 @@ fn a_unix_socket_and_its_file_survive_a_restart() {
 fn a_forged_ready_from_another_process_is_ignored() {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
-    // SAFETY: as above.
-    let made = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(made, 0, "cannot become a subreaper");
-    let generations = Generations {
-        pids: Mutex::new(Vec::new()),
-    };
-    let dir = std::env::temp_dir().join(format!("reactor-restart-forged-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let generations = Generations::reaping();
+    let dir = scratch_dir("reactor-restart-forged");
     let program = dir.join("echo_server");
     replace_program(&program, &std::fs::read(example("echo_server")).unwrap());
     let mut server = start_server(&program, Kind::Echo);

@@ -1,7 +1,6 @@
 //! Binding and registering listeners (`listen_tcp`, and `add_listener`
 //! for every kind of listening socket), and looking a registered one up.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -99,23 +98,16 @@ impl Reactor {
         if let Err(why) = crate::panic::catch(|| factory.start_factory()) {
             error!("start_factory of the listener on {local} panicked: {why}");
         }
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut listener = Listener::new(Some(socket), factory, local.clone(), options);
+        #[cfg(feature = "tls")]
+        {
+            listener.tls = tls.map(Box::new);
+        }
         entry.insert(Slot {
             generation,
             queued: false,
-            source: Source::Listener(Listener {
-                socket: Some(socket),
-                factory,
-                addr: Box::new(local.clone()),
-                backing_off: false,
-                retry_scheduled: false,
-                options: Box::new(options),
-                stats: ListenerStats::default(),
-                per_peer: HashMap::new(),
-                warned_full: false,
-                warned_header: false,
-                #[cfg(feature = "tls")]
-                tls: tls.map(Box::new),
-            }),
+            source: Source::Listener(listener),
         });
         debug!("listening on {local}");
         Ok(ListenerHandle {

@@ -44,6 +44,32 @@ pub(crate) struct Listener {
     pub(super) tls: Option<Box<crate::tls::TlsRole>>,
 }
 
+impl Listener {
+    /// A listener that has accepted nothing yet, on `socket` (`None` for a
+    /// reactor in memory), in plaintext: a TLS listener sets `tls` after.
+    pub(super) fn new(
+        socket: Option<ListeningSocket>,
+        factory: Box<dyn Factory>,
+        addr: Address,
+        options: ListenOptions,
+    ) -> Listener {
+        Listener {
+            socket,
+            factory,
+            addr: Box::new(addr),
+            backing_off: false,
+            retry_scheduled: false,
+            options: Box::new(options),
+            stats: ListenerStats::default(),
+            per_peer: HashMap::new(),
+            warned_full: false,
+            warned_header: false,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
 /// What makes a listener a TLS one: the role each accepted connection
 /// plays (uninhabited without the `tls` feature).
 #[cfg(feature = "tls")]

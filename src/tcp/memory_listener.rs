@@ -2,13 +2,12 @@
 //! socket, and protocols built for the connections a test makes, under the
 //! same limits as accepted ones.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 
 use log::error;
 
-use super::listener::{ListenOptions, Listener, ListenerHandle, ListenerStats};
+use super::listener::{ListenOptions, Listener, ListenerHandle};
 use super::peer::Peer;
 use crate::address::Address;
 use crate::protocol::{Factory, Protocol};
@@ -39,22 +38,9 @@ impl Reactor {
         entry.insert(Slot {
             generation,
             queued: false,
-            source: Source::Listener(Listener {
-                socket: None,
-                factory,
-                addr: Box::new(Address::Ip(addr)),
-                backing_off: false,
-                retry_scheduled: false,
-                options: Box::new(options),
-                stats: ListenerStats::default(),
-                per_peer: HashMap::new(),
-                warned_full: false,
-                warned_header: false,
-                // A memory connection carries plaintext: the TLS role is
-                // only recorded.
-                #[cfg(feature = "tls")]
-                tls: None,
-            }),
+            // A memory connection carries plaintext: the TLS role is only
+            // recorded.
+            source: Source::Listener(Listener::new(None, factory, Address::Ip(addr), options)),
         });
         let handle = ListenerHandle {
             id,
